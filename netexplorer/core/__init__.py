@@ -1,0 +1,1 @@
+"""The model layer: pure Python, numpy and (lazily) torch. Never imports Qt."""

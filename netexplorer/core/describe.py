@@ -1,0 +1,159 @@
+"""The JSON description and the text summary of a tree (the CLI contract of DESIGN.md)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+from .display import tensor_stats
+from .handles import TorchHandle
+from .tree import ModuleNode, ModuleTree, TensorNode
+
+FORMAT = "netexplorer/1"
+
+
+def describe(
+    tree: ModuleTree,
+    *,
+    stats: bool = True,
+    contributions: Mapping[str, Sequence[Any]] | None = None,
+    graph: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The `netexplorer/1` description. `stats` reads every tensor's values; `contributions`
+    maps a parameter path to its per-use gradients (objects with site, call, values)."""
+    contributions = contributions or {}
+    out: dict[str, Any] = {
+        "format": FORMAT,
+        "source": tree.source,
+        "metadata": {"reader": tree.reader, **tree.metadata},
+        "modules": [_module_entry(m) for m in tree.root.walk()],
+        "parameters": [_tensor_entry(t, stats, contributions) for t in tree.parameters],
+        "buffers": [_tensor_entry(t, stats, None) for t in tree.buffers],
+        "ties": [{"id": g.id, "paths": list(g.paths)} for g in tree.tie_groups],
+        "total_parameters": tree.total_parameters,
+    }
+    if tree.default_input is not None:
+        out["metadata"]["input"] = tree.default_input.as_dict()
+    if graph is not None:
+        out["graph"] = graph
+    return out
+
+
+def _module_entry(m: ModuleNode) -> dict[str, Any]:
+    return {
+        "path": m.path,
+        "type": m.type_name,
+        "access": m.access,
+        "shared_with": list(m.shared_with),
+        "parameters": m.parameter_count,
+    }
+
+
+def _tensor_entry(
+    t: TensorNode, stats: bool, contributions: Mapping[str, Sequence[Any]] | None
+) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "path": t.path,
+        "shape": list(t.shape),
+        "dtype": t.dtype,
+        "numel": t.numel,
+        "requires_grad": t.requires_grad,
+        "access": t.access,
+        "tie": t.tie,
+    }
+    if stats:
+        entry["stats"] = tensor_stats(t.handle.array()).as_dict() if t.handle.has_values else None
+    if contributions is not None:
+        entry["grad"] = _grad_entry(t, contributions.get(t.path))
+    return entry
+
+
+def _grad_entry(t: TensorNode, uses: Sequence[Any] | None) -> dict[str, Any] | None:
+    handle = t.handle
+    grad = handle.grad_array() if isinstance(handle, TorchHandle) else None
+    if grad is None:
+        return None
+    return {
+        "stats": tensor_stats(grad).as_dict(),
+        "contributions": None
+        if not uses or len(uses) < 2
+        else [
+            {"site": u.site, "call": u.call, "stats": tensor_stats(u.values).as_dict()}
+            for u in uses
+        ],
+    }
+
+
+# -- text summary ---------------------------------------------------------------------------
+
+
+def format_shape(shape: Sequence[int]) -> str:
+    return "x".join(str(s) for s in shape) if shape else "scalar"
+
+
+def format_count(n: int) -> str:
+    if n < 10_000:
+        return str(n)
+    for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if n >= size:
+            return f"{n / size:.{max(0, 2 - int(math.log10(n / size)))}f}{unit}"
+    return str(n)
+
+
+def module_label(m: ModuleNode) -> str:
+    """`Linear(in_features=4, out_features=8, bias=True)`, as print(net) writes it."""
+    if not m.type_name:
+        return ""
+    return f"{m.type_name}({m.extra_repr})" if m.extra_repr else f"{m.type_name}()"
+
+
+def summary_text(tree: ModuleTree) -> str:
+    """The tree as `print(net)` writes it, with shapes, dtypes, parameter counts (a tied
+    tensor once) and tie marks."""
+    rows: list[tuple[str, str, str]] = []  # (left text, count, mark)
+    for depth, line, count, mark in _summary_lines(tree, tree.root, 0):
+        rows.append(("  " * depth + line, count, mark))
+    width = max(len(r[0]) for r in rows)
+    lines = [f"{'':<{width}}  {'params':>8}"]
+    for text, count, mark in rows:
+        lines.append(f"{text:<{width}}  {count:>8}{'  ' + mark if mark else ''}".rstrip())
+    n_tied = sum(len(g.paths) for g in tree.tie_groups)
+    tail = f"Total parameters: {tree.total_parameters:,} (a tied tensor counted once)"
+    if tree.tie_groups:
+        tail += f"; {len(tree.tie_groups)} tie groups over {n_tied} paths"
+    lines.append(tail)
+    return "\n".join(lines)
+
+
+def _summary_lines(
+    tree: ModuleTree, m: ModuleNode, depth: int
+) -> Iterator[tuple[int, str, str, str]]:
+    name = "" if m is tree.root else f"({m.name}): "
+    mark = ""
+    if m.shared_with:
+        kind = "same module as" if m.has_parameters else "same module (no parameters) as"
+        mark = f"[{kind} {', '.join(m.shared_with)}]"
+    count = format_count(m.parameter_count) if m.parameter_count else ""
+    opens = bool(m.children) and bool(m.type_name)  # untyped checkpoint branches need no ")"
+    if opens:
+        head = f"{name}{m.type_name}("
+    elif m.type_name:
+        head = name + module_label(m)
+    else:
+        head = name.rstrip() or "(checkpoint)"
+    yield depth, head, count, mark
+    name_width = max((len(t.name) for t in m.tensors), default=0)
+    shape_width = max((len(str(list(t.shape))) for t in m.tensors), default=0)
+    for t in m.tensors:
+        tie = ""
+        if t.tie is not None:
+            tie = f"<tie {t.tie}: {' = '.join(tree.tie_groups[t.tie].paths)}>"
+        kind = "" if t.kind == "parameter" else " buffer"
+        shape = str(list(t.shape))
+        line = f".{t.name:<{name_width}}  {shape:<{shape_width}}  {t.dtype}{kind}"
+        yield depth + 2, line, "", tie
+    for child in m.children:
+        yield from _summary_lines(tree, child, depth + 1)
+    if opens:
+        yield depth, ")", "", ""

@@ -1,0 +1,169 @@
+"""Lazy handles to tensor values.
+
+A tree node never holds tensor data itself: it holds a handle that reads the values when they
+are first shown or their statistics are asked for. Handles hand out numpy arrays, which are
+plain data that may cross threads; torch is only imported by handles that wrap torch tensors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable
+from typing import Any
+
+import numpy as np
+
+# dtypes numpy has under the same name as torch / safetensors use
+_NUMPY_NATIVE = {
+    "float64", "float32", "float16", "int64", "int32", "int16", "int8", "uint8",
+    "uint16", "uint32", "uint64", "bool", "complex64", "complex128",
+}  # fmt: skip
+
+
+def torch_dtype_name(dtype: Any) -> str:
+    """`torch.float32` -> `float32`."""
+    return str(dtype).removeprefix("torch.")
+
+
+def _float8_table(exponent_bits: int, mantissa_bits: int, bias: int, fn: bool) -> np.ndarray:
+    """All 256 values of an 8-bit float format as float32 (fn: no infinities, one NaN code)."""
+    codes = np.arange(256, dtype=np.int64)
+    sign = np.where(codes >> 7, -1.0, 1.0)
+    exp = (codes >> mantissa_bits) & ((1 << exponent_bits) - 1)
+    man = codes & ((1 << mantissa_bits) - 1)
+    frac = man / (1 << mantissa_bits)
+    normal = (1.0 + frac) * np.exp2(exp - bias)
+    subnormal = frac * np.exp2(1 - bias)
+    values = sign * np.where(exp == 0, subnormal, normal)
+    top = (1 << exponent_bits) - 1
+    if fn:  # e4m3fn: only S.1111.111 is NaN
+        values[(exp == top) & (man == (1 << mantissa_bits) - 1)] = np.nan
+    else:  # e5m2: IEEE-like
+        values[(exp == top) & (man == 0)] = sign[(exp == top) & (man == 0)] * np.inf
+        values[(exp == top) & (man != 0)] = np.nan
+    return values.astype(np.float32)
+
+
+_FLOAT8 = {
+    "float8_e4m3fn": (4, 3, 7, True),
+    "float8_e5m2": (5, 2, 15, False),
+}
+
+
+def decode_raw(raw: np.ndarray, dtype: str) -> np.ndarray:
+    """Turn the raw integer view of a dtype numpy lacks into float32 values.
+
+    `raw` holds the stored bits (uint16 for bfloat16, uint8 for float8 formats).
+    """
+    if dtype == "bfloat16":
+        return (raw.astype(np.uint32) << 16).view(np.float32)
+    if dtype in _FLOAT8:
+        return _float8_table(*_FLOAT8[dtype])[raw]
+    raise ValueError(f"cannot decode dtype {dtype}")
+
+
+def raw_view_dtype(dtype: str) -> np.dtype | None:
+    """The numpy dtype to read a stored tensor of `dtype` with, or None if unsupported."""
+    if dtype in _NUMPY_NATIVE:
+        return np.dtype(dtype)
+    if dtype == "bfloat16":
+        return np.dtype(np.uint16)
+    if dtype in _FLOAT8:
+        return np.dtype(np.uint8)
+    return None
+
+
+class TensorHandle:
+    """Lazy access to one tensor: shape and dtype now, values on demand."""
+
+    shape: tuple[int, ...]
+    dtype: str
+
+    @property
+    def has_values(self) -> bool:
+        return True
+
+    def array(self) -> np.ndarray:
+        """The values as a numpy array that is never mutated afterwards (float32 stands in
+        for dtypes numpy lacks, such as bfloat16). Raises ValueError without values."""
+        raise NotImplementedError
+
+    def storage_key(self) -> Hashable | None:
+        """Identity of the storage region (storage, offset, shape, stride) for tie detection."""
+        return None
+
+
+class ArrayHandle(TensorHandle):
+    """A handle whose values come from a loader function returning a numpy array."""
+
+    def __init__(
+        self,
+        shape: tuple[int, ...],
+        dtype: str,
+        loader: Callable[[], np.ndarray],
+        storage_key: Hashable | None = None,
+    ) -> None:
+        self.shape = tuple(shape)
+        self.dtype = dtype
+        self._loader = loader
+        self._storage_key = storage_key
+
+    def array(self) -> np.ndarray:
+        return self._loader()
+
+    def storage_key(self) -> Hashable | None:
+        return self._storage_key
+
+
+class TorchHandle(TensorHandle):
+    """A handle over a torch tensor (a live Parameter or buffer, or a loaded tensor).
+
+    `snapshot=True` (live modules) copies values on every read, so an array handed to a
+    widget or another thread never changes under it when an optimizer steps.
+    """
+
+    def __init__(self, tensor: Any, snapshot: bool = True) -> None:
+        self.tensor = tensor
+        self.snapshot = snapshot
+        self.shape = tuple(int(s) for s in tensor.shape)
+        self.dtype = torch_dtype_name(tensor.dtype)
+
+    @property
+    def device(self) -> str:
+        return self.tensor.device.type
+
+    @property
+    def has_values(self) -> bool:
+        return self.device != "meta"
+
+    def array(self) -> np.ndarray:
+        return _torch_to_numpy(self.tensor, copy=self.snapshot)
+
+    def grad_array(self) -> np.ndarray | None:
+        grad = getattr(self.tensor, "grad", None)
+        return None if grad is None else _torch_to_numpy(grad, copy=True)
+
+    def storage_key(self) -> Hashable | None:
+        t = self.tensor
+        if t.device.type == "meta":
+            return None  # meta tensors have no storage; ties come from object identity
+        try:
+            ptr = t.untyped_storage().data_ptr()
+        except (RuntimeError, NotImplementedError):
+            return None
+        return (t.device.type, ptr, t.storage_offset(), tuple(t.shape), tuple(t.stride()))
+
+
+def _torch_to_numpy(tensor: Any, copy: bool) -> np.ndarray:
+    if tensor.device.type == "meta":
+        raise ValueError("a meta tensor has shape and dtype but no values")
+    t = tensor.detach()
+    name = torch_dtype_name(t.dtype)
+    if name not in _NUMPY_NATIVE:
+        t = t.float()  # bfloat16, float8, ...: a fresh float32 copy
+        copy = False
+    if t.device.type != "cpu":
+        t = t.cpu()
+    if t.is_conj():
+        t = t.resolve_conj()
+    arr = t.numpy()
+    return arr.copy() if copy else arr

@@ -1,0 +1,44 @@
+"""Sharing: tie groups of tensor paths, and modules placed at several paths.
+
+A tie group is a set of paths that reach the same tensor: the same Parameter object in a live
+module, or the same storage with the same offset, shape and stride in a loaded state_dict.
+The caller says what "the same" means by giving each path an identity key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class TieGroup:
+    """Paths (in state_dict order) that reach one tensor."""
+
+    id: int
+    paths: tuple[str, ...]
+
+
+def find_tie_groups(ordered_paths: Sequence[str], identity: dict[str, Hashable]) -> list[TieGroup]:
+    """Group paths whose identity keys are equal; groups of one are not ties.
+
+    Groups are numbered in the order their first path appears."""
+    by_identity: dict[Hashable, list[str]] = {}
+    for path in ordered_paths:
+        by_identity.setdefault(identity[path], []).append(path)
+    # dicts keep insertion order, so groups already come in order of their first path
+    groups = [paths for paths in by_identity.values() if len(paths) > 1]
+    return [TieGroup(i, tuple(paths)) for i, paths in enumerate(groups)]
+
+
+def module_aliases(identity: dict[str, Hashable]) -> dict[str, list[str]]:
+    """For every module path whose object also sits at other paths: those other paths."""
+    by_identity: dict[Hashable, list[str]] = {}
+    for path, key in identity.items():
+        by_identity.setdefault(key, []).append(path)
+    return {
+        path: [other for other in paths if other != path]
+        for paths in by_identity.values()
+        if len(paths) > 1
+        for path in paths
+    }

@@ -1,0 +1,28 @@
+"""Readers of every source netexplorer opens, and `open_source`, which picks one."""
+
+from __future__ import annotations
+
+from ..errors import SourceError
+from ..tree import ModuleTree
+from .base import OpenOptions, Reader
+from .examples import ExampleReader
+
+# The first reader that can read a source reads it. Adding a format: one file, one line here.
+READERS: list[Reader] = [
+    ExampleReader(),
+]
+
+
+def open_source(spec: str, options: OpenOptions | None = None) -> ModuleTree:
+    """Open `spec` (example:NAME, a checkpoint file or folder, pkg.module:factory)."""
+    options = options or OpenOptions()
+    for reader in READERS:
+        if reader.can_read(spec):
+            return reader.read(spec, options)
+    raise SourceError(
+        f"cannot open {spec!r}: not an example (example:NAME), a checkpoint file or folder, "
+        "or a pkg.module:factory"
+    )
+
+
+__all__ = ["READERS", "OpenOptions", "Reader", "open_source"]

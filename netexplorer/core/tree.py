@@ -1,0 +1,365 @@
+"""ModuleTree: a network's module hierarchy with its parameters and buffers, as plain data.
+
+A tensor's path is its `state_dict` key (`0.block 1.0.bias`, spaces and all); a module's path
+is its `named_modules` name (`''` is the root). A module object placed at several paths gets
+one node per path (as `state_dict` lists it once per path) and the nodes name each other in
+`shared_with`. Tensors reached from several paths form tie groups (see `sharing.py`).
+
+The tree is built from a live `nn.Module` (`tree_from_module`) or from flat key -> handle
+entries of a checkpoint (`tree_from_entries`). This module does not import torch.
+"""
+
+from __future__ import annotations
+
+import difflib
+import keyword
+import math
+from collections.abc import Hashable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import UnknownPathError
+from .handles import TensorHandle, TorchHandle
+from .inputs import InputSpec
+from .sharing import TieGroup, find_tie_groups, module_aliases
+
+ROOT_NAME = "net"  # the variable name access expressions start from
+
+# Tensors that are buffers by convention (BatchNorm statistics and the like). In a checkpoint
+# without code nothing else says which entries are buffers.
+KNOWN_BUFFER_NAMES = {"running_mean", "running_var", "num_batches_tracked"}
+
+
+@dataclass(eq=False)
+class TensorNode:
+    """A parameter or buffer at one state_dict path."""
+
+    path: str
+    name: str
+    kind: str  # "parameter" | "buffer"
+    handle: TensorHandle
+    requires_grad: bool
+    access: str
+    module: ModuleNode | None = None
+    tie: int | None = None  # id of its tie group, if the tensor is reached from several paths
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.handle.shape
+
+    @property
+    def dtype(self) -> str:
+        return self.handle.dtype
+
+    @property
+    def numel(self) -> int:
+        return math.prod(self.handle.shape)
+
+    is_module = False
+
+
+@dataclass(eq=False)
+class ModuleNode:
+    """A module at one path. `type_name` is empty when a checkpoint does not say."""
+
+    path: str
+    name: str
+    type_name: str
+    extra_repr: str
+    access: str
+    parent: ModuleNode | None = None
+    children: list[ModuleNode] = field(default_factory=list)
+    tensors: list[TensorNode] = field(default_factory=list)
+    shared_with: list[str] = field(default_factory=list)  # other paths of the same object
+    parameter_count: int = 0  # unique parameter elements in this subtree (a tie counts once)
+
+    is_module = True
+
+    def walk(self) -> Iterator[ModuleNode]:
+        """This module and every module below it, in state_dict order."""
+        yield self
+        for child in self.children:
+            yield from child.walk()
+
+    def walk_tensors(self) -> Iterator[TensorNode]:
+        for module in self.walk():
+            yield from module.tensors
+
+    @property
+    def has_parameters(self) -> bool:
+        return any(True for _ in self.walk_tensors())
+
+
+Node = ModuleNode | TensorNode
+
+
+class ModuleTree:
+    """The hierarchy of one source (a live module or a checkpoint), ties resolved."""
+
+    def __init__(
+        self,
+        root: ModuleNode,
+        tie_groups: list[TieGroup],
+        *,
+        source: str = "",
+        reader: str = "",
+        metadata: dict[str, Any] | None = None,
+        module: Any = None,
+    ) -> None:
+        self.root = root
+        self.tie_groups = tie_groups
+        self.source = source
+        self.reader = reader
+        self.metadata: dict[str, Any] = dict(metadata or {})
+        self.module = module  # the live nn.Module, or None for a checkpoint without code
+        self.default_input: InputSpec | None = None  # the batch a forward pass starts from
+        self.explanation = ""  # what an example teaches, shown beside it
+        self.modules: dict[str, ModuleNode] = {m.path: m for m in root.walk()}
+        self.tensors: dict[str, TensorNode] = {t.path: t for t in root.walk_tensors()}
+        for group in tie_groups:
+            for path in group.paths:
+                self.tensors[path].tie = group.id
+        self._count_parameters()
+
+    # -- lookup -----------------------------------------------------------------------------
+
+    @property
+    def is_live(self) -> bool:
+        return self.module is not None
+
+    def node(self, path: str) -> Node:
+        """The tensor or module at `path` (a tensor wins if both exist)."""
+        if path in self.tensors:
+            return self.tensors[path]
+        if path in self.modules:
+            return self.modules[path]
+        close = difflib.get_close_matches(path, [*self.tensors, *self.modules], n=3)
+        hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        raise UnknownPathError(f"no module or tensor at path {path!r}{hint}")
+
+    @property
+    def parameters(self) -> list[TensorNode]:
+        return [t for t in self.tensors.values() if t.kind == "parameter"]
+
+    @property
+    def buffers(self) -> list[TensorNode]:
+        return [t for t in self.tensors.values() if t.kind == "buffer"]
+
+    def tie_group(self, path: str) -> TieGroup | None:
+        node = self.tensors.get(path)
+        if node is None or node.tie is None:
+            return None
+        return self.tie_groups[node.tie]
+
+    def tie_partners(self, path: str) -> list[str]:
+        """The other paths that reach the same tensor as `path`."""
+        group = self.tie_group(path)
+        return [] if group is None else [p for p in group.paths if p != path]
+
+    def first_tensor(self, module_path: str) -> TensorNode | None:
+        """The first parameter (else buffer) at or below a module, in state_dict order."""
+        module = self.modules[module_path]
+        tensors = list(module.walk_tensors())
+        for t in tensors:
+            if t.kind == "parameter":
+                return t
+        return tensors[0] if tensors else None
+
+    @property
+    def total_parameters(self) -> int:
+        """Parameter elements, each tensor once however many paths reach it."""
+        return self.root.parameter_count
+
+    def _count_parameters(self) -> None:
+        def unique_count(tensors: Iterable[TensorNode]) -> int:
+            seen: set[Hashable] = set()
+            total = 0
+            for t in tensors:
+                if t.kind != "parameter":
+                    continue
+                key = ("tie", t.tie) if t.tie is not None else ("path", t.path)
+                if key not in seen:
+                    seen.add(key)
+                    total += t.numel
+            return total
+
+        for module in self.modules.values():
+            module.parameter_count = unique_count(module.walk_tensors())
+
+
+# -- access expressions ---------------------------------------------------------------------
+
+
+def _attribute(name: str) -> str:
+    if name.isidentifier() and not keyword.iskeyword(name):
+        return f".{name}"
+    return f"[{name!r}]"
+
+
+def access_step(parent: Any, name: str) -> str:
+    """How Python reaches child `name` of `parent` (a live module, or None if unknown)."""
+    if parent is None:  # checkpoint without code: ModuleList-like indices, attributes
+        return f"[{name}]" if name.isdigit() else _attribute(name)
+    from torch import nn
+
+    if isinstance(parent, nn.Sequential):
+        if name.isidentifier() and not keyword.iskeyword(name):
+            return f".{name}"
+        return f"[{list(parent._modules).index(name)}]"  # Sequential indexes by position
+    if isinstance(parent, (nn.ModuleList, nn.ParameterList)) and name.isdigit():
+        return f"[{name}]"
+    if isinstance(parent, (nn.ModuleDict, nn.ParameterDict)):
+        return f"[{name!r}]"
+    if name.isidentifier() and not keyword.iskeyword(name):
+        return f".{name}"
+    return f".get_submodule({name!r})" if name in parent._modules else f".get_parameter({name!r})"
+
+
+# -- building -------------------------------------------------------------------------------
+
+
+def tree_from_module(module: Any, *, source: str = "", metadata: dict | None = None) -> ModuleTree:
+    """Build the tree of a live `nn.Module`: state_dict keys in state_dict order, ties by
+    Parameter identity, one node per path for a module placed at several paths."""
+    module_nodes: dict[str, ModuleNode] = {}
+    module_objects: dict[str, Any] = {}
+
+    def visit(obj: Any, path: str, name: str, parent: ModuleNode | None, access: str) -> None:
+        node = ModuleNode(
+            path=path,
+            name=name,
+            type_name=type(obj).__name__,
+            extra_repr=_safe_extra_repr(obj),
+            access=access,
+            parent=parent,
+        )
+        if parent is not None:
+            parent.children.append(node)
+        module_nodes[path] = node
+        module_objects[path] = obj
+        for child_name, child in obj._modules.items():
+            if child is None:
+                continue
+            child_path = f"{path}.{child_name}" if path else child_name
+            visit(child, child_path, child_name, node, access + access_step(obj, child_name))
+
+    visit(module, "", "", None, ROOT_NAME)
+
+    identity: dict[str, Hashable] = {}
+    for key, value in module.state_dict(keep_vars=True).items():
+        owner_path = _owner(key, module_nodes)
+        owner = module_nodes[owner_path]
+        name = key[len(owner_path) + 1 :] if owner_path else key
+        from torch import nn
+
+        is_param = isinstance(value, nn.Parameter)
+        owner.tensors.append(
+            TensorNode(
+                path=key,
+                name=name,
+                kind="parameter" if is_param else "buffer",
+                handle=TorchHandle(value, snapshot=True),
+                requires_grad=bool(value.requires_grad),
+                access=owner.access + access_step(module_objects[owner_path], name),
+                module=owner,
+            )
+        )
+        identity[key] = id(value)
+
+    for path, others in module_aliases({p: id(m) for p, m in module_objects.items()}).items():
+        module_nodes[path].shared_with = others
+    ordered = [t.path for t in module_nodes[""].walk_tensors()]
+    groups = find_tie_groups(ordered, identity)
+    return ModuleTree(
+        module_nodes[""],
+        groups,
+        source=source,
+        reader="module",
+        metadata=metadata,
+        module=module,
+    )
+
+
+def tree_from_entries(
+    entries: Iterable[tuple[str, TensorHandle]],
+    *,
+    source: str = "",
+    reader: str = "",
+    metadata: dict | None = None,
+    kinds: dict[str, str] | None = None,
+) -> ModuleTree:
+    """Build the tree of a checkpoint from its flat `key -> handle` entries, in file order.
+
+    Module nodes are made for every key prefix; ties come from the handles' storage keys
+    (same storage, offset, shape and stride)."""
+    root = ModuleNode(path="", name="", type_name="", extra_repr="", access=ROOT_NAME)
+    modules: dict[str, ModuleNode] = {"": root}
+    identity: dict[str, Hashable] = {}
+    order: list[str] = []
+
+    def module_at(path: str) -> ModuleNode:
+        node = modules.get(path)
+        if node is None:
+            parent_path, _, name = path.rpartition(".")
+            parent = module_at(parent_path)
+            node = ModuleNode(
+                path=path,
+                name=name,
+                type_name="",
+                extra_repr="",
+                access=parent.access + access_step(None, name),
+                parent=parent,
+            )
+            parent.children.append(node)
+            modules[path] = node
+        return node
+
+    for key, handle in entries:
+        owner_path, _, name = key.rpartition(".")
+        owner = module_at(owner_path)
+        kind = (kinds or {}).get(key) or ("buffer" if name in KNOWN_BUFFER_NAMES else "parameter")
+        owner.tensors.append(
+            TensorNode(
+                path=key,
+                name=name,
+                kind=kind,
+                handle=handle,
+                requires_grad=kind == "parameter" and _is_floating(handle.dtype),
+                access=owner.access + access_step(None, name),
+                module=owner,
+            )
+        )
+        order.append(key)
+        storage = handle.storage_key()
+        identity[key] = storage if storage is not None else ("path", key)
+
+    ordered = [t.path for t in root.walk_tensors()]
+    return ModuleTree(
+        root,
+        find_tie_groups(ordered, identity),
+        source=source,
+        reader=reader,
+        metadata=metadata,
+    )
+
+
+def _is_floating(dtype: str) -> bool:
+    return dtype.startswith(("float", "bfloat", "complex"))
+
+
+def _owner(key: str, module_nodes: dict[str, ModuleNode]) -> str:
+    """The deepest module path that `key` lies under."""
+    prefix = key
+    while True:
+        prefix, dot, _ = prefix.rpartition(".")
+        if prefix in module_nodes:
+            return prefix
+        if not dot:
+            return ""
+
+
+def _safe_extra_repr(module: Any) -> str:
+    try:
+        return str(module.extra_repr())
+    except Exception as exc:  # a third-party extra_repr that raises must not stop the tree
+        return f"<extra_repr raised {type(exc).__name__}>"

@@ -1,0 +1,14 @@
+"""The window: PySide6 + pyqtgraph widgets over `netexplorer.core`.
+
+Importing this package pins pyqtgraph to PySide6 (pyqtgraph prefers PyQt6 when both exist)
+and sets the image axis order to row-major: row 0 of a matrix at the top, like print(tensor).
+"""
+
+import os
+
+os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
+
+import PySide6  # noqa: E402, F401  (before pyqtgraph, which picks the binding on import)
+import pyqtgraph as pg  # noqa: E402
+
+pg.setConfigOptions(imageAxisOrder="row-major", antialias=True)
