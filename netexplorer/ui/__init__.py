@@ -8,7 +8,10 @@ import os
 
 os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
 
-import PySide6  # noqa: E402, F401  (before pyqtgraph, which picks the binding on import)
-import pyqtgraph as pg  # noqa: E402
+# isort: off
+import PySide6  # noqa: F401  (before pyqtgraph, which picks its Qt binding on import)
+import pyqtgraph as pg
+
+# isort: on
 
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=True)
