@@ -64,7 +64,7 @@ def _tensor_entry(
     }
     if stats:
         entry["stats"] = tensor_stats(t.handle.array()).as_dict() if t.handle.has_values else None
-    if contributions is not None:
+    if contributions is not None:  # parameters: "grad" is null until a backward pass
         entry["grad"] = _grad_entry(t, contributions.get(t.path))
     return entry
 

@@ -44,6 +44,13 @@ class DisplayArray:
     kernel: tuple[int, int] | None = None  # (kh, kw) of a "mosaic"
     gap_mask: np.ndarray | None = field(default=None, repr=False)  # True on mosaic gaps
 
+    def nan_mask(self) -> np.ndarray:
+        """True on cells that show NaN (not on the gaps between mosaic kernels)."""
+        nan = np.isnan(self.data)
+        if self.gap_mask is not None:
+            nan &= ~self.gap_mask
+        return nan
+
     @property
     def reduced(self) -> bool:
         return self.row_step > 1 or self.col_step > 1
@@ -51,15 +58,19 @@ class DisplayArray:
     @property
     def description(self) -> str:
         dims = " x ".join(str(s) for s in self.shape) or "scalar"
-        text = {
-            "scalar": "one value",
-            "strip": f"{dims}, one row",
-            "matrix": f"{dims}, row 0 at the top",
-            "mosaic": f"{dims}: {self.shape[0]} rows x {self.shape[1]} columns of "
-            f"{self.shape[2]}x{self.shape[3]} kernels",
-            "slice": f"{dims}: slice [{', '.join(map(str, self.slice_index))}, :, :]",
-            "flattened": f"{dims} as {self.matrix_shape[0]} x {self.matrix_shape[1]}",
-        }[self.layout]
+        if self.layout == "scalar":
+            text = "one value"
+        elif self.layout == "strip":
+            text = f"{dims}, one row"
+        elif self.layout == "matrix":
+            text = f"{dims}, row 0 at the top"
+        elif self.layout == "mosaic":
+            out, inp, kh, kw = self.shape
+            text = f"{dims}: {out} rows x {inp} columns of {kh}x{kw} kernels"
+        elif self.layout == "slice":
+            text = f"{dims}: slice [{', '.join(map(str, self.slice_index))}, :, :]"
+        else:
+            text = f"{dims} as {self.matrix_shape[0]} x {self.matrix_shape[1]}"
         if self.reduced:
             text += (
                 f"; shown at {self.data.shape[0]} x {self.data.shape[1]}, each cell the "
@@ -269,8 +280,13 @@ class TensorStats:
         }
 
 
+def histogram_bins(count: int) -> int:
+    """Enough bins to show a shape, few enough that a small tensor is not all spikes."""
+    return int(min(HISTOGRAM_BINS, max(8, round(2 * math.sqrt(count)))))
+
+
 def iter_tensor_stats(
-    values: np.ndarray, bins: int = HISTOGRAM_BINS, chunk: int = STATS_CHUNK
+    values: np.ndarray, bins: int | None = None, chunk: int = STATS_CHUNK
 ) -> Generator[float, None, TensorStats]:
     """Statistics and histogram in chunks: yields progress in [0, 1] between chunks (the
     places where a worker may cancel), returns TensorStats. Two passes: moments (merged per
@@ -312,6 +328,7 @@ def iter_tensor_stats(
         yield (step + 1) / steps
     hist = None
     if n:
+        bins = bins or histogram_bins(n)
         edges = np.linspace(lo, hi, bins + 1) if hi > lo else np.linspace(lo - 0.5, hi + 0.5, 2)
         counts = np.zeros(len(edges) - 1, dtype=np.int64)
         for step, start in enumerate(range(0, n_total, chunk)):
@@ -336,7 +353,7 @@ def iter_tensor_stats(
     )
 
 
-def tensor_stats(values: np.ndarray, bins: int = HISTOGRAM_BINS) -> TensorStats:
+def tensor_stats(values: np.ndarray, bins: int | None = None) -> TensorStats:
     """Statistics and histogram of a tensor's values, all at once."""
     gen = iter_tensor_stats(values, bins)
     while True:

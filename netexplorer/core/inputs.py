@@ -34,11 +34,11 @@ class InputSpec:
         return replace(self, shape=(int(n), *self.shape[1:]))
 
     def describe(self) -> str:
-        shape = ", ".join(str(s) for s in self.shape)
+        shape = ", ".join(str(s) for s in self.shape) + ("," if len(self.shape) == 1 else "")
         if self.distribution == "tokens":
-            return f"torch.randint(0, {self.high}, size=({shape},))"
+            return f"torch.randint(0, {self.high}, size=({shape}))"
         fn = "rand" if self.distribution == "uniform" else "randn"
-        return f"torch.{fn}(size=({shape}{',' if len(self.shape) == 1 else ''}))"
+        return f"torch.{fn}(size=({shape}))"
 
     def make(self, seed: int | None = 0) -> Any:
         """The batch as a torch tensor, reproducible for a given seed."""

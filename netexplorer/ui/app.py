@@ -1,0 +1,78 @@
+"""Starting the window: from the command line (`run_app`) or a notebook (`show_module`)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtWidgets import QApplication
+
+from .main_window import MainWindow
+
+SCREENSHOT_SIZE = (1640, 980)
+
+
+def make_app() -> QApplication:
+    """The running QApplication, or a new one."""
+    app = QApplication.instance()
+    if app is None:
+        if sys.platform.startswith("linux") and not (
+            os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+        ):
+            os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # no screen: draw offscreen
+        app = QApplication(sys.argv[:1])
+        app.setApplicationName("netexplorer")
+        app.setOrganizationName("netexplorer")
+    return app  # type: ignore[return-value]
+
+
+def save_screenshot(window: MainWindow, path: str) -> None:
+    window.resize(*SCREENSHOT_SIZE)
+    window.show()
+    window.wait_idle()
+    window.grab().save(str(Path(path)))
+
+
+def run_app(args: argparse.Namespace) -> int:
+    app = make_app()
+    window = MainWindow(seed=args.seed)
+    if args.source:
+        window.open_source_now(args.source)  # a bad source exits 2 before any window shows
+    if args.select:
+        window.document.select(args.select)
+    if args.view:
+        window.set_view(args.view)
+    if args.screenshot:
+        save_screenshot(window, args.screenshot)
+        window.close()
+        return 0
+    window.show()
+    return app.exec()
+
+
+def show_module(net: Any, *, select: str | None = None, block: bool | None = None) -> MainWindow:
+    """`netexplorer.show(net)`: the explorer on a live module."""
+    from ..core.tree import tree_from_module
+
+    app = make_app()
+    window = MainWindow()
+    window.set_tree(tree_from_module(net, source=f"live {type(net).__name__}"))
+    if select is not None:
+        window.document.select(select)
+    window.show()
+    if block is None:  # in IPython with `%gui qt` the event loop already runs
+        block = not _ipython_runs_qt()
+    if block:
+        app.exec()
+    return window
+
+
+def _ipython_runs_qt() -> bool:
+    shell = sys.modules.get("IPython")
+    if shell is None:
+        return False
+    ip = shell.get_ipython() if hasattr(shell, "get_ipython") else None
+    return bool(ip is not None and getattr(ip, "active_eventloop", None) in ("qt", "qt5", "qt6"))

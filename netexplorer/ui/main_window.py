@@ -1,0 +1,226 @@
+"""The main window: examples gallery, or tree | heatmap | details for an open source."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QElapsedTimer, QEventLoop, Qt
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import (
+    QApplication,
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QProgressBar,
+    QSplitter,
+    QStackedWidget,
+    QTabWidget,
+    QWidget,
+)
+
+from ..core.errors import NetExplorerError
+from ..core.sources import OpenOptions, open_source
+from ..core.tree import ModuleTree
+from .document import Document
+from .export import export_view
+from .gallery import GalleryPage
+from .heatmap_panel import HeatmapPanel
+from .icons import app_icon
+from .stats_panel import DetailsPanel
+from .tree_view import TreePanel
+from .workers import TaskRunner
+
+GALLERY, EXPLORER = range(2)
+APP_NAME = "netexplorer"
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, *, seed: int = 0, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.seed = seed
+        self.setWindowTitle(APP_NAME)
+        self.setWindowIcon(app_icon())
+        self.document = Document(self)
+
+        self.gallery = GalleryPage(self)
+        self.gallery.open_requested.connect(self.open_source)
+        self.tree_panel = TreePanel(self.document, self)
+        self.heatmap_panel = HeatmapPanel(self.document, self)
+        self.details = DetailsPanel(self.document, self)
+        self.centre = QTabWidget(self)
+        self.centre.addTab(self.heatmap_panel, "Heatmap")
+        self.splitter = QSplitter(Qt.Orientation.Horizontal, self)
+        self.splitter.addWidget(self.tree_panel)
+        self.splitter.addWidget(self.centre)
+        self.splitter.addWidget(self.details)
+        self.splitter.setStretchFactor(0, 3)
+        self.splitter.setStretchFactor(1, 5)
+        self.splitter.setStretchFactor(2, 2)
+        self.splitter.setSizes([600, 640, 400])
+
+        self.pages = QStackedWidget(self)
+        self.pages.addWidget(self.gallery)
+        self.pages.addWidget(self.splitter)
+        self.setCentralWidget(self.pages)
+
+        self.progress = QProgressBar(self)
+        self.progress.setMaximumWidth(220)
+        self.progress.setVisible(False)
+        self.statusBar().addPermanentWidget(self.progress)
+        self.source_label = QLabel("", self)
+        self.statusBar().addPermanentWidget(self.source_label)
+
+        self._loader = TaskRunner(self)
+        self._make_actions()
+        self.resize(1640, 980)
+
+    # -- actions ----------------------------------------------------------------------------
+
+    def _make_actions(self) -> None:
+        menu = self.menuBar()
+        file_menu = menu.addMenu("&File")
+        self.gallery_action = self._action(
+            "Examples gallery", "Ctrl+E", self.show_gallery, "Back to the built-in examples"
+        )
+        file_menu.addAction(self.gallery_action)
+        self.export_action = self._action(
+            "Export heatmap…",
+            "Ctrl+Shift+S",
+            self.export_heatmap,
+            "Save the heatmap as PNG or SVG, for slides",
+        )
+        file_menu.addAction(self.export_action)
+        file_menu.addSeparator()
+        file_menu.addAction(
+            self._action("Quit", QKeySequence.StandardKey.Quit, self.close, "Close netexplorer")
+        )
+        view_menu = menu.addMenu("&View")
+        view_menu.addAction(
+            self._action("Larger text", QKeySequence.StandardKey.ZoomIn, lambda: self.zoom(1.15))
+        )
+        view_menu.addAction(
+            self._action(
+                "Smaller text", QKeySequence.StandardKey.ZoomOut, lambda: self.zoom(1 / 1.15)
+            )
+        )
+        view_menu.addAction(
+            self._action(
+                "Find in tree", QKeySequence.StandardKey.Find, self.tree_panel._focus_filter
+            )
+        )
+        help_menu = menu.addMenu("&Help")
+        help_menu.addAction(self._action("Keyboard shortcuts", "F1", self.show_shortcuts))
+
+    def _action(self, text: str, shortcut, slot, tip: str = "") -> QAction:
+        action = QAction(text, self)
+        action.setShortcut(QKeySequence(shortcut))
+        action.triggered.connect(slot)
+        action.setToolTip(tip or text)
+        action.setStatusTip(tip or text)
+        return action
+
+    def zoom(self, factor: float) -> None:
+        app = QApplication.instance()
+        font = app.font()
+        font.setPointSizeF(max(6.0, min(40.0, font.pointSizeF() * factor)))
+        app.setFont(font)
+
+    def show_shortcuts(self) -> None:
+        rows = [
+            f"<tr><td><b>{a.shortcut().toString(QKeySequence.SequenceFormat.NativeText)}"
+            f"</b>&nbsp;&nbsp;</td><td>{a.text()}</td></tr>"
+            for a in self.findChildren(QAction)
+            if not a.shortcut().isEmpty()
+        ]
+        QMessageBox.information(self, "Keyboard shortcuts", f"<table>{''.join(rows)}</table>")
+
+    def export_heatmap(self, path: str | None = None) -> None:
+        """Save the centre heatmap; asks for a file name when none is given."""
+        if self.heatmap_panel.loaded is None:
+            self.statusBar().showMessage("Select a tensor first: there is no heatmap to save", 5000)
+            return
+        if not path:
+            suggested = self.heatmap_panel.loaded.path.replace(" ", "_") + ".png"
+            path, _ = QFileDialog.getSaveFileName(
+                self, "Export heatmap", suggested, "PNG image (*.png);;SVG drawing (*.svg)"
+            )
+            if not path:
+                return
+        try:
+            export_view(self.heatmap_panel.view, path)
+        except NetExplorerError as exc:
+            QMessageBox.warning(self, "Cannot export", str(exc))
+            return
+        self.statusBar().showMessage(f"Saved {path}", 5000)
+
+    # -- opening ----------------------------------------------------------------------------
+
+    def show_gallery(self) -> None:
+        self.pages.setCurrentIndex(GALLERY)
+
+    def open_source(self, spec: str) -> None:
+        """Open a source in a worker; on failure the open model stays and a dialog says why."""
+        self.statusBar().showMessage(f"Opening {spec}…")
+        self.progress.setRange(0, 0)  # busy until the reader reports fractions
+        self.progress.setVisible(True)
+        options = OpenOptions(seed=self.seed)
+        self._loader.run(
+            open_source,
+            spec,
+            options,
+            on_result=self.set_tree,
+            on_error=lambda error: self._on_open_failed(spec, error),
+        )
+
+    def open_source_now(self, spec: str) -> None:
+        """Open on the GUI thread (the command line, before the window shows)."""
+        self.set_tree(open_source(spec, OpenOptions(seed=self.seed)))
+
+    def _on_open_failed(self, spec: str, error: BaseException) -> None:
+        self.progress.setVisible(False)
+        self.statusBar().showMessage(f"Could not open {spec}", 8000)
+        if not isinstance(error, NetExplorerError):  # a bug, not the user's mistake
+            error = RuntimeError(f"{type(error).__name__}: {error}")
+        QMessageBox.warning(self, "Cannot open", f"Cannot open {spec}:\n\n{error}")
+
+    def set_tree(self, tree: ModuleTree) -> None:
+        self.progress.setVisible(False)
+        self.statusBar().clearMessage()
+        self.document.set_tree(tree)
+        self.setWindowTitle(f"{tree.source or 'module'} — {APP_NAME}")
+        self.source_label.setText(
+            f"{tree.source} · {tree.total_parameters:,} parameters"
+            + (f" · {len(tree.tie_groups)} tie groups" if tree.tie_groups else "")
+        )
+        self.pages.setCurrentIndex(EXPLORER)
+        first = next(iter(tree.tensors), None)
+        self.document.select(first if first is not None else "")
+
+    def set_view(self, view: str) -> None:
+        """--view: which part the window opens on."""
+        self.pages.setCurrentIndex(EXPLORER)
+        if view == "tree":
+            self.splitter.setSizes([900, 480, 260])
+        for i in range(self.centre.count()):
+            if self.centre.tabText(i).lower() == view:
+                self.centre.setCurrentIndex(i)
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def runners(self) -> list[TaskRunner]:
+        return self.findChildren(TaskRunner)
+
+    def wait_idle(self, timeout_ms: int = 10_000) -> bool:
+        """Process events until no task is running (screenshots, tests)."""
+        clock = QElapsedTimer()
+        clock.start()
+        while clock.elapsed() < timeout_ms:
+            QApplication.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 50)
+            if not any(r.busy for r in self.runners()):
+                QApplication.processEvents()
+                return True
+        return False
+
+    def closeEvent(self, event) -> None:
+        for runner in self.runners():
+            runner.cancel()
+        super().closeEvent(event)

@@ -1,0 +1,298 @@
+"""The details panel: what the selected module or tensor is, its statistics and histogram,
+and where it came from (source, metadata, an example's explanation)."""
+
+from __future__ import annotations
+
+import html
+import json
+from typing import Any
+
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QGuiApplication
+from PySide6.QtWidgets import (
+    QFormLayout,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QScrollArea,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..core.describe import format_count, module_label
+from ..core.display import TensorStats, iter_tensor_stats
+from ..core.handles import TensorHandle
+from ..core.tree import ModuleNode, ModuleTree, TensorNode
+from .document import Document
+from .heatmap import format_value
+from .tree_view import shape_text
+from .workers import TaskRunner
+
+SYNC_LIMIT = 1 << 18  # elements whose statistics are computed on the GUI thread
+STAT_ROWS = [
+    ("min", "min"),
+    ("max", "max"),
+    ("mean", "mean"),
+    ("std", "std"),
+    ("norm", "norm (L2)"),
+    ("sum", "sum"),
+    ("zero_fraction", "zeros"),
+    ("nan_count", "NaN"),
+    ("inf_count", "Inf"),
+]
+
+
+def compute_stats(path: str, handle: TensorHandle):  # -> Generator[float, None, tuple]
+    """Worker task: progress fractions, then (path, TensorStats)."""
+    stats = yield from iter_tensor_stats(handle.array())
+    return path, stats
+
+
+def _link(path: str) -> str:
+    return f"<a href='{html.escape(path)}'>{html.escape(path)}</a>"
+
+
+class DetailsPanel(QScrollArea):
+    def __init__(self, document: Document, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.document = document
+        self.setWidgetResizable(True)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        body = QWidget(self)
+        self.setWidget(body)
+        layout = QVBoxLayout(body)
+
+        self.heading = QLabel(body)
+        self.heading.setTextFormat(Qt.TextFormat.RichText)
+        self.heading.setWordWrap(True)
+        font = self.heading.font()
+        font.setPointSizeF(font.pointSizeF() * 1.3)
+        self.heading.setFont(font)
+        layout.addWidget(self.heading)
+
+        access_row = QHBoxLayout()
+        self.access = QLabel(body)
+        self.access.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.access.setToolTip("How Python reaches it")
+        mono = self.access.font()
+        mono.setFamily("monospace")
+        self.access.setFont(mono)
+        self.copy_button = QPushButton("Copy", body)
+        self.copy_button.setToolTip("Copy the Python access expression")
+        self.copy_button.clicked.connect(self._copy_access)
+        access_row.addWidget(self.access, 1)
+        access_row.addWidget(self.copy_button)
+        layout.addLayout(access_row)
+
+        self.facts_box = QGroupBox("About", body)
+        self.facts = QFormLayout(self.facts_box)
+        layout.addWidget(self.facts_box)
+
+        self.stats_box = QGroupBox("Statistics", body)
+        grid = QGridLayout(self.stats_box)
+        self.stat_labels: dict[str, QLabel] = {}
+        for i, (key, name) in enumerate(STAT_ROWS):
+            grid.addWidget(QLabel(name, self.stats_box), i // 2, (i % 2) * 2)
+            value = QLabel("—", self.stats_box)
+            value.setFont(mono)
+            value.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+            grid.addWidget(value, i // 2, (i % 2) * 2 + 1)
+            self.stat_labels[key] = value
+        self.stats_note = QLabel("", self.stats_box)
+        grid.addWidget(self.stats_note, len(STAT_ROWS) // 2 + 1, 0, 1, 4)
+        layout.addWidget(self.stats_box)
+
+        self.histogram = pg.PlotWidget(body, background="w")
+        self.histogram.setMinimumHeight(150)
+        self.histogram.setMenuEnabled(False)
+        self.histogram.setMouseEnabled(x=False, y=False)
+        self.histogram.hideButtons()
+        self.histogram.setLabel("bottom", "value")
+        self.histogram.setLabel("left", "count")
+        self.histogram.setToolTip("Histogram of the finite values")
+        for name in ("left", "bottom"):
+            self.histogram.getAxis(name).enableAutoSIPrefix(False)
+        layout.addWidget(self.histogram)
+
+        self.source_box = QGroupBox("Source", body)
+        self.source = QLabel(self.source_box)
+        self.source.setWordWrap(True)
+        self.source.setTextFormat(Qt.TextFormat.RichText)
+        self.source.setTextInteractionFlags(Qt.TextInteractionFlag.TextBrowserInteraction)
+        QVBoxLayout(self.source_box).addWidget(self.source)
+        layout.addWidget(self.source_box)
+        layout.addStretch(1)
+
+        self._stats_runner = TaskRunner(self)
+        self.stats: TensorStats | None = None
+        self._stats_path: str | None = None
+        document.tree_changed.connect(self._on_tree_changed)
+        document.selection_changed.connect(self._on_selection_changed)
+        document.values_changed.connect(self._refresh_stats)
+        self._on_tree_changed(None)
+
+    # -- document -> panel ------------------------------------------------------------------
+
+    def _on_tree_changed(self, tree: ModuleTree | None) -> None:
+        self.source_box.setVisible(tree is not None)
+        if tree is not None:
+            self.source.setText(self._source_html(tree))
+        self._on_selection_changed(None)
+
+    def _on_selection_changed(self, path: str | None) -> None:
+        tree = self.document.tree
+        self._clear_facts()
+        self._stats_runner.cancel()
+        self.stats = None
+        self._stats_path = None
+        if tree is None or path is None:
+            self.heading.setText("Nothing selected")
+            self.access.setText("")
+            self.copy_button.setEnabled(False)
+            self.stats_box.setVisible(False)
+            self.histogram.setVisible(False)
+            return
+        node = tree.node(path)
+        self.copy_button.setEnabled(True)
+        self.access.setText(node.access)
+        if isinstance(node, TensorNode):
+            self._show_tensor(tree, node)
+        else:
+            self._show_module(tree, node)
+
+    def _show_tensor(self, tree: ModuleTree, t: TensorNode) -> None:
+        self.heading.setText(f"<b>{html.escape(t.path)}</b>")
+        self._fact("Kind", t.kind + ("" if t.requires_grad else " (requires_grad=False)"))
+        self._fact("Shape", shape_text(t.shape))
+        self._fact("Dtype", t.dtype)
+        self._fact("Elements", f"{t.numel:,}")
+        partners = tree.tie_partners(t.path)
+        if partners:
+            links = ", ".join(_link(p) for p in partners)
+            self._fact(
+                "Tied with",
+                f"{links}<br><span style='color:#555'>one tensor: its gradient is the sum "
+                "over every use</span>",
+                rich=True,
+            )
+        self.stats_box.setVisible(True)
+        self.histogram.setVisible(True)
+        self._stats_path = t.path
+        self._refresh_stats()
+
+    def _show_module(self, tree: ModuleTree, m: ModuleNode) -> None:
+        self.heading.setText(f"<b>{html.escape(m.path or 'net')}</b> {html.escape(m.type_name)}")
+        label = module_label(m)
+        if label:
+            self._fact("Module", label)
+        self._fact("Parameters", f"{m.parameter_count:,} (a tied tensor counted once)")
+        self._fact("Tensors here", str(len(m.tensors)))
+        self._fact("Child modules", str(len(m.children)))
+        if m.shared_with:
+            kind = "" if m.has_parameters else " (no parameters: nothing to tie)"
+            links = ", ".join(_link(p) for p in m.shared_with)
+            self._fact("Same object as", links + kind, rich=True)
+        self.stats_box.setVisible(False)
+        self.histogram.setVisible(False)
+
+    def _refresh_stats(self) -> None:
+        tree = self.document.tree
+        path = self._stats_path
+        if tree is None or path is None:
+            return
+        t = tree.tensors[path]
+        if not t.handle.has_values:
+            self._set_stats(None, "a meta tensor has no values")
+            return
+        if t.numel <= SYNC_LIMIT:
+            gen = compute_stats(path, t.handle)
+            while True:
+                try:
+                    next(gen)
+                except StopIteration as done:
+                    self._on_stats(done.value)
+                    break
+        else:
+            self.stats_note.setText("computing…")
+            self._stats_runner.run(
+                compute_stats,
+                path,
+                t.handle,
+                on_result=self._on_stats,
+                on_progress=lambda f: self.stats_note.setText(f"computing… {f:.0%}"),
+                on_error=lambda e: self._set_stats(None, f"cannot read values: {e}"),
+            )
+
+    def _on_stats(self, result: tuple[str, TensorStats]) -> None:
+        path, stats = result
+        if path == self._stats_path:
+            self._set_stats(stats, "")
+
+    def _set_stats(self, stats: TensorStats | None, note: str) -> None:
+        self.stats = stats
+        for key, label in self.stat_labels.items():
+            value = None if stats is None else getattr(stats, key)
+            if value is None:
+                label.setText("—")
+            elif key == "zero_fraction":
+                label.setText(f"{value:.1%}")
+            elif isinstance(value, int):
+                label.setText(f"{value:,}")
+            else:
+                label.setText(format_value(value))
+        for key in ("nan_count", "inf_count"):
+            bad = stats is not None and getattr(stats, key) > 0
+            self.stat_labels[key].setStyleSheet("color: #c0c; font-weight: bold" if bad else "")
+        self.stats_note.setText(note)
+        self.histogram.clear()
+        if stats is not None and stats.histogram is not None:
+            counts, edges = stats.histogram
+            self.histogram.plot(
+                edges, counts, stepMode="center", fillLevel=0, brush=(46, 134, 193, 160), pen="k"
+            )
+
+    # -- facts ------------------------------------------------------------------------------
+
+    def _fact(self, name: str, value: str, rich: bool = False) -> None:
+        label = QLabel(value if rich else html.escape(value), self.facts_box)
+        label.setWordWrap(True)
+        label.setTextFormat(Qt.TextFormat.RichText)
+        label.setTextInteractionFlags(Qt.TextInteractionFlag.TextBrowserInteraction)
+        label.linkActivated.connect(self._on_link)
+        self.facts.addRow(name, label)
+
+    def _clear_facts(self) -> None:
+        while self.facts.rowCount():
+            self.facts.removeRow(0)
+
+    def _on_link(self, path: str) -> None:
+        self.document.select(path)
+
+    def _copy_access(self) -> None:
+        QGuiApplication.clipboard().setText(self.access.text())
+
+    def _source_html(self, tree: ModuleTree) -> str:
+        rows = [f"<b>{html.escape(tree.source or '(live module)')}</b>"]
+        if tree.explanation:
+            rows.append(html.escape(tree.explanation))
+        meta: dict[str, Any] = {"reader": tree.reader, **tree.metadata}
+        meta.pop("title", None)
+        for key, value in meta.items():
+            text = value if isinstance(value, str) else json.dumps(value, default=str)
+            if len(text) > 300:
+                text = text[:300] + "…"
+            rows.append(f"<span style='color:#555'>{html.escape(key)}:</span> {html.escape(text)}")
+        if tree.default_input is not None:
+            rows.append(
+                f"<span style='color:#555'>input:</span> "
+                f"<code>{html.escape(tree.default_input.describe())}</code>"
+            )
+        total = format_count(tree.total_parameters)
+        rows.append(f"<span style='color:#555'>parameters:</span> {total} (ties counted once)")
+        return "<br>".join(rows)
+
+    def shutdown(self) -> None:
+        self._stats_runner.cancel()

@@ -1,0 +1,131 @@
+"""Long work off the GUI thread: one runner per kind of task, newest request wins.
+
+A task is a plain function (its return value is the result) or a generator (each yield is
+progress, its return value the result), written in `core` without Qt. `TaskRunner` runs it on
+superqt's worker (a QRunnable in the global pool) and delivers the result, progress and
+errors on the GUI thread. A generation counter drops the results of superseded requests; a
+generator task is cancelled cooperatively between two of its yields.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from PySide6.QtCore import QObject, QThreadPool, Signal, Slot
+from superqt.utils import create_worker
+
+
+@dataclass
+class _Failure:
+    error: BaseException
+
+
+class TaskRunner(QObject):
+    """Runs one task at a time for one purpose (loading, statistics, training...).
+
+    `run()` supersedes the task before it: that task is asked to stop, and whatever it still
+    sends is dropped. Callbacks run on the GUI thread."""
+
+    busy_changed = Signal(bool)
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._generation = 0
+        self._worker: Any = None
+        self._callbacks: dict[str, Callable | None] = {}
+        self._busy = False
+
+    @property
+    def busy(self) -> bool:
+        return self._busy
+
+    def run(
+        self,
+        fn: Callable[..., Any],
+        *args: Any,
+        on_result: Callable[[Any], None],
+        on_error: Callable[[BaseException], None] | None = None,
+        on_progress: Callable[[Any], None] | None = None,
+    ) -> None:
+        """Start `fn(*args)` in the pool; the result goes to `on_result` on the GUI thread."""
+        self.cancel()
+        self._generation += 1
+        generation = self._generation
+        self._callbacks = {"result": on_result, "error": on_error, "progress": on_progress}
+
+        if inspect.isgeneratorfunction(fn):
+
+            def job():  # type: ignore[no-untyped-def]
+                gen = fn(*args)  # calling a generator function runs none of its code
+                try:
+                    while True:
+                        try:
+                            progress = next(gen)
+                        except StopIteration as done:
+                            return generation, done.value
+                        yield generation, progress
+                except Exception as exc:  # delivered to on_error on the GUI thread
+                    return generation, _Failure(exc)
+                finally:
+                    gen.close()  # a cancelled task's finally blocks run in its own thread
+
+        else:
+
+            def job():  # type: ignore[no-untyped-def]
+                try:
+                    return generation, fn(*args)
+                except Exception as exc:
+                    return generation, _Failure(exc)
+
+        worker = create_worker(job, _start_thread=False)
+        worker.returned.connect(self._on_returned)
+        if hasattr(worker, "yielded"):
+            worker.yielded.connect(self._on_yielded)
+        self._worker = worker
+        self._set_busy(True)
+        worker.start()
+
+    def cancel(self) -> None:
+        """Ask the running task to stop at its next yield; drop whatever it still sends."""
+        if self._worker is not None and hasattr(self._worker, "quit"):
+            self._worker.quit()
+        self._worker = None
+        self._generation += 1
+        self._set_busy(False)
+
+    def _set_busy(self, busy: bool) -> None:
+        if busy != self._busy:
+            self._busy = busy
+            self.busy_changed.emit(busy)
+
+    @Slot(object)
+    def _on_yielded(self, item: tuple[int, Any]) -> None:
+        generation, progress = item
+        callback = self._callbacks.get("progress")
+        if generation == self._generation and callback is not None:
+            callback(progress)
+
+    @Slot(object)
+    def _on_returned(self, item: tuple[int, Any] | None) -> None:
+        if item is None:  # a cancelled generator returns nothing
+            return
+        generation, result = item
+        if generation != self._generation:
+            return
+        self._worker = None
+        self._set_busy(False)
+        if isinstance(result, _Failure):
+            callback = self._callbacks.get("error")
+            if callback is None:
+                raise result.error
+            callback(result.error)
+        else:
+            self._callbacks["result"](result)  # type: ignore[misc]
+
+
+def wait_for_workers(timeout_ms: int = 10_000) -> bool:
+    """Block until every pool task has finished (closing the window, tests)."""
+    return QThreadPool.globalInstance().waitForDone(timeout_ms)

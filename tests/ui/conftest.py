@@ -1,0 +1,49 @@
+"""Fixtures for widget tests: a window on an example, and a guard against leftover work."""
+
+import pytest
+from PySide6.QtCore import QThreadPool
+
+from netexplorer.ui.main_window import MainWindow
+
+
+@pytest.fixture(autouse=True)
+def no_work_left_running(qapp):
+    """Fail a test that leaves a worker running after it ends."""
+    yield
+    pool = QThreadPool.globalInstance()
+    assert pool.waitForDone(5_000), "the test left a worker running in the thread pool"
+
+
+@pytest.fixture
+def window(qtbot):
+    """A window (not shown) factory: window(spec, select=None)."""
+
+    def make(spec: str | None = None, select: str | None = None) -> MainWindow:
+        w = MainWindow()
+        qtbot.addWidget(w)
+        if spec is not None:
+            w.open_source_now(spec)
+        if select is not None:
+            w.document.select(select)
+        return w
+
+    return make
+
+
+@pytest.fixture
+def dialogs(monkeypatch):
+    """Record message boxes instead of showing them (a modal dialog would block the test)."""
+    from PySide6.QtWidgets import QMessageBox
+
+    shown: list[tuple[str, str]] = []
+
+    def record(kind):
+        def show(_parent, title, text, *args, **kwargs):
+            shown.append((kind, f"{title}: {text}"))
+            return QMessageBox.StandardButton.Ok
+
+        return show
+
+    for kind in ("warning", "critical", "information"):
+        monkeypatch.setattr(QMessageBox, kind, record(kind))
+    return shown

@@ -1,0 +1,59 @@
+"""Starting the window from the command line and a notebook; exporting heatmaps."""
+
+import pytest
+import torch
+from PySide6.QtGui import QImage
+from PySide6.QtSvg import QSvgRenderer
+from torch import nn
+
+import netexplorer
+from netexplorer.cli import main
+
+
+def test_screenshot_draws_the_window_offscreen(tmp_path):
+    out = tmp_path / "shot.png"
+    assert main(["example:tied", "--select", "2.weight", "--screenshot", str(out)]) == 0
+    image = QImage(str(out))
+    assert (image.width(), image.height()) == (1640, 980)
+
+
+def test_screenshot_of_the_gallery_without_source(tmp_path):
+    out = tmp_path / "gallery.png"
+    assert main(["--screenshot", str(out)]) == 0
+    assert not QImage(str(out)).isNull()
+
+
+@pytest.mark.parametrize("suffix", [".png", ".svg"])
+def test_export_heatmap_writes_png_or_svg(tmp_path, suffix):
+    out = tmp_path / f"w{suffix}"
+    assert main(["example:tied", "--select", "2.weight", "--export-heatmap", str(out)]) == 0
+    if suffix == ".png":
+        image = QImage(str(out))
+        assert image.width() >= 900 and not image.isNull()
+    else:
+        text = out.read_text()
+        assert "<svg" in text and "2.weight" in text
+        assert QSvgRenderer(str(out)).isValid()
+
+
+def test_export_heatmap_mistakes_exit_2(tmp_path, capsys):
+    assert main(["example:tied", "--select", "2.weight", "--export-heatmap", "w.jpg"]) == 2
+    assert "PNG or SVG" in capsys.readouterr().err
+    assert main(["example:tied", "--export-heatmap", str(tmp_path / "w.png")]) == 2
+    assert "--select" in capsys.readouterr().err
+    missing = tmp_path / "no" / "such" / "folder" / "w.png"
+    assert main(["example:tied", "--select", "2.weight", "--export-heatmap", str(missing)]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_show_opens_the_explorer_on_a_live_module(qtbot):
+    net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 1))
+    window = netexplorer.show(net, select="0.bias", block=False)
+    qtbot.addWidget(window)
+    assert window.isVisible()
+    assert window.document.tree.module is net
+    assert window.heatmap_panel.loaded.path == "0.bias"
+    with torch.no_grad():
+        net[0].bias.fill_(0.5)  # the window reads the live module
+    window.document.notify_values_changed()
+    assert (window.heatmap_panel.view.image.image == 0.5).all()

@@ -1,0 +1,129 @@
+"""The heatmap: orientation, symmetric diverging levels, hover readout from the full tensor,
+NaN drawn distinctly, and big tensors loaded off the GUI thread."""
+
+import numpy as np
+import torch
+from PySide6.QtCore import QPointF
+from PySide6.QtTest import QTest
+from torch import nn
+
+from netexplorer.core.display import display_array
+from netexplorer.core.tree import tree_from_module
+from netexplorer.ui.document import Document
+from netexplorer.ui.heatmap import NAN_RGBA, VIEW_BACKGROUND, HeatmapView
+from netexplorer.ui.heatmap_panel import HeatmapPanel
+
+
+def make_panel(qtbot, net, select):
+    document = Document()
+    panel = HeatmapPanel(document)
+    qtbot.addWidget(panel)
+    panel.resize(700, 600)
+    panel.show()
+    qtbot.waitExposed(panel)
+    document.set_tree(tree_from_module(net))
+    document.select(select)
+    # the view fits the image to its final size once the layout settles
+    qtbot.waitUntil(lambda: panel.view.viewport().rect().contains(widget_pos(panel.view, 0, 0)))
+    return document, panel
+
+
+def widget_pos(view: HeatmapView, row: float, col: float):
+    scene = view.plot.getViewBox().mapViewToScene(QPointF(col, row))
+    return view.mapFromScene(scene)
+
+
+def test_an_8x4_weight_is_8_rows_tall_with_row_0_on_top(qtbot):
+    net = nn.Linear(4, 8)
+    _doc, panel = make_panel(qtbot, net, "weight")
+    view = panel.view
+    image = view.image.image
+    assert image.shape == (8, 4)
+    np.testing.assert_array_equal(image, net.weight.detach().numpy())
+    rect = view.image.boundingRect()
+    assert (rect.width(), rect.height()) == (4, 8)
+    top, bottom = widget_pos(view, 0.5, 0.5), widget_pos(view, 7.5, 0.5)
+    left, right = widget_pos(view, 0.5, 0.5), widget_pos(view, 0.5, 3.5)
+    assert top.y() < bottom.y()  # row 0 above row 7
+    assert left.x() < right.x()
+    # square cells: 8 rows take twice the height that 4 columns take in width
+    height, width = bottom.y() - top.y(), right.x() - left.x()
+    assert abs(height / width - 7 / 3) < 0.05
+
+
+def test_levels_are_symmetric_around_zero_with_a_diverging_map(qtbot):
+    net = nn.Linear(4, 8)
+    with torch.no_grad():
+        net.weight.fill_(0.1)
+        net.weight[2, 3] = -0.5
+    _doc, panel = make_panel(qtbot, net, "weight")
+    assert panel.view.levels == (-0.5, 0.5)
+    assert tuple(panel.view.colorbar.levels()) == (-0.5, 0.5)
+    lut = panel.view.colorbar.colorMap().getLookupTable(nPts=3, alpha=False)
+    low, mid, high = (tuple(int(v) for v in c) for c in lut)
+    assert low[2] > low[0] and high[0] > high[2]  # blue below zero, red above
+    assert min(mid) > 180  # a light centre at zero
+
+
+def test_hover_reads_the_element_under_the_mouse(qtbot):
+    net = nn.Linear(4, 8)
+    _doc, panel = make_panel(qtbot, net, "weight")
+    view = panel.view
+    QTest.mouseMove(view.viewport(), widget_pos(view, 5.5, 2.5))
+    value = net.weight[5, 2].item()
+    qtbot.waitUntil(lambda: panel.readout.text().startswith("[5, 2] = "), timeout=2000)
+    assert panel.readout.text() == f"[5, 2] = {value:.6g}"
+
+
+def test_hover_on_a_reduced_display_reports_the_full_tensor_element(qtbot):
+    values = np.zeros((5000, 3), dtype=np.float32)
+    values[4321, 1] = 2.5
+    display = display_array(values, max_rows=100)
+    view = HeatmapView()
+    qtbot.addWidget(view)
+    view.set_tensor(values, display)
+    row = 4321 // display.row_step
+    assert view.readout(row, 1) == "[4321, 1] = 2.5  (largest |value| of its block)"
+
+
+def test_nan_is_magenta_not_zero_and_levels_ignore_it(qtbot):
+    net = nn.Linear(4, 8)
+    with torch.no_grad():
+        net.weight[1, 1] = float("nan")
+    _doc, panel = make_panel(qtbot, net, "weight")
+    view = panel.view
+    assert view.nan_overlay.isVisible()
+    overlay = view.nan_overlay.image
+    assert tuple(overlay[1, 1]) == NAN_RGBA and overlay[0, 0, 3] == 0
+    assert np.isfinite(view.levels).all()
+    assert "NaN shown magenta" in panel.title.text()
+    # the colour the user sees at the NaN cell is magenta, not the map's centre
+    qtbot.wait(50)
+    picture = view.grab().toImage()
+    color = picture.pixelColor(widget_pos(view, 1.5, 1.5))
+    assert (color.red(), color.green(), color.blue()) == NAN_RGBA[:3]
+    assert VIEW_BACKGROUND.lower() != "#ffffff"
+    QTest.mouseMove(view.viewport(), widget_pos(view, 1.5, 1.5))
+    qtbot.waitUntil(lambda: panel.readout.text() == "[1, 1] = nan", timeout=2000)
+
+
+def test_a_big_tensor_loads_in_a_worker(qtbot):
+    net = nn.Linear(600, 1000)  # 600k elements: read off the GUI thread
+    _doc, panel = make_panel(qtbot, net, "weight")
+    assert "reading" in panel.title.text()
+    qtbot.waitUntil(lambda: panel.loaded is not None, timeout=5000)
+    assert panel.view.image.image.shape == (1000, 600)
+
+
+def test_a_module_shows_its_first_parameter_and_conv_a_mosaic(qtbot):
+    net = nn.Sequential(nn.Conv2d(2, 3, 3), nn.ReLU())
+    _doc, panel = make_panel(qtbot, net, "0")
+    assert panel.tensor.path == "0.weight"
+    assert panel.loaded.display.layout == "mosaic"
+    assert "first parameter of 0" in panel.title.text()
+    assert not panel.slices.mosaic.isHidden()
+    panel.slices.mosaic.setChecked(False)  # switch to one kernel slice
+    assert panel.loaded.display.layout == "slice"
+    panel.slices._spins[0].setValue(2)
+    panel.slices._spins[1].setValue(1)
+    np.testing.assert_array_equal(panel.view.image.image, net[0].weight[2, 1].detach().numpy())

@@ -1,0 +1,94 @@
+"""The module tree widget: selection both ways, tie highlighting, the filter, and the three
+kinds of sharing shown differently."""
+
+from PySide6.QtCore import Qt
+
+from netexplorer.core.sources import open_source
+from netexplorer.ui.document import Document
+from netexplorer.ui.tree_view import NAME, PATH_ROLE, TIES, TreePanel
+
+
+def make_panel(qtbot, spec="example:tied"):
+    document = Document()
+    panel = TreePanel(document)
+    qtbot.addWidget(panel)
+    panel.resize(700, 600)
+    panel.show()
+    document.set_tree(open_source(spec))
+    return document, panel
+
+
+def source_index(panel, path, column=NAME):
+    return panel.model.index_for_path(path).siblingAtColumn(column)
+
+
+def test_model_to_view_selects_row_and_highlights_tie_group(qtbot):
+    document, panel = make_panel(qtbot)
+    document.select("4.weight")
+    assert panel.view.currentIndex().data(PATH_ROLE) == "4.weight"
+    background = lambda p: source_index(panel, p).data(Qt.ItemDataRole.BackgroundRole)  # noqa: E731
+    assert background("2.weight") is not None and background("4.weight") is not None
+    assert background("2.bias") is None and background("0.weight") is None
+    document.select("0.bias")
+    assert background("2.weight") is None  # the highlight follows the selection
+
+
+def test_view_to_model_click_selects_in_document(qtbot):
+    document, panel = make_panel(qtbot)
+    proxy_index = panel.proxy.mapFromSource(source_index(panel, "6.bias"))
+    rect = panel.view.visualRect(proxy_index)
+    qtbot.mouseClick(panel.view.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    assert document.selected == "6.bias"
+    qtbot.keyClick(panel.view, Qt.Key.Key_Up)  # keyboard moves the selection too
+    assert document.selected == "6.weight"
+
+
+def test_selecting_a_shared_module_highlights_its_other_place(qtbot):
+    document, panel = make_panel(qtbot)
+    document.select("2")
+    assert source_index(panel, "4").data(Qt.ItemDataRole.BackgroundRole) is not None
+    assert source_index(panel, "0").data(Qt.ItemDataRole.BackgroundRole) is None
+
+
+def test_filter_keeps_matches_and_their_parents(qtbot):
+    document, panel = make_panel(qtbot, "example:nested")
+
+    def visible_tensors(parent):
+        out = []
+        for row in range(panel.proxy.rowCount(parent)):
+            index = panel.proxy.index(row, 0, parent)
+            node = panel.proxy.mapToSource(index).internalPointer()
+            if not node.is_module:
+                out.append(node.path)
+            out.extend(visible_tensors(index))
+        return out
+
+    assert len(visible_tensors(panel.proxy.index(0, 0))) == 18
+    qtbot.keyClicks(panel.filter_edit, "bias")
+    expected = [p for p in document.tree.tensors if p.endswith("bias")]
+    qtbot.waitUntil(lambda: visible_tensors(panel.proxy.index(0, 0)) == expected, timeout=3000)
+    assert len(expected) == 9
+    # selecting a tensor the filter hides clears the filter
+    document.select("1.weight")
+    assert panel.filter_edit.text() == ""
+    assert panel.view.currentIndex().data(PATH_ROLE) == "1.weight"
+
+
+def test_three_kinds_of_sharing_look_different(qtbot):
+    _document, panel = make_panel(qtbot, "example:sharing")
+
+    def ties(path):
+        index = source_index(panel, path, TIES)
+        icon = index.data(Qt.ItemDataRole.DecorationRole)
+        return index.data(), icon.pixmap(16, 16).toImage() if icon is not None else None
+
+    tensor_text, tensor_icon = ties("embed.weight")
+    alias_text, alias_icon = ties("body.0")
+    empty_text, empty_icon = ties("body.1")
+    assert tensor_text == "= head.weight"
+    assert alias_text == "same object as body.2"
+    assert empty_text == "same object as body.3 (no parameters)"
+    assert tensor_icon != alias_icon and alias_icon != empty_icon and tensor_icon != empty_icon
+    assert ties("embed")[1] is None  # the modules of a cross-module tie are not aliases
+    # tie group colours differ between groups
+    assert ties("body.0.weight")[1] != ties("body.0.bias")[1]
