@@ -145,6 +145,7 @@ class CallRecorder:
             self._kept.extend(tensors)
         self.calls.append(record)
         self.stack.append(record)
+        self.call_started(record, args)
 
     def _post(self, module: Any, args: tuple, output: Any) -> None:
         if id(module) not in self._paths or not self.stack:
@@ -155,3 +156,13 @@ class CallRecorder:
             tensors = list(iter_tensors(output))
             record.output_ids = [id(t) for t in tensors]
             self._kept.extend(tensors)
+        self.call_finished(record, output)
+
+    # -- for subclasses ---------------------------------------------------------------------
+
+    def call_started(self, record: ModuleCall, args: tuple) -> None:
+        """Called as each module call starts, once it is recorded (and is `current`). Does
+        nothing here; the graph overrides it to follow tensors from call to call."""
+
+    def call_finished(self, record: ModuleCall, output: Any) -> None:
+        """Called as each module call returns, with its output. Does nothing here."""
