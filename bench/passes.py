@@ -1,0 +1,142 @@
+"""Benchmark (not a test): training speed of the pass engine on the tied example.
+
+    .venv/bin/python bench/passes.py [--steps N] [--rounds R]
+
+Prints training steps per second (zero grad, forward, backward, optimizer step, and the
+plain-data result the window receives) of `example:tied`:
+
+- plain PyTorch: the same loop written by hand, no engine (the floor everything is compared to);
+- core alone, without recording;
+- core alone, with per-use contribution recording;
+- the recording overhead (without / with; target: at most 2x).
+
+Each figure is one `measure_*` function in MEASUREMENTS: it sets up and returns a runner,
+`run(n)` doing n training steps. The window-live figure and the longest GUI-thread stall (which
+need the window) slot in as further functions there. Runners take turns in short chunks of N
+steps for R rounds and each figure is the median over its chunks, so that the load of a
+shared machine falls on all figures alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+EXAMPLE = "example:tied"
+LOSS = "mse"  # the sum loss has no minimum: trained long enough, it overflows
+OPTIMIZER = "sgd"
+WARMUP_STEPS = 50
+Runner = Callable[[int], None]  # run(n): n training steps
+RECORDING_OVERHEAD_TARGET = 2.0
+
+
+def make_engine(record: bool):  # -> PassEngine
+    from netexplorer.core.passes import PassEngine
+    from netexplorer.core.sources import open_source
+
+    engine = PassEngine(open_source(EXAMPLE), seed=0)
+    engine.loss_name = LOSS
+    engine.optimizer_name = OPTIMIZER
+    engine.record = record
+    return engine
+
+
+def engine_runner(engine) -> Runner:
+    def run(steps: int) -> None:
+        for _ in engine.train(steps):
+            pass
+
+    return run
+
+
+def measure_plain_pytorch() -> Runner:
+    """The hand-written loop: what a notebook would run."""
+    import torch
+    from torch.nn import functional as F
+
+    from netexplorer.examples import EXAMPLES
+
+    example = EXAMPLES[EXAMPLE.removeprefix("example:")]
+    net = example.build(0)
+    x = example.default_input.make(0)
+    target = torch.randn(x.shape[0], 1, generator=torch.Generator().manual_seed(1))
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.1)
+
+    def run(steps: int) -> None:
+        for _ in range(steps):
+            optimizer.zero_grad()
+            loss = F.mse_loss(net(x), target)
+            loss.backward()
+            optimizer.step()
+            float(loss.detach())
+
+    return run
+
+
+def measure_core_without_recording() -> Runner:
+    return engine_runner(make_engine(record=False))
+
+
+def measure_core_with_recording() -> Runner:
+    return engine_runner(make_engine(record=True))
+
+
+MEASUREMENTS: dict[str, Callable[[], Runner]] = {
+    "plain PyTorch loop": measure_plain_pytorch,
+    "core alone, without recording": measure_core_without_recording,
+    "core alone, with contribution recording": measure_core_with_recording,
+}
+
+
+def run(steps: int, rounds: int) -> dict[str, float]:
+    """Median steps/s of each measurement over `rounds` chunks of `steps` steps."""
+    runners = {name: setup() for name, setup in MEASUREMENTS.items()}
+    for runner in runners.values():
+        runner(WARMUP_STEPS)
+    rates: dict[str, list[float]] = {name: [] for name in runners}
+    for _ in range(rounds):
+        for name, runner in runners.items():
+            start = time.perf_counter()
+            runner(steps)
+            rates[name].append(steps / (time.perf_counter() - start))
+    return {name: statistics.median(values) for name, values in rates.items()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=50, help="training steps per chunk")
+    parser.add_argument("--rounds", type=int, default=60, help="chunks per figure (median)")
+    args = parser.parse_args(argv)
+
+    import torch
+
+    print(
+        f"{EXAMPLE}, loss {LOSS}, optimizer {OPTIMIZER}; median of {args.rounds} chunks of "
+        f"{args.steps} steps; torch {torch.__version__}, {torch.get_num_threads()} threads"
+    )
+    medians = run(args.steps, args.rounds)
+    width = max(len(name) for name in medians)
+    for name, value in medians.items():
+        print(f"  {name:<{width}}  {value:8.0f} steps/s")
+    ratio = (
+        medians["core alone, without recording"]
+        / medians["core alone, with contribution recording"]
+    )
+    verdict = "ok" if ratio <= RECORDING_OVERHEAD_TARGET else "OVER TARGET"
+    print(
+        f"  recording overhead: {ratio:.2f}x slower "
+        f"(target at most {RECORDING_OVERHEAD_TARGET:.0f}x: {verdict})"
+    )
+    engine_cost = medians["plain PyTorch loop"] / medians["core alone, without recording"]
+    print(f"  engine without recording vs. plain PyTorch: {engine_cost:.2f}x slower")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
