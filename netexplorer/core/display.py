@@ -24,6 +24,7 @@ import numpy as np
 
 DEFAULT_MAX_SIDE = 1024  # display cells per axis; more than a screen shows
 HISTOGRAM_BINS = 64
+REDUCE_CHUNK_BYTES = 1 << 20  # tensor bytes reduced at a time for a display array
 STATS_CHUNK = 1 << 22  # elements per step of chunked statistics (progress and cancel points)
 
 
@@ -213,13 +214,52 @@ def _reduce_extremes(matrix: np.ndarray, row_step: int, col_step: int) -> np.nda
         matrix = np.abs(matrix)
     if row_step == 1 and col_step == 1:
         return np.array(matrix)  # a copy: the display never aliases the tensor
-    rows = np.arange(0, matrix.shape[0], row_step)
-    cols = np.arange(0, matrix.shape[1], col_step)
-    hi = np.maximum.reduceat(np.maximum.reduceat(matrix, rows, axis=0), cols, axis=1)
-    lo = np.minimum.reduceat(np.minimum.reduceat(matrix, rows, axis=0), cols, axis=1)
+    hi, lo = _block_max_min(matrix, row_step, col_step)
     if not np.issubdtype(hi.dtype, np.floating):
         hi, lo = hi.astype(np.float64), lo.astype(np.float64)
     return np.where(np.abs(hi) >= np.abs(lo), hi, lo)  # NaN compares False: lo is NaN too
+
+
+def _block_max_min(
+    matrix: np.ndarray, row_step: int, col_step: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Max and min of every row_step x col_step block (NaN propagates; edge blocks may be
+    smaller). Rows are taken a few blocks at a time, so max and min read them from cache and
+    the intermediate results stay small; this is 20-40x faster than ufunc.reduceat along
+    axis 0, which made a 50257x1024 embedding take seconds."""
+    rows, cols = matrix.shape
+    n_row_blocks = -(-rows // row_step)
+    n_col_blocks = -(-cols // col_step)
+    hi = np.empty((n_row_blocks, n_col_blocks), matrix.dtype)
+    lo = np.empty((n_row_blocks, n_col_blocks), matrix.dtype)
+    per_chunk = max(1, REDUCE_CHUNK_BYTES // max(1, row_step * cols * matrix.itemsize))
+    for b0 in range(0, n_row_blocks, per_chunk):
+        b1 = min(n_row_blocks, b0 + per_chunk)
+        part = matrix[b0 * row_step : b1 * row_step]
+        part_hi = _reduce_blocks(part, row_step, 0, np.maximum)
+        part_lo = _reduce_blocks(part, row_step, 0, np.minimum)
+        hi[b0:b1] = _reduce_blocks(part_hi, col_step, 1, np.maximum)
+        lo[b0:b1] = _reduce_blocks(part_lo, col_step, 1, np.minimum)
+    return hi, lo
+
+
+def _reduce_blocks(a: np.ndarray, step: int, axis: int, ufunc: np.ufunc) -> np.ndarray:
+    """`ufunc` over consecutive blocks of `step` along `axis` of a 2-D array (the last block
+    may be shorter)."""
+    if step == 1:
+        return a
+    n = a.shape[axis]
+    full = n // step * step
+    pieces = []
+    if full:
+        if axis == 0:
+            pieces.append(ufunc.reduce(a[:full].reshape(full // step, step, a.shape[1]), axis=1))
+        else:
+            pieces.append(ufunc.reduce(a[:, :full].reshape(a.shape[0], full // step, step), axis=2))
+    if full < n:
+        tail = a[full:] if axis == 0 else a[:, full:]
+        pieces.append(ufunc.reduce(tail, axis=axis, keepdims=True))
+    return pieces[0] if len(pieces) == 1 else np.concatenate(pieces, axis=axis)
 
 
 def _extreme_position(block: np.ndarray) -> tuple[int, int]:

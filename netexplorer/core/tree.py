@@ -114,6 +114,10 @@ class ModuleTree:
         self.module = module  # the live nn.Module, or None for a checkpoint without code
         self.default_input: InputSpec | None = None  # the batch a forward pass starts from
         self.explanation = ""  # what an example teaches, shown beside it
+        # a checkpoint's optimizer state matched to parameters: path -> state name -> handle
+        # (e.g. "fc.weight" -> {"exp_avg": ..., "exp_avg_sq": ..., "step": ...}); see
+        # sources/checkpoint.py for how it is matched
+        self.optimizer_state: dict[str, dict[str, TensorHandle]] = {}
         self.modules: dict[str, ModuleNode] = {m.path: m for m in root.walk()}
         self.tensors: dict[str, TensorNode] = {t.path: t for t in root.walk_tensors()}
         for group in tie_groups:

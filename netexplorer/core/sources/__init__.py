@@ -6,10 +6,22 @@ from ..errors import SourceError
 from ..tree import ModuleTree
 from .base import OpenOptions, Reader
 from .examples import ExampleReader
+from .factory import FactoryReader
+from .hf_folder import HuggingFaceFolderReader
+from .safetensors import SafetensorsReader
+from .torch_file import TorchFileReader
+from .torchscript import TorchScriptReader
+from .unknown import UnknownSourceReader
 
 # The first reader that can read a source reads it. Adding a format: one file, one line here.
 READERS: list[Reader] = [
     ExampleReader(),
+    FactoryReader(),
+    SafetensorsReader(),
+    HuggingFaceFolderReader(),
+    TorchScriptReader(),
+    TorchFileReader(),
+    UnknownSourceReader(),  # last: explains why nothing else could read the source
 ]
 
 

@@ -1,0 +1,290 @@
+"""Benchmark (not a test): opening a GPT-2-medium-shaped checkpoint (355M fp32 parameters,
+1.4 GB) as safetensors and as a torch zip file.
+
+    .venv/bin/python bench/open.py [--runs N] [--keep DIR]
+
+Makes the two files in a temporary folder (deleted afterwards; `--keep DIR` writes them there
+and keeps them for reuse), then prints medians over N runs, each run in a fresh interpreter
+(page cache warm, interpreter cold), of:
+
+- time until the tree is ready in the core (`open_source`), counted from interpreter start
+  (imports included: torch's alone is about 1.4 s), against the floor: `safe_open` plus every
+  key's shape, and `torch.load(mmap=True, weights_only=True)`; their ratio;
+- resident memory growth until the tree is ready, before any tensor is shown;
+- time to the heatmap data of the 50257x1024 embedding: `display_array(handle.array())`.
+
+Targets: within 1.5x of the floor, under 1 s to a usable tree, under 150 MB growth, under
+150 ms to the heatmap data. Each figure is one `measure_*` function run in a child process
+(listed in MEASUREMENTS); the window-offscreen figures slot in as further functions there.
+"""
+
+from __future__ import annotations
+
+import time
+
+START = time.perf_counter()  # first statement: child figures count from interpreter start
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import shutil  # noqa: E402
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+EMBEDDING = "wte.weight"
+TARGET_RATIO = 1.5
+TARGET_TREE_SECONDS = 1.0
+TARGET_GROWTH_MB = 150.0
+TARGET_HEATMAP_SECONDS = 0.150
+
+
+# -- the checkpoint -------------------------------------------------------------------------
+
+
+def gpt2_medium_shapes() -> dict[str, tuple[int, ...]]:
+    """GPT-2 medium's parameters, with Hugging Face's names (354,823,168 in all)."""
+    width, vocab, context, layers = 1024, 50257, 1024, 24
+    shapes: dict[str, tuple[int, ...]] = {
+        "wte.weight": (vocab, width),
+        "wpe.weight": (context, width),
+    }
+    for i in range(layers):
+        block = {
+            "ln_1.weight": (width,),
+            "ln_1.bias": (width,),
+            "attn.c_attn.weight": (width, 3 * width),
+            "attn.c_attn.bias": (3 * width,),
+            "attn.c_proj.weight": (width, width),
+            "attn.c_proj.bias": (width,),
+            "ln_2.weight": (width,),
+            "ln_2.bias": (width,),
+            "mlp.c_fc.weight": (width, 4 * width),
+            "mlp.c_fc.bias": (4 * width,),
+            "mlp.c_proj.weight": (4 * width, width),
+            "mlp.c_proj.bias": (width,),
+        }
+        shapes.update({f"h.{i}.{name}": shape for name, shape in block.items()})
+    shapes.update({"ln_f.weight": (width,), "ln_f.bias": (width,)})
+    return shapes
+
+
+def write_safetensors(path: Path, shapes: dict[str, tuple[int, ...]]) -> None:
+    """Written tensor by tensor (the header first), never holding the whole model."""
+    import numpy as np
+
+    header, offset = {}, 0
+    for name, shape in shapes.items():
+        nbytes = 4 * int(np.prod(shape))
+        header[name] = {
+            "dtype": "F32",
+            "shape": list(shape),
+            "data_offsets": [offset, offset + nbytes],
+        }
+        offset += nbytes
+    raw = json.dumps(header).encode()
+    raw += b" " * (-len(raw) % 8)  # the data section starts 8-byte aligned
+    rng = np.random.default_rng(0)
+    with open(path, "wb") as f:
+        f.write(len(raw).to_bytes(8, "little") + raw)
+        for shape in shapes.values():
+            f.write((rng.standard_normal(shape, dtype=np.float32) * 0.02).tobytes())
+
+
+def write_torch_zip(path: Path, safetensors_path: Path) -> None:
+    """torch.save of tensors mapped from the safetensors file (copy-on-write: the source is
+    never written), so the model is streamed through the page cache, not held in memory."""
+    import torch
+
+    from netexplorer.core.sources.safetensors import handles_of, read_header
+
+    handles = handles_of(read_header(str(safetensors_path)))
+    torch.save({name: h.torch_tensor() for name, h in handles.items()}, str(path))
+
+
+def make_files(folder: Path) -> dict[str, Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    files = {"safetensors": folder / "gpt2-medium.safetensors", "torch": folder / "gpt2-medium.pt"}
+    if not files["safetensors"].exists():
+        print(f"writing {files['safetensors']} ...", flush=True)
+        write_safetensors(files["safetensors"], gpt2_medium_shapes())
+    if not files["torch"].exists():
+        print(f"writing {files['torch']} ...", flush=True)
+        write_torch_zip(files["torch"], files["safetensors"])
+    return files
+
+
+# -- measurements (each runs in a fresh child process) ----------------------------------------
+
+
+def rss_mb() -> float:
+    """Resident memory of this process (Linux /proc)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def measure_core_open(path: str) -> dict[str, float]:
+    """netexplorer's core: `open_source` until the tree is ready (imports included)."""
+    before = rss_mb()
+    from netexplorer.core.sources import open_source
+
+    tree = open_source(path)
+    seconds = time.perf_counter() - START
+    assert EMBEDDING in tree.tensors
+    return {"seconds": seconds, "growth_mb": rss_mb() - before}
+
+
+def measure_floor_safetensors(path: str) -> dict[str, float]:
+    """The floor for safetensors: `safe_open` and every key's shape (no torch)."""
+    before = rss_mb()
+    from safetensors import safe_open
+
+    with safe_open(path, framework="np") as f:
+        shapes = {key: f.get_slice(key).get_shape() for key in f.keys()}  # noqa: SIM118
+    seconds = time.perf_counter() - START
+    assert EMBEDDING in shapes
+    return {"seconds": seconds, "growth_mb": rss_mb() - before}
+
+
+def measure_floor_torch(path: str) -> dict[str, float]:
+    """The floor for torch files: `torch.load(mmap=True, weights_only=True)`."""
+    before = rss_mb()
+    import torch
+
+    state = torch.load(path, mmap=True, weights_only=True, map_location="cpu")
+    seconds = time.perf_counter() - START
+    assert EMBEDDING in state
+    return {"seconds": seconds, "growth_mb": rss_mb() - before}
+
+
+def measure_import_torch(path: str) -> dict[str, float]:
+    """How much of a torch file's figures is `import torch` alone."""
+    before = rss_mb()
+    import torch  # noqa: F401
+
+    return {"seconds": time.perf_counter() - START, "growth_mb": rss_mb() - before}
+
+
+def measure_heatmap(path: str) -> dict[str, float]:
+    """Selecting the embedding: its values and display array (reduced to the display size)."""
+    from netexplorer.core.display import display_array
+    from netexplorer.core.sources import open_source
+
+    handle = open_source(path).tensors[EMBEDDING].handle
+    before = rss_mb()
+    start = time.perf_counter()
+    shown = display_array(handle.array())
+    seconds = time.perf_counter() - start
+    assert shown.data.shape[0] <= 1024
+    return {"seconds": seconds, "growth_mb": rss_mb() - before}
+
+
+MEASUREMENTS: dict[str, Callable[[str], dict[str, float]]] = {
+    "core_open": measure_core_open,
+    "floor_safetensors": measure_floor_safetensors,
+    "floor_torch": measure_floor_torch,
+    "import_torch": measure_import_torch,
+    "heatmap": measure_heatmap,
+}
+
+
+def run_child(measurement: str, path: Path) -> dict[str, float]:
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", measurement, str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def median_figures(jobs: list[tuple[str, Path]], runs: int) -> dict[tuple[str, Path], dict]:
+    """Medians over `runs` rounds; each round runs every job once, interleaved, so drift of a
+    shared machine hits all figures alike. A first round warms the page cache."""
+    results: dict[tuple[str, Path], list[dict[str, float]]] = {job: [] for job in jobs}
+    for round_ in range(runs + 1):
+        for job in jobs:
+            figures = run_child(*job)
+            if round_:
+                results[job].append(figures)
+    return {
+        job: {key: statistics.median(r[key] for r in rs) for key in rs[0]}
+        for job, rs in results.items()
+    }
+
+
+# -- report ---------------------------------------------------------------------------------
+
+
+def verdict(value: float, target: float) -> str:
+    return "ok" if value <= target else "MISSED"
+
+
+def report(files: dict[str, Path], runs: int) -> None:
+    floors = {"safetensors": "floor_safetensors", "torch": "floor_torch"}
+    jobs = [("import_torch", files["torch"])]
+    for kind, path in files.items():
+        jobs += [("core_open", path), (floors[kind], path), ("heatmap", path)]
+    figures = median_figures(jobs, runs)
+    print(f"\nmedians of {runs} runs, each in a fresh interpreter (page cache warm)")
+    torch_import = figures[("import_torch", files["torch"])]
+    print(
+        f"  import torch alone: {torch_import['seconds']:.3f} s, "
+        f"{torch_import['growth_mb']:.0f} MB (part of every torch-file figure)"
+    )
+    for kind, path in files.items():
+        core = figures[("core_open", path)]
+        floor = figures[(floors[kind], path)]
+        heat = figures[("heatmap", path)]
+        ratio = core["seconds"] / floor["seconds"]
+        print(f"\n{kind} ({path.name}, {path.stat().st_size / 1e9:.2f} GB)")
+        print(
+            f"  tree ready (core)        {core['seconds']:.3f} s   target < "
+            f"{TARGET_TREE_SECONDS} s: {verdict(core['seconds'], TARGET_TREE_SECONDS)}"
+        )
+        print(f"  floor ({floors[kind]}) {floor['seconds']:.3f} s")
+        print(
+            f"  ratio core / floor       {ratio:.2f}x    target < {TARGET_RATIO}x: "
+            f"{verdict(ratio, TARGET_RATIO)}"
+        )
+        print(
+            f"  memory growth (core)     {core['growth_mb']:.0f} MB (floor "
+            f"{floor['growth_mb']:.0f} MB)   target < {TARGET_GROWTH_MB:.0f} MB: "
+            f"{verdict(core['growth_mb'], TARGET_GROWTH_MB)}"
+        )
+        print(
+            f"  heatmap data {EMBEDDING}  {heat['seconds'] * 1000:.0f} ms (memory "
+            f"+{heat['growth_mb']:.0f} MB)   target < {TARGET_HEATMAP_SECONDS * 1000:.0f} ms: "
+            f"{verdict(heat['seconds'], TARGET_HEATMAP_SECONDS)}"
+        )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5, help="runs per figure (median)")
+    parser.add_argument("--keep", type=Path, help="write the files here and keep them")
+    parser.add_argument("--child", nargs=2, metavar=("MEASUREMENT", "PATH"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        measurement, path = args.child
+        print(json.dumps(MEASUREMENTS[measurement](path)))
+        return 0
+    folder = args.keep or Path(tempfile.mkdtemp(prefix="netexplorer-bench-"))
+    try:
+        report(make_files(folder), args.runs)
+    finally:
+        if args.keep is None:
+            shutil.rmtree(folder, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,381 @@
+"""The structure of a loaded torch checkpoint: its state dicts, its metadata and its optimizer
+state, matched to the parameters it belongs to.
+
+A checkpoint is whatever `torch.save` was given: a state dict, a dict holding state dicts, a
+Lightning `.ckpt` (`state_dict`, `optimizer_states`, `hyper_parameters`, `epoch`, ...), the
+common `{"model": ..., "optimizer": ..., "epoch": ...}`. Every tensor becomes an entry of the
+tree at its key path inside the file (`state_dict.encoder.weight`; for a plain state dict just
+the key); everything that is not a tensor becomes JSON-safe metadata at the same place.
+
+Optimizer state. `optimizer.state_dict()` names parameters by position: `param_groups[i]
+["params"]` lists indices into the optimizer's parameter list, which is `model.parameters()`:
+the model's state dict order without buffers and without the second path of a tie. Where the
+checkpoint allows (a model state dict beside it, and an alignment where every state tensor has
+its parameter's shape), the state (`exp_avg`, `exp_avg_sq`, `momentum_buffer`, `step`, ...) is
+exposed as `tree.optimizer_state[param_path][state_name]` (a TensorHandle) and not repeated in
+the tree. Unmatched state stays in the tree at its key path (as buffers, so parameter counts
+stay right), and `metadata["optimizer_matching"]` says why it was not matched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..handles import TensorHandle, TorchHandle
+from ..tree import KNOWN_BUFFER_NAMES
+from .metadata import json_safe
+
+MAX_NESTING = 64  # containers deeper than this are shown as a note, not walked
+# Where training scripts put the model's state dict, most specific first ("" = the top level)
+MODEL_KEYS = ("state_dict", "model_state_dict", "model", "module", "net", "network", "")
+
+
+class CheckpointTensorHandle(TorchHandle):
+    """A tensor loaded from a checkpoint (memory-mapped where the format allows): values are
+    read when first shown, and storages of no bytes never count as ties."""
+
+    def __init__(self, tensor: Any) -> None:
+        super().__init__(tensor, snapshot=False)
+
+    def array(self):
+        import torch
+
+        t = self.tensor
+        if t.is_quantized:
+            t = t.dequantize()
+        elif t.layout is not torch.strided:  # sparse: shown dense
+            t = t.to_dense()
+        if t is self.tensor:
+            return super().array()
+        return TorchHandle(t, snapshot=False).array()
+
+    def storage_key(self) -> Hashable | None:
+        import torch
+
+        t = self.tensor
+        try:
+            if t.layout is not torch.strided or t.untyped_storage().nbytes() == 0:
+                return None  # empty storages may all sit at address 0
+        except (RuntimeError, NotImplementedError):
+            return None
+        return super().storage_key()
+
+
+@dataclass
+class CheckpointContents:
+    """What a loaded checkpoint holds, ready for `tree_from_entries`."""
+
+    entries: list[tuple[str, TensorHandle]] = field(default_factory=list)
+    kinds: dict[str, str] = field(default_factory=dict)  # path -> "parameter" | "buffer"
+    metadata: dict[str, Any] = field(default_factory=dict)
+    optimizer_state: dict[str, dict[str, TensorHandle]] = field(default_factory=dict)
+    model_prefix: str | None = None  # key path of the model state dict ("" = top level)
+
+
+@dataclass
+class _Container:
+    """A mapping of the file whose values are tensors: a state dict."""
+
+    path: tuple[str, ...]
+    keys: list[str]  # tree paths of its tensors, in file order
+
+
+@dataclass
+class _Optimizer:
+    path: tuple[str, ...]
+    state: Mapping[Any, Any]
+    groups: list[Mapping[str, Any]]
+
+
+def is_tensor(x: Any) -> bool:
+    import torch
+
+    return isinstance(x, torch.Tensor)
+
+
+def read_checkpoint(obj: Any) -> CheckpointContents:
+    """Entries, metadata and matched optimizer state of a loaded checkpoint object."""
+    walker = _Walker()
+    metadata = walker.walk(obj, ())
+    out = CheckpointContents(entries=walker.entries, kinds=walker.kinds)
+    if isinstance(metadata, dict):
+        out.metadata.update(metadata)
+    elif metadata is not _NOTHING:
+        out.metadata["contents"] = metadata
+    model = _model_container(walker.containers)
+    out.model_prefix = ".".join(model.path) if model is not None else None
+    matching = []
+    for optimizer in walker.optimizers:
+        report = _match_optimizer(optimizer, model, walker.handles, out)
+        matching.append(report)
+        if not report["matched"]:
+            _add_unmatched(optimizer, walker, out)
+    if matching:
+        out.metadata["optimizer_matching"] = matching
+    return out
+
+
+_NOTHING = object()  # a part of the file with no metadata left once tensors are taken out
+
+
+class _Walker:
+    """Walks a checkpoint once: tensors to entries, optimizers aside, the rest to metadata."""
+
+    def __init__(self) -> None:
+        self.entries: list[tuple[str, TensorHandle]] = []
+        self.kinds: dict[str, str] = {}
+        self.handles: dict[str, TensorHandle] = {}
+        self.containers: list[_Container] = []
+        self.optimizers: list[_Optimizer] = []
+        self._seen: set[str] = set()
+
+    def walk(self, obj: Any, path: tuple[str, ...]) -> Any:
+        """The JSON-safe metadata of `obj` (tensors and optimizer tensors taken out)."""
+        if len(path) > MAX_NESTING:  # a crafted file must not exhaust the stack
+            return "<nested too deeply>"
+        if is_tensor(obj):
+            if obj.dim() == 0 and path:
+                return json_safe(obj)  # a lone scalar (a score, a step count) is metadata
+            self.add(path or ("tensor",), obj)
+            return _NOTHING
+        if _is_module(obj):  # only after a trusted load: its state dict is what it holds
+            obj = obj.state_dict()
+        if _is_optimizer(obj):
+            self.optimizers.append(_Optimizer(path, obj["state"], list(obj["param_groups"])))
+            return _optimizer_metadata(obj)
+        if isinstance(obj, Mapping):
+            return self._walk_mapping(obj, path)
+        if isinstance(obj, (list, tuple)):
+            items = [self.walk(v, (*path, str(i))) for i, v in enumerate(obj)]
+            kept = [v for v in items if v is not _NOTHING]
+            if not kept and obj:
+                return _NOTHING
+            return [None if v is _NOTHING else v for v in items]
+        return json_safe(obj)
+
+    def _walk_mapping(self, obj: Mapping, path: tuple[str, ...]) -> Any:
+        values = list(obj.values())
+        tensors = [v for v in values if is_tensor(v)]
+        # a state dict: scalar tensors in it (num_batches_tracked) are entries too
+        is_state_dict = bool(tensors) and (
+            len(tensors) == len(values) or any(t.dim() > 0 for t in tensors)
+        )
+        before = len(self.entries)
+        out: dict[str, Any] = {}
+        for key, value in obj.items():
+            child = (*path, str(key))
+            if is_state_dict and is_tensor(value):
+                self.add(child, value)
+                continue
+            meta = self.walk(value, child)
+            if meta is not _NOTHING:
+                out[str(key)] = meta
+        if is_state_dict:
+            self.containers.append(_Container(path, [k for k, _ in self.entries[before:]]))
+        if not out and obj:
+            return _NOTHING
+        return out
+
+    def add(self, path: tuple[str, ...], tensor: Any, kind: str | None = None) -> str:
+        key = ".".join(path)
+        if key in self._seen:  # {"a.b": x, "a": {"b": y}} would give two paths "a.b"
+            n = 2
+            while f"{key} ({n})" in self._seen:
+                n += 1
+            key = f"{key} ({n})"
+        self._seen.add(key)
+        handle = CheckpointTensorHandle(tensor)
+        self.entries.append((key, handle))
+        self.handles[key] = handle
+        if kind is not None:
+            self.kinds[key] = kind
+        return key
+
+
+def _is_module(obj: Any) -> bool:
+    import torch
+
+    return isinstance(obj, torch.nn.Module)
+
+
+def _is_optimizer(obj: Any) -> bool:
+    if not isinstance(obj, Mapping) or "state" not in obj or "param_groups" not in obj:
+        return False
+    groups = obj["param_groups"]
+    return (
+        isinstance(obj["state"], Mapping)
+        and isinstance(groups, (list, tuple))
+        and all(isinstance(g, Mapping) and isinstance(g.get("params"), list) for g in groups)
+    )
+
+
+def _optimizer_metadata(obj: Mapping) -> dict[str, Any]:
+    out = {str(k): json_safe(v) for k, v in obj.items() if k not in ("state", "param_groups")}
+    out["param_groups"] = json_safe(list(obj["param_groups"]))
+    names: list[str] = []
+    for per_param in obj["state"].values():
+        if isinstance(per_param, Mapping):
+            names.extend(str(n) for n in per_param if str(n) not in names)
+    out["state"] = f"state of {len(obj['state'])} parameters: {', '.join(names) or 'none'}"
+    return out
+
+
+def _model_container(containers: list[_Container]) -> _Container | None:
+    """The state dict of the model: at a conventional key, else the largest one."""
+    for key in MODEL_KEYS:
+        for c in containers:
+            if ".".join(c.path) == key:
+                return c
+    return max(containers, key=lambda c: len(c.keys), default=None)
+
+
+def _match_optimizer(
+    optimizer: _Optimizer,
+    model: _Container | None,
+    handles: dict[str, TensorHandle],
+    out: CheckpointContents,
+) -> dict[str, Any]:
+    where = ".".join(optimizer.path) or "(top level)"
+    report: dict[str, Any] = {"optimizer": where, "matched": False}
+    order = [p for g in optimizer.groups for p in g["params"]]
+    states = {p: optimizer.state.get(p) for p in order}
+    if model is None:
+        report["reason"] = "no model state dict beside it"
+        return report
+    report["model"] = ".".join(model.path) or "(top level)"
+    names = [n for g in optimizer.groups for n in (g.get("param_names") or [])]
+    if len(names) == len(order):
+        assignment = _align_by_name(names, model)
+        how = "by the parameter names saved with the optimizer"
+    else:
+        assignment = _align_by_order(order, states, model, handles)
+        how = "by parameter order and shape"
+    if assignment is None:
+        report["reason"] = (
+            f"its {len(order)} parameters do not line up with the "
+            f"{len(_parameter_paths(model, handles))} parameters of the model state dict"
+        )
+        return report
+    matched: dict[str, dict[str, TensorHandle]] = {}
+    for p, path in zip(order, assignment, strict=True):
+        state = states[p]
+        if not isinstance(state, Mapping):
+            continue
+        shape = handles[path].shape
+        per_param: dict[str, TensorHandle] = {}
+        for name, value in state.items():
+            if not is_tensor(value):
+                continue
+            if value.dim() > 0 and tuple(value.shape) != shape:
+                report["reason"] = (
+                    f"state {name!r} of parameter {p} has shape {list(value.shape)}, "
+                    f"but {path} has {list(shape)}"
+                )
+                return report
+            per_param[str(name)] = CheckpointTensorHandle(value)
+        if per_param:
+            matched[path] = per_param
+    out.optimizer_state.update(matched)
+    report.update(matched=True, how=how, parameters=len(matched))
+    return report
+
+
+def _parameter_paths(model: _Container, handles: dict[str, TensorHandle]) -> list[str]:
+    """The model state dict's paths as `model.parameters()` lists them: no buffers, and each
+    tied tensor once (at its first path)."""
+    seen: set[Hashable] = set()
+    paths = []
+    for path in model.keys:
+        if path.rpartition(".")[2] in KNOWN_BUFFER_NAMES:
+            continue
+        key = handles[path].storage_key()
+        if key is not None:
+            if key in seen:
+                continue
+            seen.add(key)
+        paths.append(path)
+    return paths
+
+
+def _align_by_name(names: list[str], model: _Container) -> list[str] | None:
+    prefix = ".".join(model.path)
+    by_name = {(k[len(prefix) + 1 :] if prefix else k): k for k in model.keys}
+    if all(n in by_name for n in names):
+        return [by_name[n] for n in names]
+    return None
+
+
+def _align_by_order(
+    order: list[Any],
+    states: dict[Any, Any],
+    model: _Container,
+    handles: dict[str, TensorHandle],
+) -> list[str] | None:
+    """Parameter paths for the optimizer's parameters, in order, if exactly one alignment
+    fits: equal counts zip; fewer optimizer parameters (frozen ones, unknown buffers) are
+    placed as a subsequence, which must be unique (leftmost == rightmost placement)."""
+    candidates = _parameter_paths(model, handles)
+    shapes = [_state_shape(states[p]) for p in order]
+
+    def fits(i: int, path: str) -> bool:
+        return shapes[i] is None or shapes[i] == handles[path].shape
+
+    if len(order) == len(candidates):
+        if all(fits(i, path) for i, path in enumerate(candidates)):
+            return candidates
+        return None
+    if len(order) > len(candidates) or not order:
+        return None
+    left = _place(len(order), candidates, fits)
+    right = _place_from_right(len(order), candidates, fits)
+    if left is None or left != right:
+        return None
+    return left
+
+
+def _place(n: int, candidates: list[str], fits) -> list[str] | None:
+    placed, j = [], 0
+    for i in range(n):
+        while j < len(candidates) and not fits(i, candidates[j]):
+            j += 1
+        if j == len(candidates):
+            return None
+        placed.append(candidates[j])
+        j += 1
+    return placed
+
+
+def _place_from_right(n: int, candidates: list[str], fits) -> list[str] | None:
+    placed, j = [], len(candidates) - 1
+    for i in reversed(range(n)):
+        while j >= 0 and not fits(i, candidates[j]):
+            j -= 1
+        if j < 0:
+            return None
+        placed.append(candidates[j])
+        j -= 1
+    return placed[::-1]
+
+
+def _state_shape(state: Any) -> tuple[int, ...] | None:
+    """The parameter shape an optimizer state implies (from its non-scalar tensors)."""
+    if isinstance(state, Mapping):
+        for value in state.values():
+            if is_tensor(value) and value.dim() > 0:
+                return tuple(int(s) for s in value.shape)
+    return None
+
+
+def _add_unmatched(optimizer: _Optimizer, walker: _Walker, out: CheckpointContents) -> None:
+    """Optimizer state that matched no parameter stays visible in the tree, as buffers."""
+    for p, state in optimizer.state.items():
+        if not isinstance(state, Mapping):
+            continue
+        for name, value in state.items():
+            if is_tensor(value):
+                path = (*optimizer.path, "state", str(p), str(name))
+                key = walker.add(path, value, kind="buffer")
+                out.kinds[key] = "buffer"
+    out.entries = walker.entries

@@ -1,0 +1,62 @@
+"""Checkpoint values as JSON-safe metadata (the `metadata` of the JSON description and the
+details panel): numbers, strings, lists and objects only, bounded in size."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+MAX_ITEMS = 200  # longer lists and dicts are cut, with a note of how many were left out
+MAX_TEXT = 300
+MAX_DEPTH = 24
+
+
+def json_safe(value: Any, depth: int = 0) -> Any:
+    """`value` as plain JSON data: non-finite floats become strings, unknown objects their
+    (shortened) repr, tuples lists, mapping keys strings. Never raises."""
+    if depth > MAX_DEPTH:
+        return "<nested too deeply>"
+    if value is None or isinstance(value, (bool, str)):
+        return value if not isinstance(value, str) else _short(value)
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, (bytes, bytearray)):
+        return f"<{len(value)} bytes>"
+    if isinstance(value, Mapping):
+        out: dict[str, Any] = {}
+        for i, (k, v) in enumerate(value.items()):
+            if i == MAX_ITEMS:
+                out["..."] = f"{len(value) - MAX_ITEMS} more entries"
+                break
+            out[str(k)] = json_safe(v, depth + 1)
+        return out
+    if isinstance(value, (list, tuple, set, frozenset)):
+        items = list(value)
+        out_list = [json_safe(v, depth + 1) for v in items[:MAX_ITEMS]]
+        if len(items) > MAX_ITEMS:
+            out_list.append(f"... {len(items) - MAX_ITEMS} more")
+        return out_list
+    return _scalar_or_repr(value)
+
+
+def _scalar_or_repr(value: Any) -> Any:
+    # numpy and torch scalars, torch.Size, torch.dtype, paths, namespaces...
+    item = getattr(value, "item", None)
+    shape = getattr(value, "shape", None)
+    if callable(item) and shape is not None and tuple(shape) == ():
+        try:
+            return json_safe(item())
+        except Exception:
+            pass
+    try:
+        text = repr(value)
+    except Exception:
+        text = f"<{type(value).__name__}>"
+    return _short(text)
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= MAX_TEXT else text[: MAX_TEXT - 3] + "..."

@@ -1,0 +1,304 @@
+"""`.safetensors` files, read without torch.
+
+The header (8-byte little-endian length, then JSON) is parsed and validated here, so opening a
+file and `--summary` cost as much as reading the header: no torch import (about 1.4 s), no
+tensor data. Values come from a read-only memory map of the file, sliced per tensor when a
+tensor is first shown. The file is never written: the map is opened read-only, and the
+writable map handed to models built from code is copy-on-write.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import threading
+from collections.abc import Hashable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..errors import SourceError
+from ..handles import TensorHandle, decode_raw, raw_view_dtype
+from ..tree import ModuleTree, tree_from_entries
+from .base import OpenOptions
+from .files import MAX_SAFETENSORS_HEADER, check_file, extension, sniff
+
+# safetensors dtype codes -> the names torch and netexplorer use
+DTYPES = {
+    "BOOL": "bool",
+    "U8": "uint8",
+    "I8": "int8",
+    "F8_E5M2": "float8_e5m2",
+    "F8_E4M3": "float8_e4m3fn",
+    "I16": "int16",
+    "U16": "uint16",
+    "F16": "float16",
+    "BF16": "bfloat16",
+    "I32": "int32",
+    "U32": "uint32",
+    "F32": "float32",
+    "F64": "float64",
+    "I64": "int64",
+    "U64": "uint64",
+    "C64": "complex64",
+}
+# Formats the library knows whose values netexplorer cannot decode (sub-byte floats): shown
+# with shape and dtype, without values.
+UNDECODED = {"F4": "float4_e2m1fn_x2", "F6_E2M3": "float6_e2m3", "F6_E3M2": "float6_e3m2"}
+UNDECODED.update({"E8M0": "float8_e8m0fnu", "F8_E8M0": "float8_e8m0fnu"})
+
+
+@dataclass(frozen=True)
+class HeaderEntry:
+    """One tensor of a safetensors header; offsets are relative to the data section."""
+
+    name: str
+    dtype: str  # netexplorer's name (`bfloat16`), not the file's code (`BF16`)
+    shape: tuple[int, ...]
+    begin: int
+    end: int
+
+
+@dataclass(frozen=True)
+class Header:
+    """A validated safetensors header."""
+
+    path: str
+    entries: list[HeaderEntry]
+    metadata: dict[str, Any]  # the file's `__metadata__`
+    data_start: int  # absolute offset of the data section
+    file_size: int
+
+
+def read_header(path: str) -> Header:
+    """Parse and validate the header of the safetensors file at `path`, reading nothing else.
+
+    Raises SourceError, naming the file and the problem, for anything that does not add up:
+    a length past the end of the file, invalid JSON, unknown dtypes, offsets outside the
+    data, or a shape that does not fit its byte range."""
+    size = check_file(path)
+    if size < 8:
+        raise _invalid(path, f"the file has {size} bytes, fewer than the 8-byte header length")
+    try:
+        with open(path, "rb") as f:
+            length = int.from_bytes(f.read(8), "little")
+            if length > size - 8:
+                raise _invalid(
+                    path,
+                    f"the header claims {length:,} bytes but the file has only {size - 8:,} "
+                    "after the length; the file is truncated",
+                )
+            if length > MAX_SAFETENSORS_HEADER:
+                raise _invalid(path, f"the header claims {length:,} bytes, more than 100 MB")
+            raw = f.read(length)
+    except OSError as exc:
+        raise SourceError(f"cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        header = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise _invalid(path, f"the header is not valid JSON ({_first_line(exc)})") from None
+    except RecursionError:
+        raise _invalid(path, "the header JSON is nested too deeply") from None
+    if not isinstance(header, dict):
+        raise _invalid(path, "the header is not a JSON object")
+    data_start = 8 + length
+    data_size = size - data_start
+    metadata = header.pop("__metadata__", None) or {}
+    if not isinstance(metadata, dict):
+        raise _invalid(path, "__metadata__ is not a JSON object")
+    entries = [_entry(path, name, info, data_size) for name, info in header.items()]
+    return Header(path, entries, metadata, data_start, size)
+
+
+def _entry(path: str, name: str, info: Any, data_size: int) -> HeaderEntry:
+    if not isinstance(info, dict):
+        raise _invalid(path, f"tensor {name!r} is not described by a JSON object")
+    code, shape, offsets = info.get("dtype"), info.get("shape"), info.get("data_offsets")
+    if not isinstance(code, str) or (code not in DTYPES and code not in UNDECODED):
+        raise _invalid(path, f"tensor {name!r} has an unknown dtype {code!r}")
+    if not isinstance(shape, list) or not all(_is_count(s) for s in shape):
+        raise _invalid(path, f"tensor {name!r} has an invalid shape {shape!r}")
+    if (
+        not isinstance(offsets, list)
+        or len(offsets) != 2
+        or not all(_is_count(o) for o in offsets)
+        or offsets[0] > offsets[1]
+    ):
+        raise _invalid(path, f"tensor {name!r} has invalid data_offsets {offsets!r}")
+    begin, end = offsets
+    if end > data_size:
+        raise _invalid(
+            path,
+            f"tensor {name!r} ends at byte {end:,} of the data but the file holds only "
+            f"{data_size:,}; the file is truncated",
+        )
+    dtype = DTYPES.get(code) or UNDECODED[code]
+    view = raw_view_dtype(dtype)
+    if view is not None and math.prod(shape) * view.itemsize != end - begin:
+        raise _invalid(
+            path,
+            f"tensor {name!r} of shape {shape} and dtype {code} needs "
+            f"{math.prod(shape) * view.itemsize:,} bytes but its data_offsets span {end - begin:,}",
+        )
+    return HeaderEntry(name, dtype, tuple(shape), begin, end)
+
+
+def _is_count(x: Any) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool) and x >= 0
+
+
+def _invalid(path: str, problem: str) -> SourceError:
+    return SourceError(
+        f"cannot open {path}: not a valid safetensors file: {problem}; save or download it again"
+    )
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+class MappedFile:
+    """A file mapped into memory on first use, shared by the handles of its tensors.
+
+    Mapping costs no memory until pages are touched; one map per file keeps the number of
+    open maps small for files of thousands of tensors."""
+
+    def __init__(self, path: str, data_start: int, size: int) -> None:
+        self.path = path
+        self.data_start = data_start
+        self.size = size
+        self._lock = threading.Lock()
+        self._map: np.memmap | None = None
+        self._writable: np.memmap | None = None
+
+    def bytes(self, begin: int, end: int, writable: bool = False) -> np.ndarray:
+        """The bytes [begin, end) of the data section as a uint8 array (read-only, or
+        copy-on-write: writes stay in memory and never reach the file)."""
+        with self._lock:
+            self._check_unchanged()
+            if writable:
+                if self._writable is None:
+                    self._writable = np.memmap(self.path, dtype=np.uint8, mode="c")
+                mapped = self._writable
+            else:
+                if self._map is None:
+                    self._map = np.memmap(self.path, dtype=np.uint8, mode="r")
+                mapped = self._map
+        start = self.data_start + begin
+        return np.asarray(mapped[start : self.data_start + end])
+
+    def _check_unchanged(self) -> None:
+        # touching a mapped page past a shrunken end of file kills the process (SIGBUS)
+        try:
+            size = os.stat(self.path).st_size
+        except OSError as exc:
+            raise SourceError(f"cannot read {self.path}: {exc.strerror or exc}") from None
+        if size != self.size:
+            raise SourceError(
+                f"cannot read {self.path}: the file changed size since it was opened; open it again"
+            )
+
+
+class SafetensorsHandle(TensorHandle):
+    """A tensor of a safetensors file: values read from the map when first asked for."""
+
+    def __init__(self, file: MappedFile, entry: HeaderEntry) -> None:
+        self.file = file
+        self.entry = entry
+        self.shape = entry.shape
+        self.dtype = entry.dtype
+        self._view = raw_view_dtype(entry.dtype)
+
+    @property
+    def has_values(self) -> bool:
+        return self._view is not None
+
+    def raw_array(self, writable: bool = False) -> np.ndarray:
+        """The stored values without decoding (bfloat16 as uint16, float8 as uint8)."""
+        if self._view is None:
+            raise ValueError(f"netexplorer cannot decode {self.dtype} values")
+        if self.entry.begin == self.entry.end:
+            return np.zeros(self.shape, dtype=self._view)
+        raw = self.file.bytes(self.entry.begin, self.entry.end, writable)
+        return raw.view(self._view.newbyteorder("<")).reshape(self.shape)
+
+    def array(self) -> np.ndarray:
+        raw = self.raw_array()
+        if self.dtype in ("bfloat16", "float8_e4m3fn", "float8_e5m2"):
+            return decode_raw(raw, self.dtype)
+        return raw
+
+    def torch_tensor(self) -> Any:
+        """The values as a torch tensor of the stored dtype, backed by a copy-on-write map
+        (writable, as loading into a live model needs; the file is never written)."""
+        import torch
+
+        raw = self.raw_array(writable=True)
+        if raw.dtype.byteorder == ">":  # only on big-endian machines
+            raw = raw.byteswap().view(raw.dtype.newbyteorder("="))
+        if self.dtype in ("bfloat16", "float8_e4m3fn", "float8_e5m2"):
+            signed = np.int16 if self.dtype == "bfloat16" else np.int8
+            return torch.from_numpy(raw.view(signed)).view(getattr(torch, self.dtype))
+        return torch.from_numpy(raw)
+
+    def storage_key(self) -> Hashable | None:
+        # the format cannot store aliases, but a hand-written header could point two names
+        # at one byte range: that is a tie
+        if self.entry.begin == self.entry.end:
+            return None
+        e = self.entry
+        return ("safetensors", self.file.path, e.begin, e.end, e.dtype, e.shape)
+
+
+def natural_key(name: str) -> tuple:
+    """Sort key that puts `h.2` before `h.10`."""
+    parts = re.split(r"(\d+)", name)
+    return tuple(int(p) if i % 2 else p for i, p in enumerate(parts))
+
+
+# How torch modules register their tensors (Linear, LayerNorm, BatchNorm): shown in this order
+_TENSOR_RANK = {"weight": 0, "bias": 1, "running_mean": 2, "running_var": 3}
+_TENSOR_RANK["num_batches_tracked"] = 4
+
+
+def in_display_order(names: list[str]) -> list[str]:
+    """Names in the order to show them: natural order (`h.2` before `h.10`), and within a
+    module weight, bias, running statistics as torch registers them. The model's own order
+    is lost: the safetensors library writes names sorted by dtype, then name."""
+
+    def key(name: str) -> tuple:
+        module, _, tensor = name.rpartition(".")
+        return natural_key(module), _TENSOR_RANK.get(tensor, len(_TENSOR_RANK)), natural_key(tensor)
+
+    return sorted(names, key=key)
+
+
+def handles_of(header: Header) -> dict[str, SafetensorsHandle]:
+    """A lazy handle for every tensor of a parsed header, in display order."""
+    file = MappedFile(header.path, header.data_start, header.file_size)
+    by_name = {e.name: SafetensorsHandle(file, e) for e in header.entries}
+    return {name: by_name[name] for name in in_display_order(list(by_name))}
+
+
+class SafetensorsReader:
+    name = "safetensors"
+    title = "safetensors"
+    file_patterns = ("*.safetensors",)
+
+    def can_read(self, spec: str) -> bool:
+        kind = sniff(spec)
+        if kind is not None:
+            return kind == "safetensors"
+        return extension(spec) == ".safetensors" and not os.path.isdir(spec)
+
+    def read(self, spec: str, options: OpenOptions) -> ModuleTree:
+        options.report(0.0, f"reading the header of {spec}")
+        header = read_header(spec)
+        handles = handles_of(header)
+        metadata: dict[str, Any] = {"format": "safetensors", "file_size": header.file_size}
+        if header.metadata:
+            metadata["safetensors"] = header.metadata
+        return tree_from_entries(handles.items(), source=spec, reader=self.name, metadata=metadata)

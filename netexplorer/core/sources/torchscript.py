@@ -1,0 +1,82 @@
+"""TorchScript archives (`torch.jit.save`): a live module, so forward and backward passes work.
+
+PyTorch's security policy treats TorchScript like executable code: loading an archive runs
+code stored in it (its `__setstate__` methods), with access to every operator, file I/O
+included. So an archive opens only with `options.trust`; without it the reader refuses before
+`torch.jit.load` is called. Recognising an archive reads only its zip directory.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from typing import Any
+
+from ..errors import SourceError, UntrustedPickleError
+from ..tree import ModuleTree, tree_from_module
+from .base import OpenOptions
+from .files import check_file, sniff
+from .torch_file import untrusted_message
+
+
+class TorchScriptReader:
+    name = "torchscript"
+    title = "TorchScript archives"
+    file_patterns = ("*.pt", "*.pth", "*.ptl", "*.zip")
+
+    def can_read(self, spec: str) -> bool:
+        return sniff(spec) == "torchscript"
+
+    def read(self, spec: str, options: OpenOptions) -> ModuleTree:
+        check_file(spec)
+        if not options.trust:
+            raise UntrustedPickleError(
+                untrusted_message(spec, "is a TorchScript archive (compiled code)")
+            )
+        options.report(0.0, f"loading TorchScript {spec}")
+        import torch
+
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # its deprecation notice is not the user's concern
+                module = torch.jit.load(spec, map_location="cpu")
+        except Exception as exc:
+            lines = str(exc).strip().splitlines()
+            detail = lines[0] if lines else type(exc).__name__
+            raise SourceError(
+                f"cannot open {spec}: not a readable TorchScript archive ({detail}); it may be "
+                "damaged: save it again"
+            ) from None
+        original = getattr(module, "original_name", type(module).__name__)
+        metadata = {"format": "TorchScript", "original_name": original}
+        tree = tree_from_module(module, source=spec, metadata=metadata)
+        # a scripted module's parameters are plain tensors, not nn.Parameter objects: ask it
+        parameters = {name for name, _ in module.named_parameters()}
+        for path, node in tree.tensors.items():
+            group = tree.tie_group(path)
+            if path in parameters or (group and parameters.intersection(group.paths)):
+                node.kind = "parameter"
+        # scripted modules are all RecursiveScriptModule: show the class they were made from
+        for path, sub in _walk_modules(module, ""):
+            node = tree.modules[path]
+            node.type_name = str(getattr(sub, "original_name", node.type_name))
+            if node.extra_repr.startswith("original_name="):
+                node.extra_repr = ""
+        # built again so parameter counts see the corrected kinds
+        return ModuleTree(
+            tree.root,
+            tree.tie_groups,
+            source=spec,
+            reader=self.name,
+            metadata=metadata,
+            module=module,
+        )
+
+
+def _walk_modules(module: Any, path: str) -> Iterator[tuple[str, Any]]:
+    """(path, module) for every module path, as tree_from_module visits them (scripted
+    modules have no get_submodule)."""
+    yield path, module
+    for name, child in module._modules.items():
+        if child is not None:
+            yield from _walk_modules(child, f"{path}.{name}" if path else name)

@@ -1,0 +1,51 @@
+"""Which reader opens what: content first, extension second; the file-dialog filters."""
+
+from __future__ import annotations
+
+import pytest
+from checkpoint_builders import build_every_format
+
+from netexplorer.core.sources import READERS
+from netexplorer.core.sources.files import file_dialog_filters, sniff
+
+
+def reader_for(spec: str) -> str:
+    return next(r.name for r in READERS if r.can_read(spec))
+
+
+@pytest.fixture(scope="module")
+def every_format(tmp_path_factory):
+    return build_every_format(tmp_path_factory.mktemp("every"))
+
+
+@pytest.mark.parametrize(
+    ("fmt", "reader", "sniffed"),
+    [
+        ("safetensors", "safetensors", "safetensors"),
+        ("torch-zip", "torch", "torch-zip"),
+        ("torch-legacy", "torch", "torch-legacy"),
+        ("lightning", "torch", "torch-zip"),
+        ("torchscript", "torchscript", "torchscript"),
+        ("hf-sharded", "huggingface", None),
+    ],
+)
+def test_each_format_finds_its_reader(every_format, fmt, reader, sniffed):
+    path = str(every_format[fmt])
+    assert sniff(path) == sniffed
+    assert reader_for(path) == reader
+
+
+def test_other_sources_find_their_readers(tmp_path):
+    assert reader_for("example:tied") == "example"
+    assert reader_for("mypkg.models:make_net") == "factory"
+    assert reader_for(str(tmp_path / "missing.xyz")) == "unknown"
+    assert reader_for(str(tmp_path)) == "unknown"  # a folder without weights
+
+
+def test_file_dialog_filters():
+    filters = file_dialog_filters()
+    assert filters[0].startswith("Checkpoints (") and "*.safetensors" in filters[0]
+    assert "*.ckpt" in filters[0] and "*.pth" in filters[0]
+    assert "safetensors (*.safetensors)" in filters
+    assert any(f.startswith("PyTorch files (") and "*.bin" in f for f in filters)
+    assert filters[-1] == "All files (*)"

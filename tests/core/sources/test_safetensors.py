@@ -1,0 +1,169 @@
+"""safetensors: header parsing without torch, lazy values, dtypes, ties, header validation."""
+
+from __future__ import annotations
+
+import json
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from checkpoint_builders import example_net, mixed_state_dict, write_safetensors
+
+from netexplorer.core.errors import SourceError
+from netexplorer.core.sources import open_source
+from netexplorer.core.sources.safetensors import SafetensorsHandle
+
+
+def write_raw(path: Path, header: dict, data: bytes) -> Path:
+    """A safetensors file from a hand-written header (no library checks)."""
+    raw = json.dumps(header).encode()
+    path.write_bytes(struct.pack("<Q", len(raw)) + raw + data)
+    return path
+
+
+def test_keys_shapes_dtypes_and_values(tmp_path):
+    sd = mixed_state_dict()
+    tree = open_source(str(write_safetensors(tmp_path / "m.safetensors", sd, format="pt")))
+    assert tree.reader == "safetensors"
+    assert set(tree.tensors) == set(sd)
+    for key, tensor in sd.items():
+        node = tree.tensors[key]
+        assert node.shape == tuple(tensor.shape)
+        assert node.dtype == str(tensor.dtype).removeprefix("torch.")
+        expected = tensor.float().numpy() if tensor.dtype == torch.bfloat16 else tensor.numpy()
+        np.testing.assert_array_equal(node.handle.array(), expected)
+    assert tree.tensors["layers.0.weight"].dtype == "bfloat16"
+    assert tree.tensors["layers.0.weight"].handle.array().dtype == np.float32
+    assert tree.tensors["mask"].handle.array().dtype == np.bool_
+    assert tree.tensors["norm.num_batches_tracked"].kind == "buffer"
+    assert tree.metadata["safetensors"] == {"format": "pt"}
+
+
+def test_float8_values_decode(tmp_path):
+    values = torch.tensor([0.0, 1.0, -2.5, 448.0, 0.015625])
+    sd = {"e4m3": values.to(torch.float8_e4m3fn), "e5m2": values.to(torch.float8_e5m2)}
+    tree = open_source(str(write_safetensors(tmp_path / "f8.safetensors", sd)))
+    for key, tensor in sd.items():
+        assert tree.tensors[key].dtype == str(tensor.dtype).removeprefix("torch.")
+        np.testing.assert_array_equal(tree.tensors[key].handle.array(), tensor.float().numpy())
+
+
+def test_natural_order_puts_layer_2_before_layer_10(tmp_path):
+    sd = {f"h.{i}.weight": torch.zeros(1) for i in (10, 2, 1)}
+    tree = open_source(str(write_safetensors(tmp_path / "o.safetensors", sd)))
+    assert list(tree.tensors) == ["h.1.weight", "h.2.weight", "h.10.weight"]
+
+
+def test_opening_reads_no_tensor_data(tmp_path, monkeypatch):
+    path = write_safetensors(tmp_path / "m.safetensors", mixed_state_dict())
+
+    def no_map(*args, **kwargs):
+        raise AssertionError("tensor data was mapped while opening")
+
+    monkeypatch.setattr(np, "memmap", no_map)
+    tree = open_source(str(path))
+    assert len(tree.tensors) == len(mixed_state_dict())
+
+
+def test_summary_needs_no_torch(tmp_path):
+    path = write_safetensors(tmp_path / "m.safetensors", mixed_state_dict())
+    code = (
+        "import sys\n"
+        "from netexplorer.core.sources import open_source\n"
+        "from netexplorer.core.describe import summary_text\n"
+        f"summary_text(open_source({str(path)!r}))\n"
+        "print('torch' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_tied_example_is_two_identical_tensors(tmp_path):
+    """safetensors cannot store aliases: a tied net's shared tensor is stored twice."""
+    path = write_safetensors(tmp_path / "tied.safetensors", example_net("tied").state_dict())
+    tree = open_source(str(path))
+    assert tree.tie_groups == []
+    np.testing.assert_array_equal(
+        tree.tensors["2.weight"].handle.array(), tree.tensors["4.weight"].handle.array()
+    )
+
+
+def test_two_names_for_one_byte_range_are_a_tie(tmp_path):
+    data = np.arange(6, dtype="<f4").tobytes()
+    entry = {"dtype": "F32", "shape": [2, 3], "data_offsets": [0, 24]}
+    path = write_raw(tmp_path / "alias.safetensors", {"a.weight": entry, "b.weight": entry}, data)
+    tree = open_source(str(path))
+    assert [g.paths for g in tree.tie_groups] == [("a.weight", "b.weight")]
+    assert tree.total_parameters == 6
+
+
+def test_values_are_a_read_only_view_of_the_file(tmp_path):
+    path = write_safetensors(tmp_path / "m.safetensors", {"w": torch.ones(3, 3)})
+    values = open_source(str(path)).tensors["w"].handle.array()
+    assert not values.flags.writeable
+
+
+def test_torch_tensor_is_writable_copy_on_write(tmp_path):
+    path = write_safetensors(tmp_path / "m.safetensors", {"w": torch.ones(2, 2).bfloat16()})
+    before = path.read_bytes()
+    handle = open_source(str(path)).tensors["w"].handle
+    assert isinstance(handle, SafetensorsHandle)
+    tensor = handle.torch_tensor()
+    assert tensor.dtype == torch.bfloat16
+    tensor.mul_(3)
+    assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    ("header", "data", "problem"),
+    [
+        ({"w": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}}, b"\0" * 8, "truncated"),
+        ({"w": {"dtype": "Q7", "shape": [2], "data_offsets": [0, 8]}}, b"\0" * 8, "unknown dtype"),
+        ({"w": {"dtype": "F32", "shape": [3], "data_offsets": [0, 8]}}, b"\0" * 8, "needs 12"),
+        ({"w": {"dtype": "F32", "shape": [-2], "data_offsets": [0, 8]}}, b"\0" * 8, "shape"),
+        ({"w": {"dtype": "F32", "shape": [2], "data_offsets": [8, 0]}}, b"\0" * 8, "offsets"),
+        ({"w": [1, 2]}, b"", "JSON object"),
+        ({"__metadata__": [1], "w": {}}, b"", "__metadata__"),
+    ],
+)
+def test_invalid_headers_are_named(tmp_path, header, data, problem):
+    path = write_raw(tmp_path / "bad.safetensors", header, data)
+    with pytest.raises(SourceError, match=problem) as info:
+        open_source(str(path))
+    assert str(path) in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_header_claiming_more_bytes_than_the_file_has(tmp_path):
+    path = tmp_path / "short.safetensors"
+    path.write_bytes(struct.pack("<Q", 10_000) + b'{"w": {}}')
+    with pytest.raises(SourceError, match=r"header claims 10,000 bytes .* truncated"):
+        open_source(str(path))
+
+
+def test_invalid_header_json(tmp_path):
+    path = tmp_path / "json.safetensors"
+    raw = b'{"w": {"dtype": "F32",, }'
+    path.write_bytes(struct.pack("<Q", len(raw)) + raw)
+    with pytest.raises(SourceError, match="not valid JSON"):
+        open_source(str(path))
+
+
+def test_file_shorter_than_the_length_field(tmp_path):
+    path = tmp_path / "tiny.safetensors"
+    path.write_bytes(b"\x05\x00")
+    with pytest.raises(SourceError, match="fewer than the 8-byte header length"):
+        open_source(str(path))
+
+
+def test_file_that_shrinks_after_opening_is_an_error_not_a_crash(tmp_path):
+    path = write_safetensors(tmp_path / "m.safetensors", {"w": torch.ones(64, 64)})
+    tree = open_source(str(path))
+    with open(path, "r+b") as f:
+        f.truncate(100)
+    with pytest.raises(SourceError, match="changed size"):
+        tree.tensors["w"].handle.array()
