@@ -14,4 +14,6 @@ import pyqtgraph as pg
 
 # isort: on
 
-pg.setConfigOptions(imageAxisOrder="row-major", antialias=True)
+# antialiasing is set per curve where it shows (the loss curve): heatmap axes are straight
+# lines, and drawing them antialiased costs frames while training
+pg.setConfigOptions(imageAxisOrder="row-major", antialias=False)

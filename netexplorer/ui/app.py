@@ -41,6 +41,8 @@ def run_app(args: argparse.Namespace) -> int:
     window = MainWindow(seed=args.seed)
     if args.source:
         window.open_source_now(args.source)  # a bad source exits 2 before any window shows
+    if args.backward:
+        run_backward_passes(window, args.backward)
     if args.select:
         window.document.select(args.select)
     if args.view:
@@ -51,6 +53,19 @@ def run_app(args: argparse.Namespace) -> int:
         return 0
     window.show()
     return app.exec()
+
+
+def run_backward_passes(window: MainWindow, n: int) -> None:
+    """--backward N in the window: N forward+backward passes before it shows."""
+    from ..cli import UsageError
+
+    session = window.document.session
+    if session.engine is None:
+        raise UsageError(f"--backward needs a live model: {session.unavailable_reason}")
+    for _ in range(n):
+        result = session.engine.backward()
+    session.result_ready.emit(result)  # the tree's gradient column and the controls
+    window.document.refresh_tensor()
 
 
 def show_module(net: Any, *, select: str | None = None, block: bool | None = None) -> MainWindow:

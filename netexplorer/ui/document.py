@@ -1,26 +1,85 @@
 """The thin adapter between `core` and the widgets.
 
-`Document` owns what the window shows (the open tree and the selection) and tells widgets
+`Document` owns what the window shows: the open tree, the selection, and the data of the
+selected tensor (values, display array, gradient, per-use contributions). It tells widgets
 about changes by signals, one per attribute, emitted only on a real change. Widgets never
-reach into torch objects: they ask the document, which asks `core`.
+reach into torch objects: they render the plain data the document hands them.
+
+Where tensor data comes from:
+- a live model: the pass session's results (values and gradients copied in the worker that
+  ran the pass, or on this thread while no pass runs);
+- a checkpoint: the tensor's lazy handle, read in a worker when it is large.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
 from PySide6.QtCore import QObject, Signal
 
-from ..core.tree import ModuleTree, Node
+from ..core.display import DisplayArray, display_array
+from ..core.handles import TensorHandle
+from ..core.tree import ModuleNode, ModuleTree, Node, TensorNode
+from .session import PassSession
+from .workers import TaskRunner
+
+if TYPE_CHECKING:  # both import torch, which loads only once a live model is open
+    from ..core.contributions import Contribution
+    from ..core.passes import PassResult
+
+SYNC_LIMIT = 1 << 18  # elements read on the GUI thread; larger tensors load in a worker
+
+
+@dataclass
+class TensorData:
+    """Everything the window shows of one tensor, as plain data."""
+
+    path: str
+    values: np.ndarray
+    display: DisplayArray
+    grad: np.ndarray | None = None
+    contributions: list[Contribution] | None = None
+    live: bool = False  # from a live model (a gradient may come)
+    version: int = 0  # bumps with every refresh, so views can tell new data from old
+
+    @property
+    def contribution_error(self) -> float | None:
+        """max |sum of contributions - grad|, the check that they add up."""
+        if self.grad is None or not self.contributions:
+            return None
+        total = np.sum([c.values for c in self.contributions], axis=0)
+        return float(np.max(np.abs(total - self.grad), initial=0.0))
+
+
+def read_tensor(path: str, handle: TensorHandle, slice_index: tuple[int, ...] | None):
+    """Worker task for checkpoints: read values, make the display array."""
+    values = handle.array()
+    return TensorData(path, values, display_array(values, slice_index=slice_index))
 
 
 class Document(QObject):
     tree_changed = Signal(object)  # ModuleTree | None
     selection_changed = Signal(object)  # path (str) or None
-    values_changed = Signal()  # tensor values or gradients changed (a pass, a step)
+    tensor_data_changed = Signal(object)  # TensorData | None (the shown tensor)
+    tensor_loading = Signal(str)  # path of a tensor being read in a worker
+    tensor_load_failed = Signal(str)
+    pass_result = Signal(object)  # PassResult, for controls and the tree's gradient column
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._tree: ModuleTree | None = None
         self._selected: str | None = None
+        self._slice_index: tuple[int, ...] | None = None
+        self.tensor_data: TensorData | None = None
+        self._activations: dict[tuple[str, int], np.ndarray] = {}
+        self._version = 0
+        self.session = PassSession(self)
+        self.session.result_ready.connect(self._on_pass_result)
+        self._loader = TaskRunner(self)
+
+    # -- tree and selection -----------------------------------------------------------------
 
     @property
     def tree(self) -> ModuleTree | None:
@@ -35,13 +94,23 @@ class Document(QObject):
             return None
         return self._tree.node(self._selected)
 
-    def set_tree(self, tree: ModuleTree | None) -> None:
+    def shown_tensor(self) -> TensorNode | None:
+        """The tensor the heatmap shows: the selected one, or a selected module's first."""
+        node = self.selected_node()
+        if node is None or self._tree is None:
+            return None
+        return self._tree.first_tensor(node.path) if isinstance(node, ModuleNode) else node
+
+    def set_tree(self, tree: ModuleTree | None, seed: int = 0) -> None:
         if tree is self._tree:
             return
         self._tree = tree
         self._selected = None
+        self._activations = {}
+        self.session.set_tree(tree, seed)
         self.tree_changed.emit(tree)
         self.selection_changed.emit(None)
+        self._set_tensor_data(None)
 
     def select(self, path: str | None) -> None:
         """Select a module or tensor by path (raises UnknownPathError for a bad path)."""
@@ -51,8 +120,100 @@ class Document(QObject):
             if self._tree is None:
                 raise ValueError("nothing is open")
             self._tree.node(path)
+        previous = self.shown_tensor()
         self._selected = path
         self.selection_changed.emit(path)
+        shown = self.shown_tensor()
+        if shown is not previous:
+            self._slice_index = None
+            self.refresh_tensor()
+        elif self.tensor_data is not None:  # same tensor, another selection: new context
+            self.tensor_data_changed.emit(self.tensor_data)
+
+    def set_slice_index(self, slice_index: tuple[int, ...] | None) -> None:
+        """Which 2-D slice of an N-D tensor to show (None: the default layout)."""
+        if slice_index != self._slice_index:
+            self._slice_index = slice_index
+            self.refresh_tensor()
+
+    # -- tensor data ------------------------------------------------------------------------
+
+    def refresh_tensor(self) -> None:
+        """Read the shown tensor again (after it changed, or a new selection)."""
+        tensor = self.shown_tensor()
+        self._loader.cancel()
+        if tensor is None or not tensor.handle.has_values:
+            self.session.watch(set())
+            self._set_tensor_data(None)
+            return
+        if self.session.engine is not None and tensor.kind == "parameter":
+            self.session.watch({tensor.path})  # data comes with the session's result
+            return
+        self.session.watch(set())
+        if tensor.numel <= SYNC_LIMIT:
+            self._on_loaded(read_tensor(tensor.path, tensor.handle, self._slice_index))
+        else:
+            self.tensor_loading.emit(tensor.path)
+            self._loader.run(
+                read_tensor,
+                tensor.path,
+                tensor.handle,
+                self._slice_index,
+                on_result=self._on_loaded,
+                on_error=lambda e: self.tensor_load_failed.emit(f"cannot read {tensor.path}: {e}"),
+            )
+
+    @property
+    def loading(self) -> bool:
+        return self._loader.busy
+
+    def _on_loaded(self, data: TensorData) -> None:
+        tensor = self.shown_tensor()
+        if tensor is not None and data.path == tensor.path:
+            self._set_tensor_data(data)
+
+    def activations(self, module_path: str) -> list[tuple[int, np.ndarray]]:
+        """(call, output) of every call of a module in the last forward pass that captured
+        them (empty before any, or for a checkpoint)."""
+        return [
+            (call, values)
+            for (site, call), values in self._activations.items()
+            if site == module_path
+        ]
+
+    def _on_pass_result(self, result: PassResult) -> None:
+        if result.activations is not None:
+            self._activations = dict(result.activations)
+        self.pass_result.emit(result)
+        tensor = self.shown_tensor()
+        if tensor is None:
+            return
+        watched = result.watched.get(tensor.path)
+        if watched is None:
+            if tensor.kind == "buffer":  # buffers (BatchNorm statistics) change in passes too
+                self.refresh_tensor()
+            return
+        data = TensorData(
+            path=tensor.path,
+            values=watched.values,
+            display=display_array(watched.values, slice_index=self._slice_index),
+            grad=watched.grad,
+            contributions=watched.contributions,
+            live=True,
+        )
+        self._set_tensor_data(data)
+
+    def _set_tensor_data(self, data: TensorData | None) -> None:
+        if data is not None:
+            self._version += 1
+            data.version = self._version
+        self.tensor_data = data
+        self.tensor_data_changed.emit(data)
 
     def notify_values_changed(self) -> None:
-        self.values_changed.emit()
+        """The module changed outside the window (a notebook cell ran): read it again."""
+        self.refresh_tensor()
+
+    def shutdown(self) -> None:
+        self._loader.cancel()
+        self.session.shutdown()

@@ -25,6 +25,7 @@ VIEW_BACKGROUND = "#55595c"  # mid grey: not the map's light centre, not magenta
 NAN_RGBA = (255, 0, 255, 255)
 ASPECT_UNLOCK_RATIO = 12  # strips longer than this fill the view instead of a thin line
 MAX_TICKS = 12
+LEVELS_KEEP = 0.8  # live updates keep the colour scale while the data fills 80-100% of it
 
 
 def format_value(v: float) -> str:
@@ -52,12 +53,14 @@ class TensorImageItem(pg.ImageItem):
         self.cell_hovered.emit((math.floor(pos.y()), math.floor(pos.x())))
 
 
-def _ticks(count: int, step: int, center: float, spacing: int) -> list[tuple[float, str]]:
+def _ticks(
+    count: int, step: int, center: float, spacing: int, most: int = MAX_TICKS
+) -> list[tuple[float, str]]:
     """Tick marks at cell centres, labelled with tensor indices (cells of `spacing`
-    display units, each standing for `step` tensor indices)."""
+    display units, each standing for `step` tensor indices), at most about `most`."""
     if count <= 0:
         return []
-    every = max(1, math.ceil(count / MAX_TICKS))
+    every = max(1, math.ceil(count / most))
     nice = next((n for n in (1, 2, 5, 10, 20, 25, 50, 100) if n >= every), every)
     if nice > 100:
         nice = 10 ** math.ceil(math.log10(every))
@@ -69,8 +72,11 @@ class HeatmapView(pg.GraphicsLayoutWidget):
 
     readout_changed = Signal(str)  # "[i, j] = value", or "" when the mouse leaves
 
-    def __init__(self, parent: QWidget | None = None, title: str = "") -> None:
+    def __init__(
+        self, parent: QWidget | None = None, title: str = "", compact: bool = False
+    ) -> None:
         super().__init__(parent)
+        self.compact = compact  # small views: no axis titles, fewer ticks
         self.setBackground("w")
         self.plot = self.addPlot()
         if title:
@@ -83,8 +89,6 @@ class HeatmapView(pg.GraphicsLayoutWidget):
             axis = self.plot.getAxis(name)
             axis.setPen("k")
             axis.setTextPen("k")
-        self.plot.setLabel("left", "row")
-        self.plot.setLabel("bottom", "column")
         self.image = TensorImageItem()
         self.plot.addItem(self.image)
         self.nan_overlay = pg.ImageItem()
@@ -116,10 +120,19 @@ class HeatmapView(pg.GraphicsLayoutWidget):
     ) -> None:
         """Show `display` (made from `values`); hover reads `values`. Levels default to
         symmetric around zero over the data."""
+        previous = self._display
         self._values = values
         self._display = display
         data = display.data
-        self.levels = levels or symmetric_levels(data)
+        if levels is None:
+            levels = symmetric_levels(data)
+            if previous is not None and previous.data.shape == data.shape:
+                # a live update: keep the scale while the data stays within it and fills
+                # most of it, so the colour bar does not flicker (and redraw) every frame
+                low, high = self.levels[1] * LEVELS_KEEP, self.levels[1]
+                if low <= levels[1] <= high:
+                    levels = self.levels
+        self.levels = levels
         self.image.setImage(data, autoLevels=False, levels=self.levels)
         self.colorbar.setLevels(self.levels)
         lo, hi = self.levels
@@ -133,6 +146,14 @@ class HeatmapView(pg.GraphicsLayoutWidget):
         else:
             self.nan_overlay.clear()
             self.nan_overlay.setVisible(False)
+        same_frame = previous is not None and (
+            previous.data.shape,
+            previous.layout,
+            previous.row_step,
+            previous.col_step,
+        ) == (data.shape, display.layout, display.row_step, display.col_step)
+        if same_frame:  # a live update: keep axes and zoom (and skip their costly relayout)
+            return
         rows, cols = data.shape
         ratio = max(rows / cols, cols / rows)
         self.plot.setAspectLocked(ratio <= ASPECT_UNLOCK_RATIO)
@@ -149,19 +170,24 @@ class HeatmapView(pg.GraphicsLayoutWidget):
 
     def _set_ticks(self, display: DisplayArray) -> None:
         rows, cols = display.data.shape
+        most = 4 if self.compact else MAX_TICKS
         if display.layout == "mosaic" and display.kernel is not None:
             kh, kw = display.kernel
-            left = _ticks(display.shape[0], 1, kh / 2, kh + 1)
-            bottom = _ticks(display.shape[1], 1, kw / 2, kw + 1)
-            self.plot.setLabel("left", "output channel")
-            self.plot.setLabel("bottom", "input channel")
+            left = _ticks(display.shape[0], 1, kh / 2, kh + 1, most)
+            bottom = _ticks(display.shape[1], 1, kw / 2, kw + 1, most)
+            labels = ("output channel", "input channel")
         else:
-            left = _ticks(rows, display.row_step, 0.5, 1)
-            bottom = _ticks(cols, display.col_step, 0.5, 1)
-            self.plot.setLabel("left", "row" if display.layout != "strip" else "")
-            self.plot.setLabel("bottom", "column" if display.layout != "strip" else "index")
+            left = _ticks(rows, display.row_step, 0.5, 1, most)
+            bottom = _ticks(cols, display.col_step, 0.5, 1, most)
+            labels = ("", "index") if display.layout == "strip" else ("row", "column")
         if display.layout in ("strip", "scalar"):
             left = []
+        if self.compact:  # small views: the caption says what it is; axes cost frames
+            self.plot.hideAxis("left")
+            self.plot.hideAxis("bottom")
+            return
+        self.plot.setLabel("left", labels[0])
+        self.plot.setLabel("bottom", labels[1])
         self.plot.getAxis("left").setTicks([left])
         self.plot.getAxis("bottom").setTicks([bottom])
 

@@ -1,49 +1,42 @@
-"""The centre of the window: the selected tensor as a heatmap, with slice controls for N-D
-tensors and the hover readout. A selected module shows its first parameter.
+"""The centre of the window: the shown tensor as heatmaps.
 
-Values of large tensors are read and reduced in a worker (core.display), so selecting a
-50257x1024 embedding never blocks the GUI thread.
+- the value, and beside it (for a live model) its `.grad`, each with its own symmetric scale;
+  "No gradient yet" until a backward pass, as the notebook's `net[2].weight.grad` is None;
+- for a parameter with several uses in the last passes, one heatmap per use
+  (`via net[2]`, `via net[4]`) and their sum, on one shared scale, with the check
+  max |sum of contributions - grad|;
+- for a selected module of a live model, its captured output of the last forward pass;
+- slice controls for tensors of 3+ dimensions, and the hover readout of whichever heatmap
+  the mouse is over (read from the full tensor).
+
+It renders the Document's TensorData; it never reads tensors itself.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import html
 
 import numpy as np
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QCheckBox,
+    QGridLayout,
     QHBoxLayout,
     QLabel,
     QSpinBox,
+    QStackedWidget,
     QVBoxLayout,
     QWidget,
 )
 
-from ..core.display import DisplayArray, display_array
-from ..core.handles import TensorHandle
+from ..core.display import display_array, symmetric_levels
 from ..core.tree import ModuleNode, TensorNode
-from .document import Document
+from .document import Document, TensorData
 from .heatmap import HeatmapView
 from .tree_view import shape_text
-from .workers import TaskRunner
 
-SYNC_LIMIT = 1 << 18  # elements read on the GUI thread; larger tensors load in a worker
-
-
-@dataclass
-class LoadedTensor:
-    path: str
-    values: np.ndarray
-    display: DisplayArray
-
-
-def load_tensor(
-    path: str, handle: TensorHandle, slice_index: tuple[int, ...] | None
-) -> LoadedTensor:
-    """Read a tensor's values and make its display array (runs in a worker for big ones)."""
-    values = handle.array()
-    return LoadedTensor(path, values, display_array(values, slice_index=slice_index))
+USES_PER_ROW = 4
+MAX_ACTIVATIONS = 4
 
 
 class SliceControls(QWidget):
@@ -58,9 +51,8 @@ class SliceControls(QWidget):
         self.mosaic.setChecked(True)
         self._spins: list[QSpinBox] = []
         self._can_mosaic = False
-        self._label = QLabel("Slice:", self)
         self._layout.addWidget(self.mosaic)
-        self._layout.addWidget(self._label)
+        self._layout.addWidget(QLabel("Slice:", self))
         self._layout.addStretch(1)
         self._on_change = lambda: None
         self.mosaic.toggled.connect(self._changed)
@@ -74,6 +66,7 @@ class SliceControls(QWidget):
         self._can_mosaic = len(shape) == 4
         self.setVisible(bool(lead))
         self.mosaic.setVisible(self._can_mosaic)
+        self.mosaic.setChecked(True)
         for i, n in enumerate(lead):
             spin = QSpinBox(self)
             spin.setRange(0, n - 1)
@@ -101,6 +94,49 @@ class SliceControls(QWidget):
         self._on_change()
 
 
+class TitledHeatmap(QWidget):
+    """A heatmap with a caption, or a message in its place."""
+
+    def __init__(self, parent: QWidget | None = None, compact: bool = False) -> None:
+        super().__init__(parent)
+        self.caption = QLabel(self)
+        self.caption.setTextFormat(Qt.TextFormat.RichText)
+        self.caption.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.view = HeatmapView(self, compact=compact)
+        self.message = QLabel(self)
+        self.message.setWordWrap(True)
+        self.message.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.message.setStyleSheet("color: #555; font-size: 14pt; background: #f4f4f4;")
+        self.stack = QStackedWidget(self)
+        self.stack.addWidget(self.view)
+        self.stack.addWidget(self.message)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(2, 2, 2, 2)
+        layout.addWidget(self.caption)
+        layout.addWidget(self.stack, 1)
+
+    def show_values(
+        self,
+        caption: str,
+        values: np.ndarray,
+        display,
+        levels=None,
+    ) -> None:
+        self.caption.setText(caption)
+        self.view.set_tensor(values, display, levels)
+        self.stack.setCurrentWidget(self.view)
+
+    def show_message(self, caption: str, text: str) -> None:
+        self.caption.setText(caption)
+        self.view.clear_tensor()
+        self.message.setText(text)
+        self.stack.setCurrentWidget(self.message)
+
+    @property
+    def showing_values(self) -> bool:
+        return self.stack.currentWidget() is self.view
+
+
 class HeatmapPanel(QWidget):
     def __init__(self, document: Document, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -110,106 +146,205 @@ class HeatmapPanel(QWidget):
         self.title.setWordWrap(True)
         self.slices = SliceControls(self)
         self.slices.setVisible(False)
-        self.view = HeatmapView(self)
+
+        self.value = TitledHeatmap(self)
+        self.grad = TitledHeatmap(self)
+        self.grad.setVisible(False)
+        self.value.view.readout_changed.connect(lambda t: self._on_readout("", t))
+        self.grad.view.readout_changed.connect(lambda t: self._on_readout("grad", t))
+        top = QHBoxLayout()
+        top.addWidget(self.value, 1)
+        top.addWidget(self.grad, 1)
+
+        self.uses_label = QLabel(self)
+        self.uses_label.setTextFormat(Qt.TextFormat.RichText)
+        self.uses_label.setWordWrap(True)
+        self.uses_label.setVisible(False)
+        self.uses_box = QWidget(self)
+        self.uses_grid = QGridLayout(self.uses_box)
+        self.uses_grid.setContentsMargins(0, 0, 0, 0)
+        self.uses: list[TitledHeatmap] = []  # grows as needed, reused across selections
+
         self.readout = QLabel(" ", self)
         self.readout.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.readout.setToolTip("The tensor element under the mouse, read from the full tensor")
         font = self.readout.font()
         font.setFamily("monospace")
         self.readout.setFont(font)
-        self.view.readout_changed.connect(self._on_readout_changed)
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.title)
         layout.addWidget(self.slices)
-        layout.addWidget(self.view, 1)
+        layout.addLayout(top, 3)
+        layout.addWidget(self.uses_label)
+        layout.addWidget(self.uses_box, 2)
         layout.addWidget(self.readout)
+        self.uses_box.setVisible(False)
 
-        self._loader = TaskRunner(self)
         self.tensor: TensorNode | None = None
-        self.loaded: LoadedTensor | None = None
+        self.data: TensorData | None = None
         document.selection_changed.connect(self._on_selection_changed)
-        document.values_changed.connect(self._reload)
+        document.tensor_data_changed.connect(self._on_tensor_data_changed)
+        document.tensor_loading.connect(self._on_tensor_loading)
+        document.tensor_load_failed.connect(self._show_message)
         document.tree_changed.connect(lambda _tree: self._show_message("Nothing selected"))
 
-    # -- selection --------------------------------------------------------------------------
+    # -- compatibility with the single-view API ---------------------------------------------
+
+    @property
+    def view(self) -> HeatmapView:
+        """The value heatmap."""
+        return self.value.view
+
+    @property
+    def loaded(self) -> TensorData | None:
+        return self.data
+
+    # -- document -> panel ------------------------------------------------------------------
 
     def _on_selection_changed(self, path: str | None) -> None:
         tree = self.document.tree
+        tensor = self.document.shown_tensor()
         if tree is None or path is None:
             self.tensor = None
             self._show_message("Select a parameter or module in the tree")
             return
-        node = tree.node(path)
-        tensor = tree.first_tensor(path) if isinstance(node, ModuleNode) else node
         if tensor is None:
             self.tensor = None
-            self._show_message(f"<b>{path or 'net'}</b> has no parameters or buffers")
+            self._show_message(f"<b>{html.escape(path or 'net')}</b> has no parameters or buffers")
             return
         if tensor is not self.tensor:
             self.tensor = tensor
-            self.slices.configure(tensor.shape, self._reload)
-        self._reload()
-
-    def _reload(self) -> None:
-        tensor = self.tensor
-        if tensor is None:
-            return
+            self.slices.configure(tensor.shape, self._on_slice_changed)
         if not tensor.handle.has_values:
             self._show_message(
-                f"<b>{tensor.path}</b> {shape_text(tensor.shape)} {tensor.dtype}: "
+                f"<b>{html.escape(tensor.path)}</b> {shape_text(tensor.shape)} {tensor.dtype}: "
                 "no values (a meta tensor has a shape and a dtype only)"
             )
-            return
-        slice_index = self.slices.slice_index()
-        if tensor.numel <= SYNC_LIMIT:
-            self._on_loaded(load_tensor(tensor.path, tensor.handle, slice_index))
-        else:
-            self.title.setText(f"<b>{tensor.path}</b> — reading {tensor.numel:,} values…")
-            self._loader.run(
-                load_tensor,
-                tensor.path,
-                tensor.handle,
-                slice_index,
-                on_result=self._on_loaded,
-                on_error=self._on_load_error,
-            )
 
-    def _on_loaded(self, loaded: LoadedTensor) -> None:
+    def _on_tensor_loading(self, path: str) -> None:
         tensor = self.tensor
-        if tensor is None or loaded.path != tensor.path:
+        if tensor is not None and tensor.path == path:
+            self.title.setText(f"<b>{html.escape(path)}</b> — reading {tensor.numel:,} values…")
+
+    def _on_slice_changed(self) -> None:
+        self.document.set_slice_index(self.slices.slice_index())
+
+    def _on_tensor_data_changed(self, data: TensorData | None) -> None:
+        tensor = self.tensor
+        if data is None or tensor is None or data.path != tensor.path:
             return
-        self.loaded = loaded
-        self.view.set_tensor(loaded.values, loaded.display)
-        self.title.setText(self._title(tensor, loaded.display))
+        if self.data is None or self.data.path != data.path:  # another tensor: fresh axes
+            for view in (self.value, self.grad, *self.uses):
+                view.view.clear_tensor()
+        self.data = data
+        self.value.show_values("<b>value</b>", data.values, data.display)
+        self.title.setText(self._title(tensor, data))
+        self.grad.setVisible(data.live)
+        if data.live:
+            self._show_grad(tensor, data)
+        self._show_uses(data)
 
-    def _on_load_error(self, error: BaseException) -> None:
-        self._show_message(f"Cannot read this tensor: {error}")
+    def _show_grad(self, tensor: TensorNode, data: TensorData) -> None:
+        if data.grad is None:
+            self.grad.show_message(
+                "<b>grad</b>",
+                f"No gradient yet\n{tensor.access}.grad is None\n\n"
+                "Press Backward (F6) to compute one",
+            )
+            return
+        display = display_array(data.grad, slice_index=data.display.slice_index or None)
+        self.grad.show_values("<b>grad</b> (own scale)", data.grad, display)
 
-    def _title(self, tensor: TensorNode, display: DisplayArray) -> str:
+    def _show_uses(self, data: TensorData) -> None:
+        """Per-use contributions and their sum, or a module's captured activations."""
+        panels: list[tuple[str, np.ndarray]] = []
+        note = ""
+        tree = self.document.tree
+        if data.contributions and data.grad is not None and tree is not None:
+            for c in data.contributions:
+                panels.append((self._use_caption(c.site, c.call, data.contributions), c.values))
+            total = np.sum([c.values for c in data.contributions], axis=0)
+            panels.append(("<b>sum of uses</b> = grad", total))
+            error = data.contribution_error
+            note = (
+                f"<b>{len(data.contributions)} uses</b> of this tensor in the last passes: "
+                "its gradient is the sum of one contribution per use. "
+                f"Check: max |sum − grad| = {error:.3g}"
+                + (" (float rounding)" if error is not None and error < 1e-4 else "")
+            )
+        elif (activations := self._selected_module_activations()) and tree is not None:
+            access = tree.modules[self.document.selected].access
+            for call, values in activations[:MAX_ACTIVATIONS]:
+                panels.append((f"<b>output of {html.escape(access)}</b>, call {call}", values))
+            note = "Output of the selected module in the last forward pass" + (
+                f" (first {MAX_ACTIVATIONS} of {len(activations)} calls)"
+                if len(activations) > MAX_ACTIVATIONS
+                else ""
+            )
+        self.uses_label.setVisible(bool(panels))
+        self.uses_box.setVisible(bool(panels))
+        self.uses_label.setText(note)
+        if not panels:
+            return
+        # activations of 3+ dimensions (batch, time, features) show as rows of features
+        panels = [(c, v if v.ndim <= 2 else v.reshape(-1, v.shape[-1])) for c, v in panels]
+        displays = [display_array(values) for _, values in panels]
+        shared = None
+        if data.contributions:  # one scale for the uses and their sum
+            shared = symmetric_levels(np.concatenate([d.data.ravel() for d in displays]))
+        while len(self.uses) < len(panels):
+            view = TitledHeatmap(self.uses_box, compact=True)
+            index = len(self.uses)
+            view.view.readout_changed.connect(lambda t, i=index: self._on_readout(f"use {i}", t))
+            self.uses.append(view)
+            self.uses_grid.addWidget(view, index // USES_PER_ROW, index % USES_PER_ROW)
+        for view, (caption, values), display in zip(self.uses, panels, displays, strict=False):
+            view.show_values(caption, values, display, shared)
+            view.setVisible(True)
+        for view in self.uses[len(panels) :]:
+            view.setVisible(False)
+
+    def _selected_module_activations(self) -> list[tuple[int, np.ndarray]]:
+        node = self.document.selected_node()
+        return self.document.activations(node.path) if isinstance(node, ModuleNode) else []
+
+    def _use_caption(self, site: str, call: int, uses) -> str:
+        tree = self.document.tree
+        access = tree.modules[site].access if tree is not None and site in tree.modules else site
+        calls_here = sum(1 for u in uses if u.site == site)
+        suffix = f", call {call}" if calls_here > 1 else ""
+        return f"via <b>{html.escape(access)}</b>{suffix}"
+
+    def _title(self, tensor: TensorNode, data: TensorData) -> str:
         selected = self.document.selected
         via = ""
         if selected is not None and selected != tensor.path:
-            via = f" <span style='color:#666'>(first parameter of {selected or 'net'})</span>"
+            node = self.document.tree.node(selected) if self.document.tree else None
+            if isinstance(node, ModuleNode):
+                via = (
+                    " <span style='color:#666'>(first parameter of "
+                    f"{html.escape(selected or 'net')})</span>"
+                )
         nan_note = ""
-        if display.nan_mask().any():
+        if data.display.nan_mask().any():
             nan_note = " · <span style='color:#c0c'>NaN shown magenta</span>"
         return (
-            f"<b>{tensor.path}</b>{via} &nbsp; <code>{tensor.access}</code><br>"
-            f"<span style='color:#444'>{display.description} · {tensor.dtype}</span>{nan_note}"
+            f"<b>{html.escape(tensor.path)}</b>{via} &nbsp; <code>{html.escape(tensor.access)}"
+            f"</code><br><span style='color:#444'>{html.escape(data.display.description)} · "
+            f"{tensor.dtype}</span>{nan_note}"
         )
 
-    def _show_message(self, html: str) -> None:
-        self._loader.cancel()
-        self.loaded = None
-        self.view.clear_tensor()
+    def _show_message(self, text: str) -> None:
+        self.data = None
+        self.value.show_message("", "")
+        self.grad.setVisible(False)
+        self.uses_label.setVisible(False)
+        self.uses_box.setVisible(False)
         self.slices.setVisible(False)
-        self.title.setText(html)
+        self.title.setText(text)
         self.readout.setText(" ")
 
-    def _on_readout_changed(self, text: str) -> None:
-        self.readout.setText(text or " ")
-
-    def shutdown(self) -> None:
-        self._loader.cancel()
+    def _on_readout(self, where: str, text: str) -> None:
+        self.readout.setText((f"{where}: {text}" if where else text) if text else " ")

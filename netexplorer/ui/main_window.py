@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
 from ..core.errors import NetExplorerError
 from ..core.sources import OpenOptions, open_source
 from ..core.tree import ModuleTree
+from .controls import PassControls
 from .document import Document
 from .export import export_view
 from .gallery import GalleryPage
@@ -48,9 +49,16 @@ class MainWindow(QMainWindow):
         self.details = DetailsPanel(self.document, self)
         self.centre = QTabWidget(self)
         self.centre.addTab(self.heatmap_panel, "Heatmap")
+        self.controls = PassControls(self.document, self)
+        self.centre_split = QSplitter(Qt.Orientation.Vertical, self)
+        self.centre_split.addWidget(self.centre)
+        self.centre_split.addWidget(self.controls)
+        self.centre_split.setStretchFactor(0, 3)
+        self.centre_split.setStretchFactor(1, 1)
+        self.centre_split.setSizes([680, 260])
         self.splitter = QSplitter(Qt.Orientation.Horizontal, self)
         self.splitter.addWidget(self.tree_panel)
-        self.splitter.addWidget(self.centre)
+        self.splitter.addWidget(self.centre_split)
         self.splitter.addWidget(self.details)
         self.splitter.setStretchFactor(0, 3)
         self.splitter.setStretchFactor(1, 5)
@@ -93,6 +101,9 @@ class MainWindow(QMainWindow):
         file_menu.addAction(
             self._action("Quit", QKeySequence.StandardKey.Quit, self.close, "Close netexplorer")
         )
+        pass_menu = menu.addMenu("&Passes")
+        for action in self.controls.actions.values():
+            pass_menu.addAction(action)
         view_menu = menu.addMenu("&View")
         view_menu.addAction(
             self._action("Larger text", QKeySequence.StandardKey.ZoomIn, lambda: self.zoom(1.15))
@@ -185,7 +196,8 @@ class MainWindow(QMainWindow):
     def set_tree(self, tree: ModuleTree) -> None:
         self.progress.setVisible(False)
         self.statusBar().clearMessage()
-        self.document.set_tree(tree)
+        self.document.set_tree(tree, seed=self.seed)
+        self.controls.setVisible(tree.is_live)
         self.setWindowTitle(f"{tree.source or 'module'} — {APP_NAME}")
         self.source_label.setText(
             f"{tree.source} · {tree.total_parameters:,} parameters"

@@ -7,8 +7,9 @@ import html
 import json
 from typing import Any
 
+import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QElapsedTimer, Qt, QTimer
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (
     QFormLayout,
@@ -24,14 +25,14 @@ from PySide6.QtWidgets import (
 
 from ..core.describe import format_count, module_label
 from ..core.display import TensorStats, iter_tensor_stats
-from ..core.handles import TensorHandle
 from ..core.tree import ModuleNode, ModuleTree, TensorNode
-from .document import Document
+from .document import Document, TensorData
 from .heatmap import format_value
 from .tree_view import shape_text
 from .workers import TaskRunner
 
 SYNC_LIMIT = 1 << 18  # elements whose statistics are computed on the GUI thread
+LIVE_STATS_MS = 250  # statistics refresh at most 4 times a second while training
 STAT_ROWS = [
     ("min", "min"),
     ("max", "max"),
@@ -45,10 +46,10 @@ STAT_ROWS = [
 ]
 
 
-def compute_stats(path: str, handle: TensorHandle):  # -> Generator[float, None, tuple]
-    """Worker task: progress fractions, then (path, TensorStats)."""
-    stats = yield from iter_tensor_stats(handle.array())
-    return path, stats
+def compute_stats(key: tuple[str, int], values: np.ndarray):
+    """Worker task: progress fractions, then (key, TensorStats)."""
+    stats = yield from iter_tensor_stats(values)
+    return key, stats
 
 
 def _link(path: str) -> str:
@@ -127,11 +128,16 @@ class DetailsPanel(QScrollArea):
         layout.addStretch(1)
 
         self._stats_runner = TaskRunner(self)
+        self._grad_label: QLabel | None = None
+        self._stats_clock = QElapsedTimer()
+        self._pending: TensorData | None = None  # live data that came too soon after the last
+        self._pending_timer = QTimer(self, singleShot=True)
+        self._pending_timer.timeout.connect(self._show_pending)
         self.stats: TensorStats | None = None
-        self._stats_path: str | None = None
+        self._stats_key: tuple[str, int] | None = None  # (path, data version) shown
         document.tree_changed.connect(self._on_tree_changed)
         document.selection_changed.connect(self._on_selection_changed)
-        document.values_changed.connect(self._refresh_stats)
+        document.tensor_data_changed.connect(self._on_tensor_data_changed)
         self._on_tree_changed(None)
 
     # -- document -> panel ------------------------------------------------------------------
@@ -147,7 +153,7 @@ class DetailsPanel(QScrollArea):
         self._clear_facts()
         self._stats_runner.cancel()
         self.stats = None
-        self._stats_path = None
+        self._stats_key = None
         if tree is None or path is None:
             self.heading.setText("Nothing selected")
             self.access.setText("")
@@ -180,8 +186,11 @@ class DetailsPanel(QScrollArea):
             )
         self.stats_box.setVisible(True)
         self.histogram.setVisible(True)
-        self._stats_path = t.path
-        self._refresh_stats()
+        if not t.handle.has_values:
+            self._set_stats(None, "a meta tensor has no values")
+        data = self.document.tensor_data
+        if data is not None and data.path == t.path:
+            self._on_tensor_data_changed(data)
 
     def _show_module(self, tree: ModuleTree, m: ModuleNode) -> None:
         self.heading.setText(f"<b>{html.escape(m.path or 'net')}</b> {html.escape(m.type_name)}")
@@ -198,17 +207,39 @@ class DetailsPanel(QScrollArea):
         self.stats_box.setVisible(False)
         self.histogram.setVisible(False)
 
-    def _refresh_stats(self) -> None:
-        tree = self.document.tree
-        path = self._stats_path
-        if tree is None or path is None:
+    def _on_tensor_data_changed(self, data: TensorData | None) -> None:
+        """Statistics of the values the heatmap shows (computed in a worker when large).
+        While training streams data, at most a few times a second: numbers that change
+        faster cannot be read, and the histogram is costly to redraw."""
+        too_soon = (
+            data is not None
+            and data.live
+            and self._stats_key is not None
+            and data.path == self._stats_key[0]
+            and self._stats_clock.isValid()
+            and self._stats_clock.elapsed() < LIVE_STATS_MS
+        )
+        if too_soon:
+            self._pending = data
+            if not self._pending_timer.isActive():
+                self._pending_timer.start(LIVE_STATS_MS - self._stats_clock.elapsed())
             return
-        t = tree.tensors[path]
-        if not t.handle.has_values:
-            self._set_stats(None, "a meta tensor has no values")
+        self._pending = None
+        self._stats_clock.start()
+        node = self.document.selected_node()
+        if data is None or not isinstance(node, TensorNode) or data.path != node.path:
             return
-        if t.numel <= SYNC_LIMIT:
-            gen = compute_stats(path, t.handle)
+        key = (data.path, data.version)
+        if key == self._stats_key:
+            return
+        self._stats_key = key
+        grad_norm = None
+        if data.grad is not None:
+            with np.errstate(over="ignore", invalid="ignore"):  # inf/NaN grads: norm says so
+                grad_norm = float(np.linalg.norm(data.grad.astype(np.float64)))
+        self._set_grad_fact(data, grad_norm)
+        if data.values.size <= SYNC_LIMIT:
+            gen = compute_stats(key, data.values)
             while True:
                 try:
                     next(gen)
@@ -219,16 +250,31 @@ class DetailsPanel(QScrollArea):
             self.stats_note.setText("computing…")
             self._stats_runner.run(
                 compute_stats,
-                path,
-                t.handle,
+                key,
+                data.values,
                 on_result=self._on_stats,
                 on_progress=lambda f: self.stats_note.setText(f"computing… {f:.0%}"),
-                on_error=lambda e: self._set_stats(None, f"cannot read values: {e}"),
+                on_error=lambda e: self._set_stats(None, f"cannot compute: {e}"),
             )
 
-    def _on_stats(self, result: tuple[str, TensorStats]) -> None:
-        path, stats = result
-        if path == self._stats_path:
+    def _show_pending(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending is not None and pending is self.document.tensor_data:
+            self._stats_clock.invalidate()
+            self._on_tensor_data_changed(pending)
+
+    def _set_grad_fact(self, data: TensorData, grad_norm: float | None) -> None:
+        if not data.live:
+            return
+        text = "None (no backward pass yet)" if grad_norm is None else f"norm {grad_norm:.6g}"
+        if self._grad_label is None:
+            self._grad_label = QLabel(self.facts_box)
+            self.facts.addRow("Gradient", self._grad_label)
+        self._grad_label.setText(text)
+
+    def _on_stats(self, result: tuple[tuple[str, int], TensorStats]) -> None:
+        key, stats = result
+        if key == self._stats_key:
             self._set_stats(stats, "")
 
     def _set_stats(self, stats: TensorStats | None, note: str) -> None:
@@ -265,6 +311,7 @@ class DetailsPanel(QScrollArea):
         self.facts.addRow(name, label)
 
     def _clear_facts(self) -> None:
+        self._grad_label = None
         while self.facts.rowCount():
             self.facts.removeRow(0)
 
@@ -293,6 +340,3 @@ class DetailsPanel(QScrollArea):
         total = format_count(tree.total_parameters)
         rows.append(f"<span style='color:#555'>parameters:</span> {total} (ties counted once)")
         return "<br>".join(rows)
-
-    def shutdown(self) -> None:
-        self._stats_runner.cancel()

@@ -17,6 +17,7 @@ from PySide6.QtCore import (
     QSortFilterProxyModel,
     Qt,
     QTimer,
+    Signal,
 )
 from PySide6.QtGui import QColor, QFont, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
@@ -83,6 +84,8 @@ class ModuleTreeModel(QAbstractItemModel):
     """Rows: the root module, then for each module its own tensors (state_dict order) and
     then its child modules."""
 
+    grad_norms_changed = Signal()
+
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._tree: ModuleTree | None = None
@@ -114,13 +117,10 @@ class ModuleTreeModel(QAbstractItemModel):
     def set_grad_norms(self, norms: dict[str, float | None]) -> None:
         """Gradient norms per parameter path (None: no gradient yet)."""
         self._grad_norms = dict(norms)
-        if self._tree is None:
-            return
-        for module in self._tree.modules.values():  # one signal per module's tensor rows
-            if module.tensors:
-                first = self._index_for_node(module.tensors[0], GRAD)
-                last = self._index_for_node(module.tensors[-1], GRAD)
-                self.dataChanged.emit(first, last, [Qt.ItemDataRole.DisplayRole])
+        # Only the text of one column changes, up to 30 times a second: a repaint of the
+        # visible rows (grad_norms_changed) costs far less than dataChanged per module,
+        # which makes the view and the filter proxy walk their rows again.
+        self.grad_norms_changed.emit()
 
     def _row_changed(self, path: str) -> None:
         index = self.index_for_path(path)
@@ -349,11 +349,12 @@ class TreePanel(QWidget):
         self.view.setAllColumnsShowFocus(True)
         header = self.view.header()
         header.setStretchLastSection(True)
+        # Interactive, sized once per tree: ResizeToContents would measure rows again on
+        # every gradient-norm update while training
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        for column in (TYPE, SHAPE, PARAMS, GRAD):  # Qt measures only the rows in view
-            header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
         self.view.setColumnHidden(GRAD, True)
         self.view.selectionModel().currentRowChanged.connect(self._on_current_row_changed)
+        self.model.grad_norms_changed.connect(self._repaint_grad_column)
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -362,12 +363,14 @@ class TreePanel(QWidget):
 
         document.tree_changed.connect(self._on_tree_changed)
         document.selection_changed.connect(self._on_selection_changed)
+        document.pass_result.connect(self._on_pass_result)
         self._syncing = False
 
     # -- document -> view -------------------------------------------------------------------
 
     def _on_tree_changed(self, tree: ModuleTree | None) -> None:
         self.model.set_tree(tree)
+        self.view.setColumnHidden(GRAD, tree is None or not tree.is_live)
         if tree is None:
             return
         small = len(tree.modules) + len(tree.tensors) <= 400
@@ -376,6 +379,9 @@ class TreePanel(QWidget):
         else:
             self.view.expandToDepth(1)
         self.view.setColumnWidth(NAME, max(self.view.sizeHintForColumn(NAME) + 24, 160))
+        for column in (TYPE, SHAPE, PARAMS, TIES):
+            self.view.resizeColumnToContents(column)
+        self.view.setColumnWidth(GRAD, self.view.fontMetrics().horizontalAdvance("0.000000 ") + 16)
 
     def _on_selection_changed(self, path: str | None) -> None:
         self._update_highlight(path)
@@ -437,5 +443,13 @@ class TreePanel(QWidget):
         self.filter_edit.setFocus()
         self.filter_edit.selectAll()
 
-    def show_grad_column(self, visible: bool) -> None:
-        self.view.setColumnHidden(GRAD, not visible)
+    def _repaint_grad_column(self) -> None:
+        if self.view.isColumnHidden(GRAD):
+            return
+        header = self.view.header()
+        x = header.sectionViewportPosition(GRAD)
+        viewport = self.view.viewport()
+        viewport.update(x, 0, header.sectionSize(GRAD), viewport.height())
+
+    def _on_pass_result(self, result) -> None:
+        self.model.set_grad_norms(result.grad_norms)

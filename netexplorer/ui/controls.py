@@ -1,0 +1,316 @@
+"""Pass controls: Forward, Backward, Zero grad, Step, Train/Pause, with the loss, optimizer and
+input settings, the output of the last forward pass (like the notebook's `net(X)`), and a
+live loss curve."""
+
+from __future__ import annotations
+
+import html
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..core.inputs import DISTRIBUTIONS, InputSpec
+from .document import Document
+
+LOSS_LABELS = {
+    "sum": "sum of the output",
+    "mse": "MSE to a fixed random target",
+    "cross_entropy": "cross-entropy to random labels",
+}
+OPTIMIZER_LABELS = {"sgd": "SGD", "adam": "Adam"}
+MAX_CURVE_POINTS = 100_000
+
+
+def format_output(output: np.ndarray) -> str:
+    """A numpy array printed the way `print(tensor)` prints it."""
+    text = np.array2string(
+        output, precision=4, separator=", ", threshold=200, edgeitems=3, suppress_small=True
+    )
+    return "tensor(" + text.replace("\n", "\n       ") + ")"
+
+
+class PassControls(QWidget):
+    def __init__(self, document: Document, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.document = document
+        self.session = document.session
+        self.actions: dict[str, QAction] = {}
+        buttons = QHBoxLayout()
+        for name, text, key, tip in [
+            ("forward", "Forward", "F5", "Run net(X) on the input batch"),
+            ("backward", "Backward", "F6", "Forward, then loss.backward(): .grad accumulates"),
+            ("zero_grad", "Zero grad", "F7", "Set every .grad back to None"),
+            ("step", "Step", "F8", "One optimizer step with the current gradients"),
+            ("train", "Train", "F9", "Train on the batch until Pause (zero grad, backward, step)"),
+        ]:
+            action = QAction(text, self)
+            action.setShortcut(QKeySequence(key))
+            action.setShortcutContext(Qt.ShortcutContext.ApplicationShortcut)
+            action.setToolTip(f"{tip} ({key})")
+            action.triggered.connect(lambda _checked=False, n=name: self.trigger(n))
+            self.actions[name] = action
+            button = QPushButton(text, self)
+            button.setToolTip(f"{tip} ({key})")
+            button.clicked.connect(action.trigger)
+            button.setMinimumHeight(34)
+            buttons.addWidget(button)
+            setattr(self, f"{name}_button", button)
+        buttons.addStretch(1)
+
+        self.loss = QComboBox(self)
+        for key, label in LOSS_LABELS.items():
+            self.loss.addItem(label, key)
+        self.loss.setToolTip("What backward differentiates")
+        self.optimizer = QComboBox(self)
+        for key, label in OPTIMIZER_LABELS.items():
+            self.optimizer.addItem(label, key)
+        self.lr = QDoubleSpinBox(self)
+        self.lr.setDecimals(5)
+        self.lr.setRange(1e-5, 10.0)
+        self.lr.setSingleStep(0.01)
+        self.lr.setToolTip("Learning rate of the optimizer step")
+        self.record = QCheckBox("Per-use gradients", self)
+        self.record.setChecked(True)
+        self.record.setToolTip(
+            "Record the gradient through each use of a shared parameter (slower training)"
+        )
+        self.shape = QLineEdit(self)
+        self.shape.setToolTip("Input batch shape, e.g. 2, 4 (batch size first)")
+        self.shape.setMaximumWidth(130)
+        self.distribution = QComboBox(self)
+        self.distribution.addItems(DISTRIBUTIONS)
+        self.distribution.setToolTip("uniform: torch.rand; normal: torch.randn; tokens: randint")
+        self.high = QSpinBox(self)
+        self.high.setRange(1, 10_000_000)
+        self.high.setPrefix("below ")
+        self.high.setToolTip("Tokens are drawn from 0 to this value minus one")
+        self.seed = QSpinBox(self)
+        self.seed.setRange(0, 2**31 - 1)
+        self.seed.setPrefix("seed ")
+        self.seed.setToolTip("Seed of the input batch and the loss target")
+
+        settings = QGridLayout()
+        settings.addWidget(QLabel("Loss", self), 0, 0)
+        settings.addWidget(self.loss, 0, 1)
+        settings.addWidget(QLabel("Optimizer", self), 0, 2)
+        settings.addWidget(self.optimizer, 0, 3)
+        settings.addWidget(QLabel("lr", self), 0, 4)
+        settings.addWidget(self.lr, 0, 5)
+        settings.addWidget(self.record, 0, 6)
+        settings.addWidget(QLabel("Input", self), 1, 0)
+        input_row = QHBoxLayout()
+        for w in (self.shape, self.distribution, self.high, self.seed):
+            input_row.addWidget(w)
+        input_row.addStretch(1)
+        settings.addLayout(input_row, 1, 1, 1, 6)
+        settings.setColumnStretch(7, 1)
+
+        self.status = QLabel(self)
+        self.status.setTextFormat(Qt.TextFormat.RichText)
+        self.status.setWordWrap(True)
+        self.output = QPlainTextEdit(self)
+        self.output.setReadOnly(True)
+        self.output.setMaximumBlockCount(200)
+        font = self.output.font()
+        font.setFamily("monospace")
+        self.output.setFont(font)
+        self.output.setToolTip("The output of the last forward pass, like the notebook's net(X)")
+        self.curve_plot = pg.PlotWidget(self, background="w")
+        self.curve_plot.setLabel("bottom", "optimizer step")
+        self.curve_plot.setLabel("left", "loss")
+        self.curve_plot.showGrid(x=True, y=True, alpha=0.3)
+        self.curve_plot.setMenuEnabled(False)
+        for name in ("left", "bottom"):
+            self.curve_plot.getAxis(name).enableAutoSIPrefix(False)
+        self.curve = self.curve_plot.plot([], [], pen=pg.mkPen("#C0392B", width=2), antialias=True)
+        self.curve_plot.setToolTip("Loss per optimizer step while training")
+        bottom = QHBoxLayout()
+        bottom.addWidget(self.output, 1)
+        bottom.addWidget(self.curve_plot, 1)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addLayout(buttons)
+        layout.addLayout(settings)
+        layout.addWidget(self.status)
+        layout.addLayout(bottom, 1)
+
+        self._steps: list[float] = []
+        self._losses: list[float] = []
+        self.loss.currentIndexChanged.connect(self._on_settings_changed)
+        self.optimizer.currentIndexChanged.connect(self._on_optimizer_changed)
+        self.lr.valueChanged.connect(self._on_settings_changed)
+        self.record.toggled.connect(self._on_settings_changed)
+        self.shape.editingFinished.connect(self._on_input_changed)
+        self.distribution.currentIndexChanged.connect(self._on_input_changed)
+        self.high.valueChanged.connect(self._on_input_changed)
+        self.seed.valueChanged.connect(self._on_settings_changed)
+        self.session.engine_changed.connect(self._on_engine_changed)
+        self.session.busy_changed.connect(self._sync_enabled)
+        self.session.training_changed.connect(self._on_training_changed)
+        self.session.losses_added.connect(self._on_losses_added)
+        self.session.failed.connect(self._on_failed)
+        document.pass_result.connect(self._on_result)
+        self._syncing = False
+        self._on_engine_changed()
+
+    # -- actions ----------------------------------------------------------------------------
+
+    def trigger(self, name: str) -> None:
+        """What a button or its shortcut does."""
+        if self.session.engine is None:
+            return
+        if name == "train":
+            if self.session.training:
+                self.session.stop()
+            else:
+                self.session.train()
+            return
+        if self.session.run(name):
+            self.status.setText(f"Running {self.actions[name].text().lower()}…")
+
+    # -- session -> controls ----------------------------------------------------------------
+
+    def _on_engine_changed(self) -> None:
+        engine = self.session.engine
+        self._steps, self._losses = [], []
+        self.curve.setData([], [])
+        self.output.clear()
+        if engine is None:
+            self.status.setText(
+                f"<span style='color:#666'>Passes: {html.escape(self.session.unavailable_reason)}"
+                "</span>"
+            )
+        else:
+            self._syncing = True
+            try:
+                spec = engine.input_spec
+                self.shape.setText(", ".join(str(s) for s in spec.shape))
+                self.distribution.setCurrentText(spec.distribution)
+                self.high.setValue(spec.high or 10)
+                self.seed.setValue(engine.seed)
+                self.loss.setCurrentIndex(self.loss.findData(engine.loss_name))
+                self.optimizer.setCurrentIndex(self.optimizer.findData(engine.optimizer_name))
+                self.lr.setValue(engine.effective_lr)
+                self.record.setChecked(engine.record)
+            finally:
+                self._syncing = False
+            self.status.setText(
+                f"Input <code>{html.escape(spec.describe())}</code>. Press Forward (F5) or "
+                "Backward (F6)."
+            )
+        self._sync_enabled()
+
+    def _sync_enabled(self) -> None:
+        live = self.session.engine is not None
+        busy = self.session.busy
+        training = self.session.training
+        for name, action in self.actions.items():
+            enabled = live and (not busy or (name == "train" and training))
+            action.setEnabled(enabled)
+            getattr(self, f"{name}_button").setEnabled(enabled)
+        for w in (self.loss, self.optimizer, self.lr, self.record, self.shape):
+            w.setEnabled(live and not busy)
+        for w in (self.distribution, self.high, self.seed):
+            w.setEnabled(live and not busy)
+        self.high.setVisible(self.distribution.currentText() == "tokens")
+
+    def _on_training_changed(self, training: bool) -> None:
+        self.actions["train"].setText("Pause" if training else "Train")
+        self.train_button.setText("Pause" if training else "Train")
+        self._sync_enabled()
+
+    def _on_result(self, result) -> None:
+        if result.output is not None:
+            lines = [f"net(X) = {format_output(result.output)}"]
+            if result.output_note:
+                lines.append(f"# {result.output_note}")
+            if result.loss is not None:
+                lines.append(f"loss ({result.loss_name}) = {result.loss:.6g}")
+            self.output.setPlainText("\n".join(lines))
+        if result.action in ("backward", "step") and result.loss is not None:
+            self._add_points([(result.step, result.loss)])
+        parts = [f"step {result.step}"]
+        if result.backward_passes:
+            parts.append(
+                f"{result.backward_passes} backward pass"
+                + ("es" if result.backward_passes != 1 else "")
+                + " accumulated in .grad"
+            )
+        else:
+            parts.append(".grad is None (no backward pass since zero grad)")
+        if result.loss is not None:
+            parts.append(f"loss {result.loss:.6g}")
+        text = " · ".join(parts)
+        if result.note:
+            text += f"<br><span style='color:#a60'>{html.escape(result.note)}</span>"
+        self.status.setText(text)
+
+    def _on_losses_added(self, losses: list[tuple[int, float]]) -> None:
+        self._add_points(losses)
+
+    def _add_points(self, points: list[tuple[int, float]]) -> None:
+        for step, loss in points:
+            self._steps.append(step)
+            self._losses.append(loss)
+        if len(self._steps) > MAX_CURVE_POINTS:  # keep the curve light on long runs
+            self._steps = self._steps[::2]
+            self._losses = self._losses[::2]
+        self.curve.setData(self._steps, self._losses)
+
+    def _on_failed(self, message: str) -> None:
+        self.status.setText(f"<span style='color:#c0392b'><b>{html.escape(message)}</b></span>")
+
+    # -- controls -> session ----------------------------------------------------------------
+
+    def _on_settings_changed(self) -> None:
+        if self._syncing or self.session.engine is None:
+            return
+        self.session.configure(
+            loss_name=self.loss.currentData(),
+            optimizer_name=self.optimizer.currentData(),
+            lr=self.lr.value(),
+            record=self.record.isChecked(),
+            seed=self.seed.value(),
+        )
+
+    def _on_optimizer_changed(self) -> None:
+        engine = self.session.engine
+        if self._syncing or engine is None:
+            return
+        self.session.configure(optimizer_name=self.optimizer.currentData(), lr=None)
+        self._syncing = True
+        self.lr.setValue(engine.effective_lr)  # each optimizer has its own sensible default
+        self._syncing = False
+        self._on_settings_changed()
+
+    def _on_input_changed(self) -> None:
+        if self._syncing or self.session.engine is None:
+            return
+        self._sync_enabled()
+        try:
+            shape = tuple(int(s) for s in self.shape.text().replace("x", ",").split(",") if s)
+            distribution = self.distribution.currentText()
+            high = self.high.value() if distribution == "tokens" else None
+            spec = InputSpec(shape, distribution, high)
+        except ValueError as exc:
+            self._on_failed(f"input: {exc}" if "shape" in str(exc) else f"input shape: {exc}")
+            return
+        self.session.configure(input_spec=spec)
+        self.status.setText(f"Input <code>{html.escape(spec.describe())}</code>")

@@ -1,0 +1,186 @@
+"""Passes from the window: buttons, live gradients that add up, per-use contributions,
+training off the GUI thread with Pause, and failures that leave the app running."""
+
+import numpy as np
+import pytest
+import torch
+from PySide6.QtCore import QElapsedTimer, Qt, QTimer
+from torch import nn
+
+import netexplorer
+from netexplorer.core.handles import TorchHandle
+from netexplorer.core.tree import tree_from_entries
+
+
+def click(qtbot, window, name):
+    """Press a pass button and wait until the worker's result is shown."""
+    session = window.document.session
+    button = getattr(window.controls, f"{name}_button")
+    with qtbot.waitSignal(session.result_ready, timeout=10_000):
+        qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not session.busy, timeout=10_000)
+
+
+@pytest.fixture
+def tied_window(qtbot, window):
+    w = window("example:tied", select="2.weight")
+    w.show()
+    qtbot.waitExposed(w)
+    return w
+
+
+def test_no_gradient_until_backward_then_two_backwards_double_it(qtbot, tied_window):
+    w = tied_window
+    panel = w.heatmap_panel
+    assert not panel.grad.showing_values
+    assert "net[2].weight.grad is None" in panel.grad.message.text()
+    click(qtbot, w, "backward")
+    once = panel.data.grad.copy()
+    assert panel.grad.showing_values
+    click(qtbot, w, "backward")
+    np.testing.assert_array_equal(panel.data.grad, 2 * once)  # gradients accumulate
+    assert "2 backward passes accumulated" in w.controls.status.text()
+    click(qtbot, w, "zero_grad")
+    assert panel.data.grad is None and not panel.grad.showing_values
+
+
+def test_backward_shows_each_use_and_their_sum(qtbot, tied_window):
+    w = tied_window
+    panel = w.heatmap_panel
+    click(qtbot, w, "backward")
+    data = panel.data
+    assert [(c.site, c.call) for c in data.contributions] == [("2", 0), ("4", 0)]
+    captions = [u.caption.text() for u in panel.uses if u.isVisibleTo(panel)]
+    assert captions[0] == "via <b>net[2]</b>" and captions[1] == "via <b>net[4]</b>"
+    assert "sum of uses" in captions[2]
+    total = panel.uses[2].view.image.image
+    np.testing.assert_allclose(total, data.grad, atol=1e-6)
+    assert data.contribution_error < 1e-5
+    assert "max |sum − grad|" in panel.uses_label.text()
+    # the two uses differ: the gradient really arrives in two different parts
+    assert not np.allclose(data.contributions[0].values, data.contributions[1].values)
+    # the partner path shows the same tensor, the same uses
+    w.document.select("4.weight")
+    np.testing.assert_array_equal(panel.data.grad, data.grad)
+
+
+def test_forward_prints_the_output_like_the_notebook(qtbot, tied_window):
+    w = tied_window
+    click(qtbot, w, "forward")
+    net = w.document.tree.module
+    x = w.document.tree.default_input.make(0)
+    expected = net(x).detach().numpy()
+    text = w.controls.output.toPlainText()
+    assert text.startswith("net(X) = tensor([[")
+    assert f"{expected[0, 0]:.4f}".rstrip("0") in text
+    assert panel_grad_is_none(w)  # forward alone makes no gradient
+
+
+def panel_grad_is_none(w) -> bool:
+    return w.heatmap_panel.data.grad is None
+
+
+def test_the_tree_gains_a_live_gradient_norm_column(qtbot, tied_window):
+    w = tied_window
+    model = w.tree_panel.model
+    assert not w.tree_panel.view.isColumnHidden(5)
+    index = model.index_for_path("0.weight").siblingAtColumn(5)
+    assert index.data() == "—"
+    click(qtbot, w, "backward")
+    norm = torch.linalg.norm(w.document.tree.module[0].weight.grad).item()
+    assert index.data() == f"{norm:.4g}"
+
+
+def test_training_runs_off_the_gui_thread_and_pauses_between_steps(qtbot, tied_window):
+    w = tied_window
+    session = w.document.session
+    ticks = []
+    clock = QElapsedTimer()
+    clock.start()
+    timer = QTimer(w)
+    timer.timeout.connect(lambda: ticks.append(clock.elapsed()))
+    timer.start(10)
+    qtbot.mouseClick(w.controls.train_button, Qt.MouseButton.LeftButton)
+    assert session.training and w.controls.train_button.text() == "Pause"
+    assert not w.controls.backward_button.isEnabled()
+    qtbot.waitUntil(lambda: len(w.controls._losses) > 50, timeout=20_000)
+    frames = []
+    w.document.tensor_data_changed.connect(lambda d: frames.append(d.version))
+    qtbot.waitUntil(lambda: len(frames) >= 3, timeout=5000)  # heatmaps refresh while training
+    with qtbot.waitSignal(session.training_changed, timeout=10_000):
+        qtbot.mouseClick(w.controls.train_button, Qt.MouseButton.LeftButton)
+    timer.stop()
+    qtbot.waitUntil(lambda: not session.busy, timeout=10_000)
+    steps = session.engine.steps_taken
+    assert steps > 50 and w.controls.train_button.text() == "Train"
+    assert len(ticks) > 10  # the GUI thread kept running its timer while training
+    assert w.controls._losses[-1] < w.controls._losses[0]  # the loss went down
+    qtbot.wait(100)
+    assert session.engine.steps_taken == steps  # paused: no more steps
+    assert w.controls.backward_button.isEnabled()
+
+
+class Exploding(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.first = nn.Linear(4, 4)
+        self.bad = BadLayer()
+
+    def forward(self, x):
+        return self.bad(self.first(x))
+
+
+class BadLayer(nn.Module):
+    def forward(self, x):
+        raise ValueError("this layer is broken")
+
+
+def test_a_forward_that_raises_leaves_the_window_usable(qtbot, dialogs):
+    net = Exploding()
+    w = netexplorer.show(net, select="first.weight", block=False)
+    qtbot.addWidget(w)
+    before = net.first.weight.detach().clone()
+    click(qtbot, w, "backward")
+    status = w.controls.status.text()
+    assert "this layer is broken" in status and "net.bad" in status
+    assert w.heatmap_panel.data.grad is None  # nothing half-accumulated
+    torch.testing.assert_close(net.first.weight.detach(), before)
+    w.document.select("first.bias")  # still explorable
+    assert w.heatmap_panel.data.path == "first.bias"
+    assert w.controls.backward_button.isEnabled()
+
+
+def test_a_wrong_input_shape_is_named(qtbot, tied_window):
+    w = tied_window
+    w.controls.shape.setText("2, 5")
+    w.controls.shape.editingFinished.emit()
+    click(qtbot, w, "backward")
+    status = w.controls.status.text()
+    assert "net[0]" in status and "4" in status
+    w.controls.shape.setText("2, 4")
+    w.controls.shape.editingFinished.emit()
+    click(qtbot, w, "backward")
+    assert w.heatmap_panel.data.grad is not None
+
+
+def test_a_selected_module_shows_its_captured_activation(qtbot, tied_window):
+    w = tied_window
+    click(qtbot, w, "forward")
+    w.document.select("2")
+    panel = w.heatmap_panel
+    captions = [u.caption.text() for u in panel.uses if u.isVisibleTo(panel)]
+    assert captions == ["<b>output of net[2]</b>, call 0"]
+    net, x = w.document.tree.module, w.document.tree.default_input.make(0)
+    expected = net[2](net[1](net[0](x))).detach().numpy()
+    np.testing.assert_allclose(panel.uses[0].view.image.image, expected, rtol=1e-5)
+
+
+def test_a_checkpoint_without_code_has_no_passes(qtbot, window):
+    w = window()
+    state = nn.Linear(2, 2).state_dict()
+    tree = tree_from_entries((k, TorchHandle(v, snapshot=False)) for k, v in state.items())
+    w.set_tree(tree)
+    assert w.controls.isHidden()
+    assert w.document.session.engine is None
+    assert "no forward pass" in w.document.session.unavailable_reason
+    assert not w.heatmap_panel.grad.isVisibleTo(w.heatmap_panel)
