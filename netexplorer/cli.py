@@ -70,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args = build_parser().parse_args(argv)
-    if (args.summary or args.json) and not args.source:
+    if (args.summary or args.json) and not (args.source or args.model):
         raise UsageError("--summary and --json need a SOURCE (for example: example:tied)")
     if args.summary and args.json:
         raise UsageError("choose one of --summary and --json")

@@ -123,7 +123,36 @@ def summary_text(tree: ModuleTree) -> str:
     if tree.tie_groups:
         tail += f"; {len(tree.tie_groups)} tie groups over {n_tied} paths"
     lines.append(tail)
+    report = tree.metadata.get("weights_report")
+    if report:
+        lines.extend(weights_report_lines(report, tree.metadata.get("weights", "")))
     return "\n".join(lines)
+
+
+def weights_report_lines(report: dict[str, Any], weights: str) -> list[str]:
+    """What loading a checkpoint into a model left out, one finding per line."""
+    lines = [f"Weights from {weights}: {report['loaded']} tensors loaded"]
+    if report.get("prefix"):
+        lines[0] += f" (from the keys under {report['prefix']!r})"
+    mismatched = {item["key"] for item in report.get("shape_mismatched", [])}
+    for key in report.get("missing", []):
+        if key not in mismatched:  # those are told below, with both shapes
+            lines.append(f"  missing in the checkpoint (model keeps its init): {key}")
+    for key in report.get("unexpected", []):
+        lines.append(f"  unexpected (not in the model, ignored): {key}")
+    for item in report.get("shape_mismatched", []):
+        lines.append(
+            f"  shape mismatch (not loaded): {item['key']}: model {item['model']}, "
+            f"checkpoint {item['checkpoint']}"
+        )
+    for item in report.get("dtype_changed", []):
+        lines.append(
+            f"  dtype converted: {item['key']}: checkpoint {item['checkpoint']} -> "
+            f"model {item['model']}"
+        )
+    if len(lines) == 1:
+        lines[0] += "; every model key matched"
+    return lines
 
 
 def _summary_lines(

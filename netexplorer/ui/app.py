@@ -37,10 +37,12 @@ def save_screenshot(window: MainWindow, path: str) -> None:
 
 
 def run_app(args: argparse.Namespace) -> int:
+    from ..cli import open_tree
+
     app = make_app()
     window = MainWindow(seed=args.seed)
-    if args.source:
-        window.open_source_now(args.source)  # a bad source exits 2 before any window shows
+    if args.source or args.model:
+        window.set_tree(open_tree(args))  # a bad source exits 2 before any window shows
     if args.backward:
         run_backward_passes(window, args.backward)
     if args.select:
