@@ -8,7 +8,11 @@ plain-data result the window receives) of `example:tied`:
 - plain PyTorch: the same loop written by hand, no engine (the floor everything is compared to);
 - core alone, without recording;
 - core alone, with per-use contribution recording;
-- the recording overhead (without / with; target: at most 2x).
+- the recording overhead (without / with; target: at most 2x);
+- the window live: training from the Train button of the real window (offscreen), the value,
+  gradient and per-use heatmaps of 2.weight refreshing as it trains; its speed against core
+  alone with recording (target: at least half), the frames the window drew, and the longest
+  stall of the GUI thread, measured as the lateness of a 10 ms QTimer (target: under 50 ms).
 
 Each figure is one `measure_*` function in MEASUREMENTS: it sets up and returns a runner,
 `run(n)` doing n training steps. The window-live figure and the longest GUI-thread stall (which
@@ -20,6 +24,7 @@ shared machine falls on all figures alike.
 from __future__ import annotations
 
 import argparse
+import itertools
 import statistics
 import sys
 import time
@@ -108,6 +113,62 @@ def run(steps: int, rounds: int) -> dict[str, float]:
     return {name: statistics.median(values) for name, values in rates.items()}
 
 
+WINDOW_SECONDS = 6.0
+TICK_MS = 10
+WINDOW_SPEED_TARGET = 0.5
+STALL_TARGET_MS = 50.0
+
+
+def measure_window_live(seconds: float = WINDOW_SECONDS) -> dict[str, float]:
+    """Train from the window's Train button for `seconds`; steps/s, frames/s, stalls."""
+    import os
+
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from PySide6.QtCore import QElapsedTimer, QTimer
+
+    from netexplorer.ui.app import make_app
+    from netexplorer.ui.main_window import MainWindow
+
+    app = make_app()
+    window = MainWindow()
+    window.open_source_now(EXAMPLE)
+    window.document.select("2.weight")
+    window.show()
+    window.wait_idle()  # torch's first-step imports run in the background (session warm-up)
+    session = window.document.session
+    session.configure(loss_name=LOSS, optimizer_name=OPTIMIZER)
+    session.engine.backward()  # the per-use views (with their heatmaps) exist from the start
+    session.result_ready.emit(session.engine.snapshot())
+    QTimer.singleShot(500, app.quit)  # let the new views lay out and paint once, unmeasured
+    app.exec()
+
+    frames = []
+    window.document.tensor_data_changed.connect(lambda _data: frames.append(1))
+    clock = QElapsedTimer()
+    ticks: list[int] = []
+    timer = QTimer()
+    timer.setInterval(TICK_MS)
+    timer.timeout.connect(lambda: ticks.append(clock.elapsed()))
+    steps_before = session.engine.steps_taken
+    clock.start()
+    timer.start()
+    window.controls.trigger("train")
+    QTimer.singleShot(int(seconds * 1000), app.quit)
+    app.exec()
+    timer.stop()
+    session.stop()
+    window.wait_idle()
+    steps = session.engine.steps_taken - steps_before
+    gaps = [b - a for a, b in itertools.pairwise(ticks)]
+    window.close()
+    return {
+        "steps_per_second": steps / seconds,
+        "frames_per_second": len(frames) / seconds,
+        "longest_stall_ms": max(gaps) - TICK_MS if gaps else float("nan"),
+        "median_tick_ms": statistics.median(gaps) if gaps else float("nan"),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=50, help="training steps per chunk")
@@ -135,7 +196,33 @@ def main(argv: list[str] | None = None) -> int:
     )
     engine_cost = medians["plain PyTorch loop"] / medians["core alone, without recording"]
     print(f"  engine without recording vs. plain PyTorch: {engine_cost:.2f}x slower")
+
+    window = measure_window_live()
+    after = run(args.steps, max(10, args.rounds // 3))  # the core again, right after
+    core = statistics.mean(
+        [medians["core alone, with contribution recording"], after[RECORDING_KEY]]
+    )
+    live = window["steps_per_second"]
+    speed_verdict = "ok" if live >= WINDOW_SPEED_TARGET * core else "UNDER TARGET"
+    stall = window["longest_stall_ms"]
+    stall_verdict = "ok" if stall < STALL_TARGET_MS else "OVER TARGET"
+    print(
+        f"  window live (Train button, heatmaps refreshing): {live:8.0f} steps/s, "
+        f"{window['frames_per_second']:.1f} frames/s"
+    )
+    print(
+        f"  window live vs. core alone with recording ({core:.0f} steps/s, measured before "
+        f"and after): {live / core:.2f} (target at least {WINDOW_SPEED_TARGET}: {speed_verdict})"
+    )
+    print(
+        f"  longest GUI-thread stall while training: {stall:.0f} ms (a {TICK_MS} ms timer's "
+        f"lateness; median tick {window['median_tick_ms']:.0f} ms; target under "
+        f"{STALL_TARGET_MS:.0f} ms: {stall_verdict})"
+    )
     return 0
+
+
+RECORDING_KEY = "core alone, with contribution recording"
 
 
 if __name__ == "__main__":
