@@ -11,6 +11,7 @@ from typing import Any
 from PySide6.QtWidgets import QApplication
 
 from .main_window import MainWindow
+from .workers import wait_for_workers
 
 SCREENSHOT_SIZE = (1640, 980)
 
@@ -43,6 +44,11 @@ def run_app(args: argparse.Namespace) -> int:
     window = MainWindow(seed=args.seed)
     if args.source or args.model:
         window.set_tree(open_tree(args))  # a bad source exits 2 before any window shows
+    if args.compare:  # B opens here (a bad file exits 2); the changes compute in a worker
+        from ..cli import open_options
+        from ..core.sources import open_source
+
+        window.checkpoint_actions.compare_with_tree(open_source(args.compare, open_options(args)))
     if args.backward:
         run_backward_passes(window, args.backward)
     if args.select:
@@ -52,9 +58,12 @@ def run_app(args: argparse.Namespace) -> int:
     if args.screenshot:
         save_screenshot(window, args.screenshot)
         window.close()
+        wait_for_workers()  # a worker must not outlive the objects its signals belong to
         return 0
     window.show()
-    return app.exec()
+    status = app.exec()
+    wait_for_workers()
+    return status
 
 
 def run_backward_passes(window: MainWindow, n: int) -> None:
