@@ -35,6 +35,7 @@ LOSS_LABELS = {
 }
 OPTIMIZER_LABELS = {"sgd": "SGD", "adam": "Adam"}
 MAX_CURVE_POINTS = 100_000
+MAX_CURVE_SYMBOLS = 200
 
 
 def format_output(output: np.ndarray) -> str:
@@ -190,6 +191,7 @@ class PassControls(QWidget):
     def _on_engine_changed(self) -> None:
         engine = self.session.engine
         self._steps, self._losses = [], []
+        self.curve.setSymbol("o")
         self.curve.setData([], [])
         self.output.clear()
         if engine is None:
@@ -272,6 +274,8 @@ class PassControls(QWidget):
         if len(self._steps) > MAX_CURVE_POINTS:  # keep the curve light on long runs
             self._steps = self._steps[::2]
             self._losses = self._losses[::2]
+        if len(self._steps) > MAX_CURVE_SYMBOLS:  # dots help a few presses, slow a long run
+            self.curve.setSymbol(None)
         self.curve.setData(self._steps, self._losses)
 
     def _on_failed(self, message: str) -> None:
