@@ -1,22 +1,38 @@
 """The examples gallery: what the app opens on with no SOURCE. A list of the built-in
-networks, the selected one's explanation and input, and a button to open it."""
+networks; for the selected one its explanation, its input, and a preview of its structure as
+`print(net)` writes it (with shapes, parameter counts and tie marks); a button opens it.
+
+The list needs no torch; the preview is built in a worker (the first one imports torch), so
+the window appears at once."""
 
 from __future__ import annotations
 
 import html
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QListWidget,
     QListWidgetItem,
+    QPlainTextEdit,
     QPushButton,
     QVBoxLayout,
     QWidget,
 )
 
 from ..examples import EXAMPLES, Example
+from .icons import app_icon
+from .workers import TaskRunner
+
+
+def example_summary(name: str) -> tuple[str, str]:
+    """Worker task: (name, the example's --summary text)."""
+    from ..core.describe import summary_text
+    from ..core.sources import open_source
+
+    return name, summary_text(open_source(f"example:{name}"))
 
 
 class GalleryPage(QWidget):
@@ -24,22 +40,33 @@ class GalleryPage(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        logo = QLabel(self)
+        logo.setPixmap(app_icon().pixmap(56, 56))
         heading = QLabel(
-            "<h1>netexplorer</h1><p>Look inside a PyTorch network: its modules as a tree, "
-            "every parameter as a heatmap, tied parameters linked, gradients live. "
-            "Pick an example, or open a checkpoint (File ▸ Open, Ctrl+O).</p>",
+            "<span style='font-size:22pt; font-weight:600'>netexplorer</span><br>"
+            "Look inside a PyTorch network: its modules as a tree, every parameter as a "
+            "heatmap, tied parameters linked, gradients live. Pick an example, or open a "
+            "checkpoint (File ▸ Open, Ctrl+O).",
             self,
         )
         heading.setWordWrap(True)
+        top = QHBoxLayout()
+        top.addWidget(logo)
+        top.addWidget(heading, 1)
 
         self.list = QListWidget(self)
-        self.list.setMinimumWidth(320)
+        self.list.setMinimumWidth(300)
+        self.list.setMaximumWidth(420)
+        self.list.setIconSize(QSize(0, 0))
+        font = self.list.font()
+        font.setPointSizeF(font.pointSizeF() * 1.2)
+        self.list.setFont(font)
         for example in EXAMPLES.values():
-            item = QListWidgetItem(f"{example.title}\nexample:{example.name}")
+            item = QListWidgetItem(f"{example.title}\n   example:{example.name}")
             item.setData(Qt.ItemDataRole.UserRole, example.name)
             item.setToolTip(f"Open with: netexplorer example:{example.name}")
             self.list.addItem(item)
-        self.list.setSpacing(3)
+        self.list.setSpacing(4)
         self.list.currentRowChanged.connect(self._on_current_changed)
         self.list.itemActivated.connect(lambda _item: self._open_current())
 
@@ -51,19 +78,32 @@ class GalleryPage(QWidget):
         self.explanation.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
         self.open_button = QPushButton("Open example", self)
         self.open_button.setDefault(True)
+        self.open_button.setMinimumHeight(36)
         self.open_button.setToolTip("Open the selected example (Enter)")
         self.open_button.clicked.connect(self._open_current)
+        self.preview = QPlainTextEdit(self)
+        self.preview.setReadOnly(True)
+        self.preview.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
+        mono = QFont("monospace")
+        mono.setStyleHint(QFont.StyleHint.Monospace)
+        mono.setPointSizeF(self.font().pointSizeF() * 1.15)
+        self.preview.setFont(mono)
+        self.preview.setToolTip("The network as print(net) shows it, with shapes and ties")
 
         right = QVBoxLayout()
         right.addWidget(self.title)
-        right.addWidget(self.explanation, 1)
+        right.addWidget(self.explanation)
         right.addWidget(self.open_button, 0, Qt.AlignmentFlag.AlignLeft)
+        right.addWidget(self.preview, 1)
         body = QHBoxLayout()
         body.addWidget(self.list, 2)
-        body.addLayout(right, 3)
+        body.addLayout(right, 5)
         layout = QVBoxLayout(self)
-        layout.addWidget(heading)
+        layout.addLayout(top)
         layout.addLayout(body, 1)
+
+        self._summaries: dict[str, str] = {}
+        self._previewer = TaskRunner(self)
         self.list.setCurrentRow(0)
 
     def current_example(self) -> Example | None:
@@ -74,13 +114,33 @@ class GalleryPage(QWidget):
         example = self.current_example()
         if example is None:
             return
-        self.title.setText(f"<h2>{html.escape(example.title)}</h2>")
-        self.explanation.setText(
-            f"<p style='font-size:large'>{html.escape(example.explanation)}</p>"
-            f"<p>Input: <code>{html.escape(example.default_input.describe())}</code></p>"
-            f"<p style='color:#555'>Command line: <code>netexplorer example:{example.name}"
-            "</code></p>"
+        self.title.setText(
+            f"<span style='font-size:18pt; font-weight:600'>{html.escape(example.title)}</span>"
         )
+        self.explanation.setText(
+            f"<p style='font-size:13pt'>{html.escape(example.explanation)}</p>"
+            f"<p>Input: <code>{html.escape(example.default_input.describe())}</code> &nbsp; "
+            f"<span style='color:#555'>Command line: <code>netexplorer example:{example.name}"
+            "</code></span></p>"
+        )
+        summary = self._summaries.get(example.name)
+        if summary is not None:
+            self.preview.setPlainText(summary)
+            return
+        self.preview.setPlainText("building the preview…")
+        self._previewer.run(
+            example_summary,
+            example.name,
+            on_result=self._on_summary,
+            on_error=lambda e: self.preview.setPlainText(f"no preview: {e}"),
+        )
+
+    def _on_summary(self, result: tuple[str, str]) -> None:
+        name, summary = result
+        self._summaries[name] = summary
+        example = self.current_example()
+        if example is not None and example.name == name:
+            self.preview.setPlainText(summary)
 
     def _open_current(self) -> None:
         example = self.current_example()

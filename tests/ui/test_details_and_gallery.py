@@ -119,3 +119,16 @@ def test_select_from_the_command_line_shows_the_heatmap(window):
     loaded = w.heatmap_panel.loaded
     assert loaded.path == "3.weight" and loaded.display.layout == "mosaic"
     np.testing.assert_array_equal(loaded.values, w.document.tree.module[3].weight.detach().numpy())
+
+
+def test_gallery_previews_the_structure_like_print_net(qtbot, window):
+    w = window()
+    gallery = w.gallery
+    names = [
+        gallery.list.item(i).data(Qt.ItemDataRole.UserRole) for i in range(gallery.list.count())
+    ]
+    gallery.list.setCurrentRow(names.index("tied"))
+    qtbot.waitUntil(lambda: "Sequential(" in gallery.preview.toPlainText(), timeout=20_000)
+    text = gallery.preview.toPlainText()
+    assert "(4): Linear(in_features=8, out_features=8, bias=True)" in text
+    assert "<tie 0: 2.weight = 4.weight>" in text
