@@ -24,7 +24,7 @@ import math
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -458,6 +458,14 @@ class PassEngine:
                 result = self._result("train", start, fw, note=self.contributions_note)
             done += 1
             yield result
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Hold the engine's lock: for anything else that runs the module (the graph's
+        recorded forward pass), so that no pass starts meanwhile and neither records the
+        other's module calls."""
+        with self._lock:
+            yield
 
     def snapshot(self, paths: Iterable[str] | None = None) -> PassResult:
         """The current values, gradients and contributions of `paths` (default: the watched
