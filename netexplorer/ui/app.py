@@ -41,14 +41,19 @@ def run_app(args: argparse.Namespace) -> int:
     from ..cli import open_tree
 
     app = make_app()
-    window = MainWindow(seed=args.seed)
-    if args.source or args.model:
-        window.set_tree(open_tree(args))  # a bad source exits 2 before any window shows
-    if args.compare:  # B opens here (a bad file exits 2); the changes compute in a worker
+    # a bad source exits 2 before any window (and any worker of one) exists
+    tree = open_tree(args) if args.source or args.model else None
+    compared = None
+    if args.compare:  # B too: a bad file exits 2 before the window exists
         from ..cli import open_options
         from ..core.sources import open_source
 
-        window.checkpoint_actions.compare_with_tree(open_source(args.compare, open_options(args)))
+        compared = open_source(args.compare, open_options(args))
+    window = MainWindow(seed=args.seed)
+    if tree is not None:
+        window.set_tree(tree)
+    if compared is not None:  # the relative changes compute in a worker
+        window.checkpoint_actions.compare_with_tree(compared)
     if args.backward:
         run_backward_passes(window, args.backward)
     if args.select:

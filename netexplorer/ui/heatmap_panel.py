@@ -33,6 +33,7 @@ from ..core.display import display_array, symmetric_levels
 from ..core.tree import ModuleNode, TensorNode
 from .document import Document, TensorData
 from .heatmap import HeatmapView
+from .optimizer_state import OptimizerStatePanel
 from .tree_view import shape_text
 
 USES_PER_ROW = 4
@@ -155,6 +156,7 @@ class HeatmapPanel(QWidget):
         top = QHBoxLayout()
         top.addWidget(self.value, 1)
         top.addWidget(self.grad, 1)
+        top.addWidget(OptimizerStatePanel(document, self), 1)  # hidden without optimizer state
 
         self.uses_label = QLabel(self)
         self.uses_label.setTextFormat(Qt.TextFormat.RichText)

@@ -10,7 +10,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QMainWindow,
     QMessageBox,
-    QProgressBar,
     QSplitter,
     QStackedWidget,
     QTabWidget,
@@ -20,12 +19,15 @@ from PySide6.QtWidgets import (
 from ..core.errors import NetExplorerError
 from ..core.sources import OpenOptions, open_source
 from ..core.tree import ModuleTree
+from .checkpoint_actions import CheckpointActions
 from .controls import PassControls
 from .document import Document
 from .export import export_view
 from .gallery import GalleryPage
+from .graph_view import GraphPanel
 from .heatmap_panel import HeatmapPanel
 from .icons import app_icon
+from .progress import ProgressBar
 from .stats_panel import DetailsPanel
 from .tree_view import TreePanel
 from .workers import TaskRunner
@@ -49,6 +51,8 @@ class MainWindow(QMainWindow):
         self.details = DetailsPanel(self.document, self)
         self.centre = QTabWidget(self)
         self.centre.addTab(self.heatmap_panel, "Heatmap")
+        self.graph_panel = GraphPanel(self.document, self)
+        self.centre.addTab(self.graph_panel, "Graph")
         self.controls = PassControls(self.document, self)
         self.centre_split = QSplitter(Qt.Orientation.Vertical, self)
         self.centre_split.addWidget(self.centre)
@@ -70,15 +74,13 @@ class MainWindow(QMainWindow):
         self.pages.addWidget(self.splitter)
         self.setCentralWidget(self.pages)
 
-        self.progress = QProgressBar(self)
-        self.progress.setMaximumWidth(220)
-        self.progress.setVisible(False)
+        self.progress = ProgressBar(self)  # any work over half a second, with Cancel
         self.statusBar().addPermanentWidget(self.progress)
         self.source_label = QLabel("", self)
         self.statusBar().addPermanentWidget(self.source_label)
 
-        self._loader = TaskRunner(self)
         self._make_actions()
+        self.checkpoint_actions = CheckpointActions(self)  # Open…, drops, Compare, Tools
         self.resize(1640, 980)
 
     # -- actions ----------------------------------------------------------------------------
@@ -97,6 +99,13 @@ class MainWindow(QMainWindow):
             "Save the heatmap as PNG or SVG, for slides",
         )
         file_menu.addAction(self.export_action)
+        self.export_graph_action = self._action(
+            "Export graph…",
+            "Ctrl+Shift+G",
+            self.graph_panel.export_with_dialog,
+            "Save the graph as PNG or SVG, for slides",
+        )
+        file_menu.addAction(self.export_graph_action)
         file_menu.addSeparator()
         file_menu.addAction(
             self._action("Quit", QKeySequence.StandardKey.Quit, self.close, "Close netexplorer")
@@ -105,6 +114,14 @@ class MainWindow(QMainWindow):
         for action in self.controls.actions.values():
             pass_menu.addAction(action)
         view_menu = menu.addMenu("&View")
+        view_menu.addAction(
+            self._action(
+                "Graph",
+                "Ctrl+G",
+                lambda: self.centre.setCurrentWidget(self.graph_panel),
+                "Module calls, data flow and tie links as a graph",
+            )
+        )
         view_menu.addAction(
             self._action("Larger text", QKeySequence.StandardKey.ZoomIn, lambda: self.zoom(1.15))
         )
@@ -169,32 +186,15 @@ class MainWindow(QMainWindow):
         self.pages.setCurrentIndex(GALLERY)
 
     def open_source(self, spec: str) -> None:
-        """Open a source in a worker; on failure the open model stays and a dialog says why."""
-        self.statusBar().showMessage(f"Opening {spec}…")
-        self.progress.setRange(0, 0)  # busy until the reader reports fractions
-        self.progress.setVisible(True)
-        options = OpenOptions(seed=self.seed)
-        self._loader.run(
-            open_source,
-            spec,
-            options,
-            on_result=self.set_tree,
-            on_error=lambda error: self._on_open_failed(spec, error),
-        )
+        """Open a source in a worker (progress, the trust question for pickles that run
+        code); on failure the open model stays and a dialog says why."""
+        self.checkpoint_actions.open(spec)
 
     def open_source_now(self, spec: str) -> None:
         """Open on the GUI thread (the command line, before the window shows)."""
         self.set_tree(open_source(spec, OpenOptions(seed=self.seed)))
 
-    def _on_open_failed(self, spec: str, error: BaseException) -> None:
-        self.progress.setVisible(False)
-        self.statusBar().showMessage(f"Could not open {spec}", 8000)
-        if not isinstance(error, NetExplorerError):  # a bug, not the user's mistake
-            error = RuntimeError(f"{type(error).__name__}: {error}")
-        QMessageBox.warning(self, "Cannot open", f"Cannot open {spec}:\n\n{error}")
-
     def set_tree(self, tree: ModuleTree) -> None:
-        self.progress.setVisible(False)
         self.statusBar().clearMessage()
         self.document.set_tree(tree, seed=self.seed)
         self.controls.setVisible(tree.is_live)
@@ -212,6 +212,8 @@ class MainWindow(QMainWindow):
         self.pages.setCurrentIndex(EXPLORER)
         if view == "tree":
             self.splitter.setSizes([900, 480, 260])
+        elif view == "graph":  # a graph is wide: most of the window
+            self.splitter.setSizes([330, 980, 330])
         for i in range(self.centre.count()):
             if self.centre.tabText(i).lower() == view:
                 self.centre.setCurrentIndex(i)

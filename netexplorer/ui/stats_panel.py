@@ -4,12 +4,11 @@ and where it came from (source, metadata, an example's explanation)."""
 from __future__ import annotations
 
 import html
-import json
 from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QElapsedTimer, Qt, QTimer
+from PySide6.QtCore import QElapsedTimer, Qt, QTimer, Signal
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (
     QFormLayout,
@@ -28,6 +27,7 @@ from ..core.display import TensorStats, iter_tensor_stats
 from ..core.tree import ModuleNode, ModuleTree, TensorNode
 from .document import Document, TensorData
 from .heatmap import format_value
+from .metadata_view import metadata_rows
 from .tree_view import shape_text
 from .workers import TaskRunner
 
@@ -57,6 +57,8 @@ def _link(path: str) -> str:
 
 
 class DetailsPanel(QScrollArea):
+    stats_progress = Signal(float)  # fraction done of statistics computed in a worker
+
     def __init__(self, document: Document, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.document = document
@@ -253,9 +255,23 @@ class DetailsPanel(QScrollArea):
                 key,
                 data.values,
                 on_result=self._on_stats,
-                on_progress=lambda f: self.stats_note.setText(f"computing… {f:.0%}"),
+                on_progress=self._on_stats_progress,
                 on_error=lambda e: self._set_stats(None, f"cannot compute: {e}"),
             )
+
+    @property
+    def stats_runner(self) -> TaskRunner:
+        """The worker computing statistics of big tensors (for the status bar's progress)."""
+        return self._stats_runner
+
+    def _on_stats_progress(self, fraction: float) -> None:
+        self.stats_note.setText(f"computing… {fraction:.0%}")
+        self.stats_progress.emit(fraction)
+
+    def cancel_stats(self) -> None:
+        """Stop computing statistics (Cancel in the status bar)."""
+        self._stats_runner.cancel()
+        self._set_stats(None, "not computed (cancelled): select the tensor again")
 
     def _show_pending(self) -> None:
         pending, self._pending = self._pending, None
@@ -327,11 +343,7 @@ class DetailsPanel(QScrollArea):
             rows.append(html.escape(tree.explanation))
         meta: dict[str, Any] = {"reader": tree.reader, **tree.metadata}
         meta.pop("title", None)
-        for key, value in meta.items():
-            text = value if isinstance(value, str) else json.dumps(value, default=str)
-            if len(text) > 300:
-                text = text[:300] + "…"
-            rows.append(f"<span style='color:#555'>{html.escape(key)}:</span> {html.escape(text)}")
+        rows += metadata_rows(meta)  # nested dicts (hyper_parameters, config) indented
         if tree.default_input is not None:
             rows.append(
                 f"<span style='color:#555'>input:</span> "
