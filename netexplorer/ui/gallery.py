@@ -110,6 +110,10 @@ class GalleryPage(QWidget):
         item = self.list.currentItem()
         return None if item is None else EXAMPLES[item.data(Qt.ItemDataRole.UserRole)]
 
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        self._show_preview()  # built when the gallery is seen, not when a window is made
+
     def _on_current_changed(self, _row: int) -> None:
         example = self.current_example()
         if example is None:
@@ -123,6 +127,12 @@ class GalleryPage(QWidget):
             f"<span style='color:#555'>Command line: <code>netexplorer example:{example.name}"
             "</code></span></p>"
         )
+        self._show_preview()
+
+    def _show_preview(self) -> None:
+        example = self.current_example()
+        if example is None or not self.isVisible():
+            return
         summary = self._summaries.get(example.name)
         if summary is not None:
             self.preview.setPlainText(summary)

@@ -123,6 +123,8 @@ def test_select_from_the_command_line_shows_the_heatmap(window):
 
 def test_gallery_previews_the_structure_like_print_net(qtbot, window):
     w = window()
+    w.show()
+    qtbot.waitExposed(w)
     gallery = w.gallery
     names = [
         gallery.list.item(i).data(Qt.ItemDataRole.UserRole) for i in range(gallery.list.count())
