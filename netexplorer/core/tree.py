@@ -291,12 +291,17 @@ def tree_from_entries(
     reader: str = "",
     metadata: dict | None = None,
     kinds: dict[str, str] | None = None,
+    containers: Iterable[tuple[str, ...]] = (),
 ) -> ModuleTree:
     """Build the tree of a checkpoint from its flat `key -> handle` entries, in file order.
 
     Module nodes are made for every key prefix; ties come from the handles' storage keys
-    (same storage, offset, shape and stride)."""
-    root = ModuleNode(path="", name="", type_name="", extra_repr="", access=ROOT_NAME)
+    (same storage, offset, shape and stride). `containers` are the key paths of state dicts
+    nested in the file (`("state_dict",)` in a Lightning checkpoint): what lies in them is
+    reached as `ckpt["state_dict"]["2.weight"]`, not as a module attribute."""
+    nested = {".".join(parts): parts for parts in containers if parts}
+    root_access = CHECKPOINT_NAME if nested else ROOT_NAME  # a file of several dicts
+    root = ModuleNode(path="", name="", type_name="", extra_repr="", access=root_access)
     modules: dict[str, ModuleNode] = {"": root}
     identity: dict[str, Hashable] = {}
     order: list[str] = []
@@ -311,7 +316,8 @@ def tree_from_entries(
                 name=name,
                 type_name="",
                 extra_repr="",
-                access=parent.access + access_step(None, name),
+                access=_item_access(path, nested, tensor=False)
+                or parent.access + access_step(None, name),
                 parent=parent,
             )
             parent.children.append(node)
@@ -329,7 +335,8 @@ def tree_from_entries(
                 kind=kind,
                 handle=handle,
                 requires_grad=kind == "parameter" and _is_floating(handle.dtype),
-                access=owner.access + access_step(None, name),
+                access=_item_access(key, nested, tensor=True)
+                or owner.access + access_step(None, name),
                 module=owner,
             )
         )
@@ -345,6 +352,21 @@ def tree_from_entries(
         reader=reader,
         metadata=metadata,
     )
+
+
+CHECKPOINT_NAME = "ckpt"  # the variable a loaded checkpoint file is held in
+
+
+def _item_access(path: str, nested: dict[str, tuple[str, ...]], tensor: bool) -> str:
+    """`ckpt["state_dict"]["2.weight"]` for a tensor key inside a state dict nested in a
+    checkpoint file (list positions as integers); the nested dict itself for a module path
+    inside it (a flat state dict has no entry per module); '' outside every nested one."""
+    for prefix, parts in nested.items():
+        if path == prefix or path.startswith(prefix + "."):
+            steps = "".join(f"[{p}]" if p.isdigit() else f"[{p!r}]" for p in parts)
+            rest = path[len(prefix) + 1 :]
+            return CHECKPOINT_NAME + steps + (f"[{rest!r}]" if tensor and rest else "")
+    return ""
 
 
 def _is_floating(dtype: str) -> bool:

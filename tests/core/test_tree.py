@@ -170,3 +170,18 @@ def test_bfloat16_parameters_read_as_float32():
     values = handle.array()
     assert values.dtype.name == "float32"
     assert (values == net.weight.float().detach().numpy()).all()
+
+
+def test_keys_in_a_nested_state_dict_are_reached_by_item_access():
+    entries = [
+        ("state_dict.0.weight", TorchHandle(torch.zeros(2, 2), snapshot=False)),
+        ("optimizer_states.0.state.0.exp_avg", TorchHandle(torch.zeros(2), snapshot=False)),
+    ]
+    tree = tree_from_entries(entries, containers=[("state_dict",), ("optimizer_states", "0")])
+    assert tree.node("state_dict.0.weight").access == "ckpt['state_dict']['0.weight']"
+    assert tree.node("state_dict.0").access == "ckpt['state_dict']"
+    assert (
+        tree.node("optimizer_states.0.state.0.exp_avg").access
+        == "ckpt['optimizer_states'][0]['state.0.exp_avg']"
+    )
+    assert tree.root.access == "ckpt"

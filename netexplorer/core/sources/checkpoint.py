@@ -72,6 +72,7 @@ class CheckpointContents:
     metadata: dict[str, Any] = field(default_factory=dict)
     optimizer_state: dict[str, dict[str, TensorHandle]] = field(default_factory=dict)
     model_prefix: str | None = None  # key path of the model state dict ("" = top level)
+    containers: list[tuple[str, ...]] = field(default_factory=list)  # nested state dicts
 
 
 @dataclass
@@ -99,7 +100,11 @@ def read_checkpoint(obj: Any) -> CheckpointContents:
     """Entries, metadata and matched optimizer state of a loaded checkpoint object."""
     walker = _Walker()
     metadata = walker.walk(obj, ())
-    out = CheckpointContents(entries=walker.entries, kinds=walker.kinds)
+    out = CheckpointContents(
+        entries=walker.entries,
+        kinds=walker.kinds,
+        containers=[c.path for c in walker.containers],
+    )
     if isinstance(metadata, dict):
         out.metadata.update(metadata)
     elif metadata is not _NOTHING:

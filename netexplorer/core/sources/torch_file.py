@@ -157,7 +157,12 @@ def tree_from_torch_object(
     if contents.model_prefix:
         metadata["model_state_dict"] = contents.model_prefix
     tree = tree_from_entries(
-        contents.entries, source=path, reader=reader, metadata=metadata, kinds=contents.kinds
+        contents.entries,
+        source=path,
+        reader=reader,
+        metadata=metadata,
+        kinds=contents.kinds,
+        containers=contents.containers,
     )
     tree.optimizer_state = contents.optimizer_state
     return tree
