@@ -21,6 +21,7 @@ import numpy as np
 
 from .describe import format_shape
 from .errors import UnknownPathError
+from .tasks import run_to_end
 from .tree import ModuleTree, TensorNode
 
 CHUNK = 1 << 22  # elements per step: the points where progress is reported
@@ -261,12 +262,7 @@ def iter_compare(
 
 def compare_trees(a: ModuleTree, b: ModuleTree) -> Comparison:
     """The full comparison of A and B at once (see `iter_compare`)."""
-    work = iter_compare(a, b)
-    while True:
-        try:
-            next(work)
-        except StopIteration as finished:
-            return finished.value
+    return run_to_end(iter_compare(a, b))
 
 
 def matching_prefixes(a: ModuleTree, b: ModuleTree) -> tuple[str, str]:

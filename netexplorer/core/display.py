@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .tasks import run_to_end
+
 DEFAULT_MAX_SIDE = 1024  # display cells per axis; more than a screen shows
 HISTOGRAM_BINS = 64
 REDUCE_CHUNK_BYTES = 1 << 20  # tensor bytes reduced at a time for a display array
@@ -272,6 +274,13 @@ def _extreme_position(block: np.ndarray) -> tuple[int, int]:
     return int(r), int(c)
 
 
+def sum_mismatch(parts: list[np.ndarray], whole: np.ndarray) -> float:
+    """The largest |sum of parts - whole|: how far per-use gradients are from adding up to
+    the gradient (float rounding only, when all is well)."""
+    total = np.sum(parts, axis=0)
+    return float(np.max(np.abs(total - whole), initial=0.0))
+
+
 def symmetric_levels(data: np.ndarray) -> tuple[float, float]:
     """Colour levels (-m, m) centred at zero, m the largest finite magnitude (1 if none)."""
     finite = data[np.isfinite(data)]
@@ -395,9 +404,4 @@ def iter_tensor_stats(
 
 def tensor_stats(values: np.ndarray, bins: int | None = None) -> TensorStats:
     """Statistics and histogram of a tensor's values, all at once."""
-    gen = iter_tensor_stats(values, bins)
-    while True:
-        try:
-            next(gen)
-        except StopIteration as done:
-            return done.value
+    return run_to_end(iter_tensor_stats(values, bins))

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .tasks import run_to_end
 from .tree import ModuleTree, TensorNode
 
 CHUNK_BYTES = 1 << 24  # bytes hashed per step: the points where progress is reported
@@ -99,12 +100,7 @@ def iter_identical_tensors(
 
 def find_identical_tensors(tree: ModuleTree) -> list[IdenticalGroup]:
     """All groups of identical tensors at once (see `iter_identical_tensors`)."""
-    work = iter_identical_tensors(tree)
-    while True:
-        try:
-            next(work)
-        except StopIteration as finished:
-            return finished.value
+    return run_to_end(iter_identical_tensors(tree))
 
 
 def _nbytes(node: TensorNode) -> int:

@@ -35,6 +35,7 @@ from torch.nn import functional as F
 
 from .calls import CallRecorder, ModuleCall, iter_tensors
 from .contributions import Contribution, ContributionLedger, Use, UseTracker
+from .display import sum_mismatch
 from .errors import PassError, UnknownPathError
 from .handles import TorchHandle
 from .inputs import InputSpec
@@ -76,8 +77,7 @@ class WatchedTensor:
         """The largest |sum of contributions - grad|: float rounding only, if all is well."""
         if self.grad is None or not self.contributions:
             return None
-        total = np.sum([c.values for c in self.contributions], axis=0)
-        return float(np.max(np.abs(total - self.grad), initial=0.0))
+        return sum_mismatch([c.values for c in self.contributions], self.grad)
 
 
 @dataclass

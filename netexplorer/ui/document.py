@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
-from ..core.display import DisplayArray, display_array
+from ..core.display import DisplayArray, display_array, sum_mismatch
 from ..core.handles import TensorHandle
 from ..core.tree import ModuleNode, ModuleTree, Node, TensorNode
 from .session import PassSession
@@ -49,8 +49,7 @@ class TensorData:
         """max |sum of contributions - grad|, the check that they add up."""
         if self.grad is None or not self.contributions:
             return None
-        total = np.sum([c.values for c in self.contributions], axis=0)
-        return float(np.max(np.abs(total - self.grad), initial=0.0))
+        return sum_mismatch([c.values for c in self.contributions], self.grad)
 
 
 def read_tensor(path: str, handle: TensorHandle, slice_index: tuple[int, ...] | None):

@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 
 from ..core.describe import format_count, module_label
 from ..core.display import TensorStats, iter_tensor_stats
+from ..core.tasks import run_to_end
 from ..core.tree import ModuleNode, ModuleTree, TensorNode
 from .document import Document, TensorData
 from .heatmap import format_value
@@ -241,13 +242,7 @@ class DetailsPanel(QScrollArea):
                 grad_norm = float(np.linalg.norm(data.grad.astype(np.float64)))
         self._set_grad_fact(data, grad_norm)
         if data.values.size <= SYNC_LIMIT:
-            gen = compute_stats(key, data.values)
-            while True:
-                try:
-                    next(gen)
-                except StopIteration as done:
-                    self._on_stats(done.value)
-                    break
+            self._on_stats(run_to_end(compute_stats(key, data.values)))
         else:
             self.stats_note.setText("computing…")
             self._stats_runner.run(
