@@ -6,7 +6,6 @@ import math
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from .display import tensor_stats
 from .handles import TorchHandle
 from .tree import ModuleNode, ModuleTree, TensorNode
 
@@ -63,6 +62,8 @@ def _tensor_entry(
         "tie": t.tie,
     }
     if stats:
+        from .display import tensor_stats  # numpy: only when values are asked for
+
         entry["stats"] = tensor_stats(t.handle.array()).as_dict() if t.handle.has_values else None
     if contributions is not None:  # parameters: "grad" is null until a backward pass
         entry["grad"] = _grad_entry(t, contributions.get(t.path))
@@ -70,6 +71,8 @@ def _tensor_entry(
 
 
 def _grad_entry(t: TensorNode, uses: Sequence[Any] | None) -> dict[str, Any] | None:
+    from .display import tensor_stats
+
     handle = t.handle
     grad = handle.grad_array() if isinstance(handle, TorchHandle) else None
     if grad is None:

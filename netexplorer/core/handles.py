@@ -2,15 +2,18 @@
 
 A tree node never holds tensor data itself: it holds a handle that reads the values when they
 are first shown or their statistics are asked for. Handles hand out numpy arrays, which are
-plain data that may cross threads; torch is only imported by handles that wrap torch tensors.
+plain data that may cross threads; torch is only imported by handles that wrap torch tensors,
+and numpy only when values are read (opening a safetensors file and `--summary` need
+neither: itemsizes come from `ITEMSIZE`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 # dtypes numpy has under the same name as torch / safetensors use
 _NUMPY_NATIVE = {
@@ -24,8 +27,18 @@ def torch_dtype_name(dtype: Any) -> str:
     return str(dtype).removeprefix("torch.")
 
 
+# bytes per element of every dtype a stored tensor may have
+ITEMSIZE = {
+    "float64": 8, "float32": 4, "float16": 2, "bfloat16": 2, "int64": 8, "int32": 4,
+    "int16": 2, "int8": 1, "uint8": 1, "uint16": 2, "uint32": 4, "uint64": 8, "bool": 1,
+    "complex64": 8, "complex128": 16, "float8_e4m3fn": 1, "float8_e5m2": 1,
+}  # fmt: skip
+
+
 def _float8_table(exponent_bits: int, mantissa_bits: int, bias: int, fn: bool) -> np.ndarray:
     """All 256 values of an 8-bit float format as float32 (fn: no infinities, one NaN code)."""
+    import numpy as np
+
     codes = np.arange(256, dtype=np.int64)
     sign = np.where(codes >> 7, -1.0, 1.0)
     exp = (codes >> mantissa_bits) & ((1 << exponent_bits) - 1)
@@ -54,6 +67,8 @@ def decode_raw(raw: np.ndarray, dtype: str) -> np.ndarray:
 
     `raw` holds the stored bits (uint16 for bfloat16, uint8 for float8 formats).
     """
+    import numpy as np
+
     if dtype == "bfloat16":
         return (raw.astype(np.uint32) << 16).view(np.float32)
     if dtype in _FLOAT8:
@@ -63,6 +78,8 @@ def decode_raw(raw: np.ndarray, dtype: str) -> np.ndarray:
 
 def raw_view_dtype(dtype: str) -> np.dtype | None:
     """The numpy dtype to read a stored tensor of `dtype` with, or None if unsupported."""
+    import numpy as np
+
     if dtype in _NUMPY_NATIVE:
         return np.dtype(dtype)
     if dtype == "bfloat16":

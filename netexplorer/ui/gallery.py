@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import html
 
-from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtCore import QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (
     QHBoxLayout,
@@ -25,6 +25,8 @@ from PySide6.QtWidgets import (
 from ..examples import EXAMPLES, Example
 from .icons import app_icon
 from .workers import TaskRunner
+
+PREVIEW_DELAY_MS = 400
 
 
 def example_summary(name: str) -> tuple[str, str]:
@@ -104,6 +106,8 @@ class GalleryPage(QWidget):
 
         self._summaries: dict[str, str] = {}
         self._previewer = TaskRunner(self)
+        self._preview_timer = QTimer(self, singleShot=True, interval=PREVIEW_DELAY_MS)
+        self._preview_timer.timeout.connect(self._show_preview)
         self.list.setCurrentRow(0)
 
     def current_example(self) -> Example | None:
@@ -112,7 +116,9 @@ class GalleryPage(QWidget):
 
     def showEvent(self, event) -> None:
         super().showEvent(event)
-        self._show_preview()  # built when the gallery is seen, not when a window is made
+        # built once the gallery has been on screen a moment: its first build imports torch,
+        # which should not compete with a file opened right away (File > Open, a drop)
+        self._preview_timer.start()
 
     def _on_current_changed(self, _row: int) -> None:
         example = self.current_example()

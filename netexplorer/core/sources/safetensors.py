@@ -16,12 +16,13 @@ import re
 import threading
 from collections.abc import Hashable
 from dataclasses import dataclass
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from ..errors import SourceError
-from ..handles import TensorHandle, decode_raw, raw_view_dtype
+from ..handles import ITEMSIZE, TensorHandle, decode_raw, raw_view_dtype
+
+if TYPE_CHECKING:  # numpy loads when values are first read, not to list a file's tensors
+    import numpy as np
 from ..tree import ModuleTree, tree_from_entries
 from .base import OpenOptions
 from .files import MAX_SAFETENSORS_HEADER, check_file, extension, sniff
@@ -136,12 +137,12 @@ def _entry(path: str, name: str, info: Any, data_size: int) -> HeaderEntry:
             f"{data_size:,}; the file is truncated",
         )
     dtype = DTYPES.get(code) or UNDECODED[code]
-    view = raw_view_dtype(dtype)
-    if view is not None and math.prod(shape) * view.itemsize != end - begin:
+    itemsize = ITEMSIZE.get(dtype)
+    if itemsize is not None and math.prod(shape) * itemsize != end - begin:
         raise _invalid(
             path,
             f"tensor {name!r} of shape {shape} and dtype {code} needs "
-            f"{math.prod(shape) * view.itemsize:,} bytes but its data_offsets span {end - begin:,}",
+            f"{math.prod(shape) * itemsize:,} bytes but its data_offsets span {end - begin:,}",
         )
     return HeaderEntry(name, dtype, tuple(shape), begin, end)
 
@@ -175,6 +176,8 @@ class MappedFile:
         self._writable: np.memmap | None = None
 
     def bytes(self, begin: int, end: int, writable: bool = False) -> np.ndarray:
+        import numpy as np
+
         """The bytes [begin, end) of the data section as a uint8 array (read-only, or
         copy-on-write: writes stay in memory and never reach the file)."""
         with self._lock:
@@ -210,20 +213,22 @@ class SafetensorsHandle(TensorHandle):
         self.entry = entry
         self.shape = entry.shape
         self.dtype = entry.dtype
-        self._view = raw_view_dtype(entry.dtype)
 
     @property
     def has_values(self) -> bool:
-        return self._view is not None
+        return self.dtype in ITEMSIZE
 
     def raw_array(self, writable: bool = False) -> np.ndarray:
         """The stored values without decoding (bfloat16 as uint16, float8 as uint8)."""
-        if self._view is None:
+        import numpy as np
+
+        view = raw_view_dtype(self.dtype)
+        if view is None:
             raise ValueError(f"netexplorer cannot decode {self.dtype} values")
         if self.entry.begin == self.entry.end:
-            return np.zeros(self.shape, dtype=self._view)
+            return np.zeros(self.shape, dtype=view)
         raw = self.file.bytes(self.entry.begin, self.entry.end, writable)
-        return raw.view(self._view.newbyteorder("<")).reshape(self.shape)
+        return raw.view(view.newbyteorder("<")).reshape(self.shape)
 
     def array(self) -> np.ndarray:
         raw = self.raw_array()
@@ -234,6 +239,7 @@ class SafetensorsHandle(TensorHandle):
     def torch_tensor(self) -> Any:
         """The values as a torch tensor of the stored dtype, backed by a copy-on-write map
         (writable, as loading into a live model needs; the file is never written)."""
+        import numpy as np
         import torch
 
         raw = self.raw_array(writable=True)

@@ -69,17 +69,17 @@ def test_opening_reads_no_tensor_data(tmp_path, monkeypatch):
     assert len(tree.tensors) == len(mixed_state_dict())
 
 
-def test_summary_needs_no_torch(tmp_path):
+def test_summary_needs_neither_torch_nor_numpy(tmp_path):
     path = write_safetensors(tmp_path / "m.safetensors", mixed_state_dict())
     code = (
         "import sys\n"
         "from netexplorer.core.sources import open_source\n"
         "from netexplorer.core.describe import summary_text\n"
         f"summary_text(open_source({str(path)!r}))\n"
-        "print('torch' in sys.modules)\n"
+        "print('torch' in sys.modules, 'numpy' in sys.modules)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"
+    assert out.stdout.strip() == "False False"
 
 
 def test_tied_example_is_two_identical_tensors(tmp_path):
