@@ -145,6 +145,9 @@ class HeatmapPanel(QWidget):
         self.title = QLabel(self)
         self.title.setTextFormat(Qt.TextFormat.RichText)
         self.title.setWordWrap(True)
+        # two lines, always: a title that changes height re-lays out every heatmap below it
+        self.title.setFixedHeight(2 * self.title.fontMetrics().lineSpacing() + 6)
+        self.title.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
         self.slices = SliceControls(self)
         self.slices.setVisible(False)
 

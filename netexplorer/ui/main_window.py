@@ -223,18 +223,25 @@ class MainWindow(QMainWindow):
     def runners(self) -> list[TaskRunner]:
         return self.findChildren(TaskRunner)
 
-    def wait_idle(self, timeout_ms: int = 10_000) -> bool:
-        """Process events until no task is running (screenshots, tests)."""
+    def wait_idle(self, timeout_ms: int = 10_000, settle_ms: int = 150) -> bool:
+        """Process events until no task has run for `settle_ms` (work is sometimes started
+        a moment after what triggers it) or `timeout_ms` passed (screenshots, tests)."""
         clock = QElapsedTimer()
         clock.start()
+        idle = QElapsedTimer()
         while clock.elapsed() < timeout_ms:
             QApplication.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 50)
-            if not any(r.busy for r in self.runners()):
+            if any(r.busy for r in self.runners()):
+                idle.invalidate()
+            elif not idle.isValid():
+                idle.start()
+            elif idle.elapsed() >= settle_ms:
                 QApplication.processEvents()
                 return True
         return False
 
     def closeEvent(self, event) -> None:
+        self.document.shutdown()  # a training loop stops between two steps
         for runner in self.runners():
             runner.cancel()
         super().closeEvent(event)

@@ -33,7 +33,8 @@ from .tree_view import shape_text
 from .workers import TaskRunner
 
 SYNC_LIMIT = 1 << 18  # elements whose statistics are computed on the GUI thread
-LIVE_STATS_MS = 250  # statistics refresh at most 4 times a second while training
+LIVE_STATS_MS = 250
+STATS_AFTER_PAINT_MS = 60  # statistics refresh at most 4 times a second while training
 STAT_ROWS = [
     ("min", "min"),
     ("max", "max"),
@@ -245,14 +246,21 @@ class DetailsPanel(QScrollArea):
             self._on_stats(run_to_end(compute_stats(key, data.values)))
         else:
             self.stats_note.setText("computing…")
-            self._stats_runner.run(
-                compute_stats,
-                key,
-                data.values,
-                on_result=self._on_stats,
-                on_progress=self._on_stats_progress,
-                on_error=lambda e: self._set_stats(None, f"cannot compute: {e}"),
-            )
+            # after the heatmap of these values has been drawn: the worker's chunks would
+            # hold the GIL while the GUI thread paints it
+            QTimer.singleShot(STATS_AFTER_PAINT_MS, lambda: self._start_stats(key, data))
+
+    def _start_stats(self, key: tuple[str, int], data: TensorData) -> None:
+        if key != self._stats_key:  # another tensor was selected meanwhile
+            return
+        self._stats_runner.run(
+            compute_stats,
+            key,
+            data.values,
+            on_result=self._on_stats,
+            on_progress=self._on_stats_progress,
+            on_error=lambda e: self._set_stats(None, f"cannot compute: {e}"),
+        )
 
     @property
     def stats_runner(self) -> TaskRunner:
