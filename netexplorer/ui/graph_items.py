@@ -23,7 +23,7 @@ import html
 import itertools
 import math
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -814,35 +814,64 @@ class LinkGroup:
 
 
 class GraphScene(QGraphicsScene):
-    """The items of one laid-out view, and their highlight, tint and labels."""
+    """The items of one laid-out view, and their highlight, tint and labels.
 
-    def __init__(self, laid: LaidOut, tree: ModuleTree, metrics: LabelMetrics, parent=None):
+    `GraphScene(...)` makes every item at once; `GraphScene(..., populate=False)` then
+    `populate()`, a generator, makes them a batch at a time so that the GUI thread can
+    breathe between batches while thousands of items are made."""
+
+    def __init__(
+        self,
+        laid: LaidOut,
+        tree: ModuleTree,
+        metrics: LabelMetrics,
+        parent=None,
+        *,
+        populate: bool = True,
+    ):
         super().__init__(parent)
         self.laid = laid
         self.tree = tree
         self.metrics = metrics
         self.setBackgroundBrush(QColor("#fbfcfd"))
-        view, layout = laid.view, laid.layout
         self.nodes: dict[str, NodeItem] = {}
         self.boxes: dict[str, BoxItem] = {}
+        self.edges: list[tuple[EdgeItem, str, str]] = []
+        self.groups: list[LinkGroup] = []
+        self.grad_scale: GradScale | None = None
+        self.use_norms: dict[str, dict[str, float]] = {}  # visible id -> tensor -> sum sq
+        self._leftovers: list[QGraphicsItem] | None = None  # once retired: still to remove
+        if populate:
+            for _ in self.populate():
+                pass
+
+    def populate(self, batch: int = 250) -> Iterator[None]:
+        """Make the items, yielding after every `batch` of them."""
+        view, layout, metrics = self.laid.view, self.laid.layout, self.metrics
+        made = 0
         for box in view.boxes:
             item = BoxItem(box, layout.boxes[box.id], metrics)
             self.boxes[box.id] = item
             self.addItem(item)
+            made += 1
+            if made % batch == 0:
+                yield
         for node in view.nodes:
             item = NodeItem(node, layout.nodes[node.id], metrics)
             self.nodes[node.id] = item
             self.addItem(item)
-        self.edges: list[tuple[EdgeItem, str, str]] = []
+            made += 1
+            if made % batch == 0:
+                yield
         routes = [route for route in layout.edges if len(route.points) > 1]
-        for route, path in zip(routes, laid.edge_paths, strict=True):
+        for route, path in zip(routes, self.laid.edge_paths, strict=True):
             edge = EdgeItem(path)
             self.addItem(edge)
             self.edges.append((edge, route.edge.source, route.edge.target))
+            made += 1
+            if made % batch == 0:
+                yield
         self.groups = self._link_groups(view.tie_links)
-        self.grad_scale: GradScale | None = None
-        self.use_norms: dict[str, dict[str, float]] = {}  # visible id -> tensor -> sum sq
-        self._leftovers: list[QGraphicsItem] | None = None  # once retired: still to remove
         self.place_links()
 
     def dispose(self, budget: int) -> bool:

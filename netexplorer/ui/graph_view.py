@@ -20,14 +20,14 @@ from __future__ import annotations
 import html
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QEvent, QPointF, QRectF, QSize, Qt, QTimer, Signal
+from PySide6.QtCore import QElapsedTimer, QEvent, QPointF, QRectF, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QImage, QPainter, QPen
 from PySide6.QtSvg import QSvgGenerator
 from PySide6.QtWidgets import (
@@ -77,6 +77,7 @@ READABLE_SCALE = 0.75  # the first view of a big graph: no smaller than this, fr
 MAX_FIT_SCALE = 1.4
 EXPORT_MARGIN = 24.0
 TEARDOWN_BATCH = 600  # items of a retired scene removed per event-loop turn (a few ms)
+POPULATE_STEP_MS = 12  # GUI-thread time per batch of new graph items
 
 
 # -- worker tasks (plain data in, plain data out) -------------------------------------------
@@ -449,6 +450,7 @@ class GraphPanel(QWidget):
         self.document = document
         self.metrics = LabelMetrics()
         self.laid: LaidOut | None = None
+        self._populating: tuple[GraphScene, Iterator[None]] | None = None
         self.graph_scene: GraphScene | None = None
         self._needs_build = False
         self._waiting = False  # for the pass session to be idle
@@ -539,6 +541,7 @@ class GraphPanel(QWidget):
     def _on_tree_changed(self, tree: ModuleTree | None) -> None:
         self._builder.cancel()
         self._contribution_reader.cancel()
+        self._abandon_populating()
         self.laid = None
         self._set_scene(None)
         self._norms, self._contributions, self._clicked = {}, {}, None
@@ -653,13 +656,43 @@ class GraphPanel(QWidget):
         if not self._retired:
             self._teardown.stop()
 
+    @property
+    def populating(self) -> bool:
+        """Items of a new layout are being made (a batch per turn of the event loop)."""
+        return self._populating is not None
+
     def _show(self, laid: LaidOut, *, fit: bool = False, anchor=None) -> None:
+        """Make the new layout's items a batch at a time (thousands of items at once would
+        stall the GUI thread), then swap the new scene in."""
         tree = self.document.tree
         if tree is None:
             return
-        self.laid = laid
+        self._abandon_populating()
+        scene = GraphScene(laid, tree, self.metrics, self, populate=False)
+        self._populating = (scene, scene.populate())
+        self._populate_step(laid, scene, fit, anchor)
+
+    def _abandon_populating(self) -> None:
+        if self._populating is not None:  # a newer layout (or tree) supersedes it
+            self._populating[0].deleteLater()
+            self._populating = None
+
+    def _populate_step(self, laid: LaidOut, scene: GraphScene, fit: bool, anchor) -> None:
+        if self._populating is None or self._populating[0] is not scene:
+            return  # a newer layout took over
+        steps = self._populating[1]
+        clock = QElapsedTimer()
+        clock.start()
         with paused_gc():  # thousands of items: no full collection over torch's heap midway
-            scene = GraphScene(laid, tree, self.metrics, self)
+            for _ in steps:
+                if clock.elapsed() >= POPULATE_STEP_MS:
+                    QTimer.singleShot(0, lambda: self._populate_step(laid, scene, fit, anchor))
+                    return
+        self._populating = None
+        self._finish_show(laid, scene, fit, anchor)
+
+    def _finish_show(self, laid: LaidOut, scene: GraphScene, fit: bool, anchor) -> None:
+        self.laid = laid
         if any(n is not None for n in self._norms.values()):
             scene.set_grad_norms(self._norms)
         if self._contributions:

@@ -231,7 +231,7 @@ class MainWindow(QMainWindow):
         idle = QElapsedTimer()
         while clock.elapsed() < timeout_ms:
             QApplication.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 50)
-            if any(r.busy for r in self.runners()):
+            if any(r.busy for r in self.runners()) or self.graph_panel.populating:
                 idle.invalidate()
             elif not idle.isValid():
                 idle.start()
