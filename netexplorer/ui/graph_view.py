@@ -60,7 +60,6 @@ from .graph_items import (
     SELECTED_COLOR,
     BoxItem,
     EdgeItem,
-    GraphScene,
     LabelMetrics,
     LegendContent,
     LinkLabelItem,
@@ -71,6 +70,7 @@ from .graph_items import (
     legend_size,
     paint_legend,
 )
+from .graph_scene import GraphScene
 from .workers import TaskRunner
 
 READABLE_SCALE = 0.75  # the first view of a big graph: no smaller than this, from its start
