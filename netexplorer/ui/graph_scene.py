@@ -107,32 +107,29 @@ class GraphScene(QGraphicsScene):
 
     def populate(self, batch: int = 250) -> Iterator[None]:
         """Make the items, yielding after every `batch` of them."""
+        for made, _ in enumerate(self._make_items(), 1):
+            if made % batch == 0:
+                yield
+        self.groups = self._link_groups(self.laid.view.tie_links)
+        self.place_links()
+
+    def _make_items(self) -> Iterator[None]:
+        """Boxes, nodes and edges, yielding after each one."""
         view, layout, metrics = self.laid.view, self.laid.layout, self.metrics
-        made = 0
         for box in view.boxes:
-            item = BoxItem(box, layout.boxes[box.id], metrics)
-            self.boxes[box.id] = item
-            self.addItem(item)
-            made += 1
-            if made % batch == 0:
-                yield
+            self.boxes[box.id] = self._add(BoxItem(box, layout.boxes[box.id], metrics))
+            yield
         for node in view.nodes:
-            item = NodeItem(node, layout.nodes[node.id], metrics)
-            self.nodes[node.id] = item
-            self.addItem(item)
-            made += 1
-            if made % batch == 0:
-                yield
+            self.nodes[node.id] = self._add(NodeItem(node, layout.nodes[node.id], metrics))
+            yield
         routes = [route for route in layout.edges if len(route.points) > 1]
         for route, path in zip(routes, self.laid.edge_paths, strict=True):
-            edge = EdgeItem(path)
-            self.addItem(edge)
-            self.edges.append((edge, route.edge.source, route.edge.target))
-            made += 1
-            if made % batch == 0:
-                yield
-        self.groups = self._link_groups(view.tie_links)
-        self.place_links()
+            self.edges.append((self._add(EdgeItem(path)), route.edge.source, route.edge.target))
+            yield
+
+    def _add(self, item: QGraphicsItem) -> Any:
+        self.addItem(item)
+        return item
 
     def dispose(self, budget: int) -> bool:
         """Remove up to `budget` items (a retired scene is taken apart a little at a time:
