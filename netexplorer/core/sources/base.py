@@ -11,7 +11,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from ..errors import SourceError
 from ..tree import ModuleTree
+
+
+class OpeningCancelled(SourceError):
+    """The user cancelled while a source was being read."""
 
 
 @dataclass
@@ -23,6 +28,10 @@ class OpenOptions:
     cancelled: Callable[[], bool] | None = None
 
     def report(self, fraction: float, text: str) -> None:
+        """Tell the progress, and stop here if the user cancelled (between two files of a
+        sharded checkpoint, say): raises OpeningCancelled."""
+        if self.cancelled is not None and self.cancelled():
+            raise OpeningCancelled(f"opening cancelled ({text})")
         if self.progress is not None:
             self.progress(fraction, text)
 

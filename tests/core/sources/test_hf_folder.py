@@ -102,3 +102,18 @@ def test_folder_with_several_weights_files_asks_to_pick_one(tmp_path):
         SourceError, match=r"several weights files \(a.safetensors, b.safetensors\)"
     ):
         open_source(str(folder))
+
+
+def test_cancel_stops_between_shards(tmp_path):
+    from netexplorer.core.sources.base import OpeningCancelled, OpenOptions
+
+    folder = hf_folder(tmp_path / "hf", sharded=True)
+    seen = []
+
+    def cancelled() -> bool:
+        return len(seen) >= 1  # the user pressed Cancel once the first shard was reported
+
+    options = OpenOptions(progress=lambda f, text: seen.append(text), cancelled=cancelled)
+    with pytest.raises(OpeningCancelled, match="opening cancelled"):
+        open_source(str(folder), options)
+    assert len(seen) == 1
