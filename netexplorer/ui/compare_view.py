@@ -42,12 +42,11 @@ from .heatmap_panel import TitledHeatmap
 from .opening import display_name
 from .progress import ProgressBar
 from .tree_view import shape_text
-from .workers import TaskRunner
+from .workers import GUI_THREAD_ELEMENTS, TaskRunner
 
 KEY, SHAPE_A, SHAPE_B, DTYPE, CHANGE, MAX_DIFF = range(6)
 HEADERS = ["Key", "Shape A", "Shape B", "Dtype", "‖B−A‖ / ‖A‖", "max |B−A|"]
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
-SYNC_LIMIT = 1 << 18  # elements of B−A computed on the GUI thread; larger ones in a worker
 
 # what a row is, how it reads, its colour, and where it sorts by change (largest first)
 KINDS = {
@@ -414,7 +413,7 @@ class CompareView(QWidget):
                 f"The shape changed from {shape_text(row.shape_a)} in A to "
                 f"{shape_text(row.shape_b)} in B: there is no element-wise difference",
             )
-        elif row.entry is None or math.prod(row.entry.shape_a) <= SYNC_LIMIT:
+        elif row.entry is None or math.prod(row.entry.shape_a) <= GUI_THREAD_ELEMENTS:
             self._on_difference(difference_task(self.comparison, row.key))
         else:
             self.shown_key = None

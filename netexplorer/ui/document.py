@@ -24,13 +24,11 @@ from ..core.display import DisplayArray, display_array, sum_mismatch
 from ..core.handles import TensorHandle
 from ..core.tree import ModuleNode, ModuleTree, Node, TensorNode
 from .session import PassSession
-from .workers import TaskRunner
+from .workers import GUI_THREAD_ELEMENTS, TaskRunner
 
 if TYPE_CHECKING:  # both import torch, which loads only once a live model is open
     from ..core.contributions import Contribution
     from ..core.passes import PassResult
-
-SYNC_LIMIT = 1 << 18  # elements read on the GUI thread; larger tensors load in a worker
 
 
 @dataclass
@@ -154,7 +152,7 @@ class Document(QObject):
             self.session.watch({tensor.path})  # data comes with the session's result
             return
         self.session.watch(set())
-        if tensor.numel <= SYNC_LIMIT:
+        if tensor.numel <= GUI_THREAD_ELEMENTS:
             self._on_loaded(read_tensor(tensor.path, tensor.handle, self._slice_index))
         else:
             self.tensor_loading.emit(tensor.path)
@@ -166,10 +164,6 @@ class Document(QObject):
                 on_result=self._on_loaded,
                 on_error=lambda e: self.tensor_load_failed.emit(f"cannot read {tensor.path}: {e}"),
             )
-
-    @property
-    def loading(self) -> bool:
-        return self._loader.busy
 
     def _on_loaded(self, data: TensorData) -> None:
         tensor = self.shown_tensor()

@@ -20,9 +20,7 @@ from ..core.handles import TensorHandle
 from ..core.tree import ModuleTree, TensorNode
 from .document import Document
 from .heatmap import HeatmapView, format_value
-from .workers import TaskRunner
-
-SYNC_LIMIT = 1 << 18  # elements read on the GUI thread; larger state tensors in a worker
+from .workers import GUI_THREAD_ELEMENTS, TaskRunner
 
 # What each common state tensor is, in a few words (PyTorch's names)
 MEANINGS = {
@@ -126,7 +124,7 @@ class OptimizerStatePanel(QWidget):
             return
         key = (tensor.path, self._request)
         self._stored_under = stored_under
-        if sum(math.prod(h.shape) for h in handles.values()) <= SYNC_LIMIT:
+        if sum(math.prod(h.shape) for h in handles.values()) <= GUI_THREAD_ELEMENTS:
             self._on_read(read_state(key, handles))
         else:
             self.heading.setText(f"<b>Optimizer state</b> — reading {len(handles)} tensors…")

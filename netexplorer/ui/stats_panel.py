@@ -30,9 +30,8 @@ from .document import Document, TensorData
 from .heatmap import format_value
 from .metadata_view import metadata_rows
 from .tree_view import shape_text
-from .workers import TaskRunner
+from .workers import GUI_THREAD_ELEMENTS, TaskRunner
 
-SYNC_LIMIT = 1 << 18  # elements whose statistics are computed on the GUI thread
 LIVE_STATS_MS = 250
 STATS_AFTER_PAINT_MS = 60  # statistics refresh at most 4 times a second while training
 STAT_ROWS = [
@@ -242,7 +241,7 @@ class DetailsPanel(QScrollArea):
             with np.errstate(over="ignore", invalid="ignore"):  # inf/NaN grads: norm says so
                 grad_norm = float(np.linalg.norm(data.grad.astype(np.float64)))
         self._set_grad_fact(data, grad_norm)
-        if data.values.size <= SYNC_LIMIT:
+        if data.values.size <= GUI_THREAD_ELEMENTS:
             self._on_stats(run_to_end(compute_stats(key, data.values)))
         else:
             self.stats_note.setText("computing…")

@@ -17,6 +17,10 @@ from typing import Any
 from PySide6.QtCore import QObject, QThreadPool, Signal, Slot
 from superqt.utils import create_worker
 
+# Work on up to this many tensor elements runs on the GUI thread (a few ms); larger tensors
+# are read, reduced or summarised in a worker.
+GUI_THREAD_ELEMENTS = 1 << 18
+
 
 @dataclass
 class _Failure:
