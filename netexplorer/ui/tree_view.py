@@ -253,8 +253,8 @@ class ModuleTreeModel(QAbstractItemModel):
         tree = self._tree
         assert tree is not None
         if column == NAME:
-            if node is tree.root:
-                return "net"
+            if node is tree.root:  # the variable it is reached from: net, or ckpt for a file
+                return node.access
             return node.name
         if column == TYPE:
             if isinstance(node, TensorNode):  # the icon tells parameter from buffer
