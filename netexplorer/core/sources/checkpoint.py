@@ -19,6 +19,7 @@ stay right), and `metadata["optimizer_matching"]` says why it was not matched.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +27,7 @@ from typing import Any
 from ..handles import TensorHandle, TorchHandle
 from ..tree import KNOWN_BUFFER_NAMES
 from .metadata import json_safe
+from .torch_zip import StoredTensor
 
 MAX_NESTING = 64  # containers deeper than this are shown as a note, not walked
 # Where training scripts put the model's state dict, most specific first ("" = the top level)
@@ -91,9 +93,16 @@ class _Optimizer:
 
 
 def is_tensor(x: Any) -> bool:
-    import torch
+    """A torch tensor, or a tensor of a torch zip file read without torch (a StoredTensor)."""
+    if isinstance(x, StoredTensor):
+        return True
+    torch = sys.modules.get("torch")  # nothing is a torch tensor before torch is imported
+    return torch is not None and isinstance(x, torch.Tensor)
 
-    return isinstance(x, torch.Tensor)
+
+def tensor_handle(x: Any) -> TensorHandle:
+    """The lazy handle of a checkpoint tensor (`is_tensor(x)`)."""
+    return x.handle() if isinstance(x, StoredTensor) else CheckpointTensorHandle(x)
 
 
 def read_checkpoint(obj: Any) -> CheckpointContents:
@@ -145,7 +154,7 @@ class _Walker:
                 return json_safe(obj)  # a lone scalar (a score, a step count) is metadata
             self.add(path or ("tensor",), obj)
             return _NOTHING
-        if _is_module(obj):  # only after a trusted load: its state dict is what it holds
+        if is_module(obj):  # only after a trusted load: its state dict is what it holds
             obj = obj.state_dict()
         if _is_optimizer(obj):
             self.optimizers.append(_Optimizer(path, obj["state"], list(obj["param_groups"])))
@@ -191,7 +200,7 @@ class _Walker:
                 n += 1
             key = f"{key} ({n})"
         self._seen.add(key)
-        handle = CheckpointTensorHandle(tensor)
+        handle = tensor_handle(tensor)
         self.entries.append((key, handle))
         self.handles[key] = handle
         if kind is not None:
@@ -199,10 +208,9 @@ class _Walker:
         return key
 
 
-def _is_module(obj: Any) -> bool:
-    import torch
-
-    return isinstance(obj, torch.nn.Module)
+def is_module(obj: Any) -> bool:
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(obj, torch.nn.Module)
 
 
 def _is_optimizer(obj: Any) -> bool:
@@ -279,7 +287,7 @@ def _match_optimizer(
                     f"but {path} has {list(shape)}"
                 )
                 return report
-            per_param[str(name)] = CheckpointTensorHandle(value)
+            per_param[str(name)] = tensor_handle(value)
         if per_param:
             matched[path] = per_param
     out.optimizer_state.update(matched)

@@ -2,7 +2,8 @@
 `pytorch_model.bin` and its `.index.json`, with `config.json` shown as metadata.
 
 Safetensors shards are read from their headers only (no torch); `.bin` shards go through the
-PyTorch reader, with its refusal of pickles that would run code.
+PyTorch reader (without torch too when they hold only tensors), with its refusal of pickles
+that would run code.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from .base import OpenOptions
 from .checkpoint import read_checkpoint
 from .metadata import json_safe
 from .safetensors import handles_of, in_display_order, read_header
-from .torch_file import load_torch_object
+from .torch_file import load_checkpoint_object
 
 # In the order transformers prefers them
 STANDARD_WEIGHTS = (
@@ -87,7 +88,7 @@ def _single(path: str, options: OpenOptions) -> tuple[dict[str, TensorHandle], d
         header = read_header(path)
         meta = {"safetensors": header.metadata} if header.metadata else {}
         return dict(handles_of(header)), meta
-    obj, _ = load_torch_object(path, options.trust)
+    obj, _ = load_checkpoint_object(path, options.trust)
     contents = read_checkpoint(obj)
     if not contents.entries:
         raise SourceError(f"cannot open {path}: it holds no tensors; there is nothing to show")

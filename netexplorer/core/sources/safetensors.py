@@ -13,7 +13,6 @@ import json
 import math
 import os
 import re
-import threading
 from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -26,6 +25,7 @@ if TYPE_CHECKING:  # numpy loads when values are first read, not to list a file'
 from ..tree import ModuleTree, tree_from_entries
 from .base import OpenOptions
 from .files import MAX_SAFETENSORS_HEADER, check_file, extension, sniff
+from .mapped import MappedFile
 
 # safetensors dtype codes -> the names torch and netexplorer use
 DTYPES = {
@@ -159,50 +159,6 @@ def _invalid(path: str, problem: str) -> SourceError:
 
 def _first_line(exc: Exception) -> str:
     return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-
-
-class MappedFile:
-    """A file mapped into memory on first use, shared by the handles of its tensors.
-
-    Mapping costs no memory until pages are touched; one map per file keeps the number of
-    open maps small for files of thousands of tensors."""
-
-    def __init__(self, path: str, data_start: int, size: int) -> None:
-        self.path = path
-        self.data_start = data_start
-        self.size = size
-        self._lock = threading.Lock()
-        self._map: np.memmap | None = None
-        self._writable: np.memmap | None = None
-
-    def bytes(self, begin: int, end: int, writable: bool = False) -> np.ndarray:
-        import numpy as np
-
-        """The bytes [begin, end) of the data section as a uint8 array (read-only, or
-        copy-on-write: writes stay in memory and never reach the file)."""
-        with self._lock:
-            self._check_unchanged()
-            if writable:
-                if self._writable is None:
-                    self._writable = np.memmap(self.path, dtype=np.uint8, mode="c")
-                mapped = self._writable
-            else:
-                if self._map is None:
-                    self._map = np.memmap(self.path, dtype=np.uint8, mode="r")
-                mapped = self._map
-        start = self.data_start + begin
-        return np.asarray(mapped[start : self.data_start + end])
-
-    def _check_unchanged(self) -> None:
-        # touching a mapped page past a shrunken end of file kills the process (SIGBUS)
-        try:
-            size = os.stat(self.path).st_size
-        except OSError as exc:
-            raise SourceError(f"cannot read {self.path}: {exc.strerror or exc}") from None
-        if size != self.size:
-            raise SourceError(
-                f"cannot read {self.path}: the file changed size since it was opened; open it again"
-            )
 
 
 class SafetensorsHandle(TensorHandle):

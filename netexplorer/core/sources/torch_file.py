@@ -1,15 +1,16 @@
 """PyTorch files (`.pt`, `.pth`, `.bin`, `.ckpt`): the zip format of `torch.save` and the legacy
 (pre-zip) pickle format, holding a state dict, a dict of state dicts or a training checkpoint.
 
-Security: a pickle can name any Python callable, and unpickling calls it. Without trust, files
-are read with `torch.load(weights_only=True)`, whose unpickler only builds tensors and plain
-containers and refuses every other global before calling anything; a refusal becomes an
+Security: a pickle can name any Python callable, and unpickling calls it. Without trust, a
+zip file is first read by torch_zip.py, whose unpickler knows only plain tensors and
+containers and needs no torch at all; anything else it meets goes to
+`torch.load(weights_only=True)`, whose unpickler also only builds tensors and plain
+containers and refuses every other global before calling anything. A refusal becomes an
 `UntrustedPickleError` naming what the file wants to run. Only with `options.trust` is the
-file fully unpickled (then a pickled `nn.Module` becomes a live tree). Nothing else here
-inspects the pickle.
+file fully unpickled (then a pickled `nn.Module` becomes a live tree).
 
-Zip files are memory-mapped (`mmap=True`): opening reads the pickle, not the tensor data. The
-legacy format cannot be mapped and is read whole.
+Opening reads the pickle, not the tensor data: zip files are memory-mapped (by torch_zip.py,
+or `mmap=True`). The legacy format cannot be mapped and is read whole by torch.
 """
 
 from __future__ import annotations
@@ -25,8 +26,9 @@ from typing import Any
 from ..errors import SourceError, UntrustedPickleError
 from ..tree import ModuleTree, tree_from_entries, tree_from_module
 from .base import OpenOptions
-from .checkpoint import read_checkpoint
+from .checkpoint import is_module, read_checkpoint
 from .files import check_file, extension, sniff
+from .torch_zip import NotPlain, read_plain_zip
 
 EXTENSIONS = (".pt", ".pth", ".bin", ".ckpt", ".tar", ".pkl", ".pickle")
 FORMAT_NAMES = {
@@ -46,6 +48,20 @@ def untrusted_message(path: str, needs: str) -> str:
         f"refusing to open {path}: it {needs}, and loading it can run code from the file; "
         "if you trust the file, open it with --trust (in the app, confirm when asked)"
     )
+
+
+def load_checkpoint_object(path: str, trust: bool) -> tuple[Any, str]:
+    """The object saved in the torch file at `path`, and the name of its format: read
+    without torch when it is a zip file holding only tensors and plain containers (the
+    common case, and much faster), else with `torch.load` as the trust level allows. Raises
+    UntrustedPickleError or SourceError, never anything else."""
+    size = check_file(path)
+    if sniff(path) == "torch-zip":
+        try:
+            return read_plain_zip(path, size), FORMAT_NAMES["torch-zip"]
+        except NotPlain:
+            pass  # torch.load reads it, refuses it, or says what is damaged
+    return load_torch_object(path, trust)
 
 
 def load_torch_object(path: str, trust: bool) -> tuple[Any, str]:
@@ -130,13 +146,11 @@ def tree_from_torch_object(
 ) -> ModuleTree:
     """The tree of a loaded torch file: a live tree for a (trusted) pickled module, else the
     checkpoint's state dicts, metadata and optimizer state."""
-    import torch
-
     metadata: dict[str, Any] = {"format": fmt}
-    module = obj if isinstance(obj, torch.nn.Module) else None
+    module = obj if is_module(obj) else None
     if module is None and isinstance(obj, dict):
         for key in _MODEL_OBJECT_KEYS:
-            if isinstance(obj.get(key), torch.nn.Module):
+            if is_module(obj.get(key)):
                 module = obj[key]
                 rest = {k: v for k, v in obj.items() if k != key}
                 metadata.update(read_checkpoint(rest).metadata)
@@ -188,5 +202,5 @@ class TorchFileReader:
 
     def read(self, spec: str, options: OpenOptions) -> ModuleTree:
         options.report(0.0, f"reading {spec}")
-        obj, fmt = load_torch_object(spec, options.trust)
+        obj, fmt = load_checkpoint_object(spec, options.trust)
         return tree_from_torch_object(obj, spec, fmt, self.name, options)

@@ -62,20 +62,6 @@ def test_empty_tensors_are_not_tied(tmp_path):
     assert tree.tie_groups == []
 
 
-def test_opening_a_zip_file_maps_instead_of_reading(tmp_path, monkeypatch):
-    path = write_torch(tmp_path / "m.pt", mixed_state_dict())
-    calls = []
-    real_load = torch.load
-
-    def spy(*args, **kwargs):
-        calls.append(kwargs)
-        return real_load(*args, **kwargs)
-
-    monkeypatch.setattr(torch, "load", spy)
-    open_source(str(path))
-    assert calls == [{"map_location": "cpu", "weights_only": True, "mmap": True}]
-
-
 def test_lightning_checkpoint_branches_and_metadata(tmp_path):
     path = write_torch(tmp_path / "run.ckpt", lightning_checkpoint())
     tree = open_source(str(path))

@@ -1,0 +1,62 @@
+"""Files mapped into memory, read-only, shared by the lazy handles of their tensors.
+
+Both readers that need no torch (safetensors, and torch zip files whose pickle holds only
+tensors and plain containers) hand out slices of one map per file: mapping costs no memory
+until pages are touched, and tensors are read only when they are shown.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import TYPE_CHECKING
+
+from ..errors import SourceError
+
+if TYPE_CHECKING:  # numpy loads when values are first read, not to list a file's tensors
+    import numpy as np
+
+
+class MappedFile:
+    """A file mapped into memory on first use. Offsets are relative to `data_start`.
+
+    One map per file keeps the number of open maps small for files of thousands of tensors.
+    The file is never written: the read-only map cannot be, and the writable map handed to
+    models built from code is copy-on-write."""
+
+    def __init__(self, path: str, data_start: int, size: int) -> None:
+        self.path = path
+        self.data_start = data_start
+        self.size = size
+        self._lock = threading.Lock()
+        self._map: np.memmap | None = None
+        self._writable: np.memmap | None = None
+
+    def bytes(self, begin: int, end: int, writable: bool = False) -> np.ndarray:
+        """The bytes [begin, end) of the data section as a uint8 array (read-only, or
+        copy-on-write: writes stay in memory and never reach the file)."""
+        import numpy as np
+
+        with self._lock:
+            self._check_unchanged()
+            if writable:
+                if self._writable is None:
+                    self._writable = np.memmap(self.path, dtype=np.uint8, mode="c")
+                mapped = self._writable
+            else:
+                if self._map is None:
+                    self._map = np.memmap(self.path, dtype=np.uint8, mode="r")
+                mapped = self._map
+        start = self.data_start + begin
+        return np.asarray(mapped[start : self.data_start + end])
+
+    def _check_unchanged(self) -> None:
+        # touching a mapped page past a shrunken end of file kills the process (SIGBUS)
+        try:
+            size = os.stat(self.path).st_size
+        except OSError as exc:
+            raise SourceError(f"cannot read {self.path}: {exc.strerror or exc}") from None
+        if size != self.size:
+            raise SourceError(
+                f"cannot read {self.path}: the file changed size since it was opened; open it again"
+            )
