@@ -1,21 +1,21 @@
 """Long work off the GUI thread: one runner per kind of task, newest request wins.
 
 A task is a plain function (its return value is the result) or a generator (each yield is
-progress, its return value the result), written in `core` without Qt. `TaskRunner` runs it on
-superqt's worker (a QRunnable in the global pool) and delivers the result, progress and
-errors on the GUI thread. A generation counter drops the results of superseded requests; a
-generator task is cancelled cooperatively between two of its yields.
+progress, its return value the result), written in `core` without Qt. `TaskRunner` runs it as
+a QRunnable in the global pool and delivers the result, progress and errors on the GUI
+thread. A generation counter drops the results of superseded requests; a generator task is
+cancelled cooperatively between two of its yields. (superqt's `create_worker` does the same,
+but importing superqt imports all its widgets: 0.1-0.16 s of the window's start-up.)
 """
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
-from PySide6.QtCore import QObject, QThreadPool, Signal, Slot
-from superqt.utils import create_worker
+from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal, Slot
 
 # Work on up to this many tensor elements runs on the GUI thread (a few ms); larger tensors
 # are read, reduced or summarised in a worker.
@@ -25,6 +25,57 @@ GUI_THREAD_ELEMENTS = 1 << 18
 @dataclass
 class _Failure:
     error: BaseException
+
+
+class _Signals(QObject):
+    yielded = Signal(object)
+    returned = Signal(object)  # the last signal of every worker; None when it was stopped
+
+
+class _Worker(QRunnable):
+    """Runs `job` once in the global pool. A generator job is stepped here, so `quit()`
+    stops it between two yields (closing it: its `finally` blocks run in this thread)."""
+
+    # started workers, so none is collected while its thread still emits; a worker leaves
+    # the set in its thread, after its last signal
+    _running: ClassVar[set[_Worker]] = set()
+
+    def __init__(self, job: Callable[[], Any], generator: bool) -> None:
+        super().__init__()
+        self.signals = _Signals()  # made on the GUI thread: its receivers get queued calls
+        self._job = job
+        self._generator = generator
+        self._quit = False
+
+    def quit(self) -> None:
+        self._quit = True
+
+    def start(self) -> None:
+        _Worker._running.add(self)
+        QThreadPool.globalInstance().start(self)
+
+    def run(self) -> None:
+        result = None
+        try:
+            if self._generator:
+                result = self._step(self._job())
+            else:
+                result = self._job()
+        finally:
+            self.signals.returned.emit(result)
+            _Worker._running.discard(self)
+
+    def _step(self, gen: Iterator[Any]) -> Any:
+        try:
+            while not self._quit:
+                try:
+                    item = next(gen)
+                except StopIteration as done:
+                    return done.value
+                self.signals.yielded.emit(item)
+            return None
+        finally:
+            gen.close()
 
 
 class TaskRunner(QObject):
@@ -38,7 +89,7 @@ class TaskRunner(QObject):
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._generation = 0
-        self._worker: Any = None
+        self._worker: _Worker | None = None
         self._callbacks: dict[str, Callable | None] = {}
         self._busy = False
 
@@ -84,17 +135,16 @@ class TaskRunner(QObject):
                 except Exception as exc:
                     return generation, _Failure(exc)
 
-        worker = create_worker(job, _start_thread=False)
-        worker.returned.connect(self._on_returned)
-        if hasattr(worker, "yielded"):
-            worker.yielded.connect(self._on_yielded)
+        worker = _Worker(job, generator=inspect.isgeneratorfunction(fn))
+        worker.signals.returned.connect(self._on_returned)
+        worker.signals.yielded.connect(self._on_yielded)
         self._worker = worker
         self._set_busy(True)
         worker.start()
 
     def cancel(self) -> None:
         """Ask the running task to stop at its next yield; drop whatever it still sends."""
-        if self._worker is not None and hasattr(self._worker, "quit"):
+        if self._worker is not None:
             self._worker.quit()
         self._worker = None
         self._generation += 1
