@@ -10,6 +10,7 @@ and the identical-tensors dialog; the window keeps it as `window.checkpoint_acti
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QEvent, QObject, QUrl
 from PySide6.QtGui import QAction, QKeySequence
@@ -17,10 +18,13 @@ from PySide6.QtWidgets import QFileDialog, QMainWindow, QMenu
 
 from ..core.sources.files import file_dialog_filters
 from ..core.tree import ModuleTree
-from .compare_view import CompareView
 from .identical_view import IdenticalTensorsDialog
 from .opening import RecentSources, SourceOpener, display_name
 from .progress import ProgressBar
+
+if TYPE_CHECKING:
+    from .compare_view import CompareView
+    from .stats_panel import DetailsPanel
 
 DROP_EVENTS = (QEvent.Type.DragEnter, QEvent.Type.DragMove, QEvent.Type.Drop)
 
@@ -43,8 +47,7 @@ class CheckpointActions(QObject):
         self.recent = RecentSources()
         self.opener = SourceOpener(window, self.progress)
         self.compare_opener = SourceOpener(window, self.progress, verb="Opening for comparison")
-        self.compare_view = CompareView(self.document, self.progress, window)
-        self.compare_view.setVisible(False)  # becomes a centre tab with the first comparison
+        self._compare_view: CompareView | None = None  # a centre tab from the first comparison
         self.identical = IdenticalTensorsDialog(self.document, self.progress, window)
         self._make_actions()
         # Qt passes a drag that a widget ignores (a heatmap, the tree) up to its parents,
@@ -54,10 +57,20 @@ class CheckpointActions(QObject):
         self.document.tree_changed.connect(self._on_tree_changed)
         self._on_tree_changed(self.document.tree)
         self._stats_task = None
-        details = getattr(window, "details", None)
-        if details is not None:  # statistics of huge tensors report to the same bar
-            details.stats_runner.busy_changed.connect(self._on_statistics_busy)
-            details.stats_progress.connect(self._on_statistics_progress)
+
+    def watch_statistics(self, details: DetailsPanel) -> None:
+        """Statistics of huge tensors (the details panel's) report to the same bar."""
+        details.stats_runner.busy_changed.connect(self._on_statistics_busy)
+        details.stats_progress.connect(self._on_statistics_progress)
+
+    @property
+    def compare_view(self) -> CompareView:
+        if self._compare_view is None:
+            from .compare_view import CompareView  # pyqtgraph: not before it is needed
+
+            self._compare_view = CompareView(self.document, self.progress, self.window)
+            self._compare_view.setVisible(False)
+        return self._compare_view
 
     # -- actions ----------------------------------------------------------------------------
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import html
 
 import numpy as np
-import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
@@ -27,6 +26,7 @@ from PySide6.QtWidgets import (
 
 from ..core.inputs import DISTRIBUTIONS, InputSpec
 from .document import Document
+from .plotting import pg
 
 LOSS_LABELS = {
     "sum": "sum of the output",

@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import pyqtgraph as pg
-import pyqtgraph.exporters
+import pyqtgraph.exporters  # noqa: F401  (pg.exporters)
 from PySide6.QtGui import QPainter
 from PySide6.QtSvg import QSvgGenerator
 
@@ -14,6 +13,7 @@ from ..core.display import display_array
 from ..core.errors import NetExplorerError
 from ..core.tree import ModuleNode, ModuleTree
 from .heatmap import HeatmapView
+from .plotting import pg
 from .tree_view import shape_text
 
 EXPORT_SIZE = (900, 720)

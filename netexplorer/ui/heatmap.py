@@ -14,11 +14,11 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import pyqtgraph as pg
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QWidget
 
 from ..core.display import DisplayArray, symmetric_levels
+from .plotting import pg
 
 COLORMAP = "CET-D1"
 VIEW_BACKGROUND = "#55595c"  # mid grey: not the map's light centre, not magenta

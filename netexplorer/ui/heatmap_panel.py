@@ -194,6 +194,9 @@ class HeatmapPanel(QWidget):
         document.tensor_loading.connect(self._on_tensor_loading)
         document.tensor_load_failed.connect(self._show_message)
         document.tree_changed.connect(lambda _tree: self._show_message("Nothing selected"))
+        # the window makes its panels after the tree may be open and a tensor selected
+        self._on_selection_changed(document.selected)
+        self._on_tensor_data_changed(document.tensor_data)
 
     # -- compatibility with the single-view API ---------------------------------------------
 

@@ -1,8 +1,16 @@
-"""The main window: examples gallery, or tree | heatmap | details for an open source."""
+"""The main window: examples gallery, or tree | heatmap | details for an open source.
+
+The window shows before its plotting panels exist: the heatmap, details, graph and pass
+controls import pyqtgraph (0.35-0.5 s) and build a dozen plots (0.2 s), so `build_panels`
+makes them a moment after the window has shown (or at once, when something asks for one).
+The tree of a file opened from the command line is on screen in about half the time.
+"""
 
 from __future__ import annotations
 
-from PySide6.QtCore import QElapsedTimer, QEventLoop, Qt
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import QElapsedTimer, QEventLoop, Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
@@ -20,20 +28,22 @@ from ..core.errors import NetExplorerError
 from ..core.sources import OpenOptions, open_source
 from ..core.tree import ModuleTree
 from .checkpoint_actions import CheckpointActions
-from .controls import PassControls
 from .document import Document
-from .export import export_view
 from .gallery import GalleryPage
-from .graph_view import GraphPanel
-from .heatmap_panel import HeatmapPanel
 from .icons import app_icon
 from .progress import ProgressBar
-from .stats_panel import DetailsPanel
 from .tree_view import TreePanel
 from .workers import TaskRunner
 
+if TYPE_CHECKING:
+    from .controls import PassControls
+    from .graph_view import GraphPanel
+    from .heatmap_panel import HeatmapPanel
+    from .stats_panel import DetailsPanel
+
 GALLERY, EXPLORER = range(2)
 APP_NAME = "netexplorer"
+PANELS_AFTER_SHOW_MS = 100  # time for the first paint of the tree (or the gallery)
 
 
 class MainWindow(QMainWindow):
@@ -47,27 +57,15 @@ class MainWindow(QMainWindow):
         self.gallery = GalleryPage(self)
         self.gallery.open_requested.connect(self.open_source)
         self.tree_panel = TreePanel(self.document, self)
-        self.heatmap_panel = HeatmapPanel(self.document, self)
-        self.details = DetailsPanel(self.document, self)
-        self.centre = QTabWidget(self)
-        self.centre.addTab(self.heatmap_panel, "Heatmap")
-        self.graph_panel = GraphPanel(self.document, self)
-        self.centre.addTab(self.graph_panel, "Graph")
-        self.controls = PassControls(self.document, self)
+        self.centre = QTabWidget(self)  # Heatmap and Graph tabs come with build_panels
         self.centre_split = QSplitter(Qt.Orientation.Vertical, self)
         self.centre_split.addWidget(self.centre)
-        self.centre_split.addWidget(self.controls)
-        self.centre_split.setStretchFactor(0, 3)
-        self.centre_split.setStretchFactor(1, 1)
-        self.centre_split.setSizes([680, 260])
         self.splitter = QSplitter(Qt.Orientation.Horizontal, self)
         self.splitter.addWidget(self.tree_panel)
         self.splitter.addWidget(self.centre_split)
-        self.splitter.addWidget(self.details)
-        self.splitter.setStretchFactor(0, 3)
-        self.splitter.setStretchFactor(1, 5)
-        self.splitter.setStretchFactor(2, 2)
-        self.splitter.setSizes([600, 640, 400])
+        self._panels: tuple[HeatmapPanel, DetailsPanel, GraphPanel, PassControls] | None = None
+        self._splitter_sizes = [600, 640, 400]
+        self.splitter.setSizes(self._splitter_sizes[:2])
 
         self.pages = QStackedWidget(self)
         self.pages.addWidget(self.gallery)
@@ -102,7 +100,7 @@ class MainWindow(QMainWindow):
         self.export_graph_action = self._action(
             "Export graph…",
             "Ctrl+Shift+G",
-            self.graph_panel.export_with_dialog,
+            lambda: self.graph_panel.export_with_dialog(),
             "Save the graph as PNG or SVG, for slides",
         )
         file_menu.addAction(self.export_graph_action)
@@ -110,9 +108,7 @@ class MainWindow(QMainWindow):
         file_menu.addAction(
             self._action("Quit", QKeySequence.StandardKey.Quit, self.close, "Close netexplorer")
         )
-        pass_menu = menu.addMenu("&Passes")
-        for action in self.controls.actions.values():
-            pass_menu.addAction(action)
+        self.pass_menu = menu.addMenu("&Passes")  # filled by build_panels
         view_menu = menu.addMenu("&View")
         view_menu.addAction(
             self._action(
@@ -137,6 +133,68 @@ class MainWindow(QMainWindow):
         )
         help_menu = menu.addMenu("&Help")
         help_menu.addAction(self._action("Keyboard shortcuts", "F1", self.show_shortcuts))
+
+    # -- plotting panels --------------------------------------------------------------------
+
+    @property
+    def panels_built(self) -> bool:
+        return self._panels is not None
+
+    @property
+    def heatmap_panel(self) -> HeatmapPanel:
+        return self.build_panels()[0]
+
+    @property
+    def details(self) -> DetailsPanel:
+        return self.build_panels()[1]
+
+    @property
+    def graph_panel(self) -> GraphPanel:
+        return self.build_panels()[2]
+
+    @property
+    def controls(self) -> PassControls:
+        return self.build_panels()[3]
+
+    def build_panels(self) -> tuple[HeatmapPanel, DetailsPanel, GraphPanel, PassControls]:
+        """Make the heatmap, details, graph and pass controls (once); each catches up with
+        what the document already shows."""
+        if self._panels is not None:
+            return self._panels
+        from .controls import PassControls
+        from .graph_view import GraphPanel
+        from .heatmap_panel import HeatmapPanel
+        from .stats_panel import DetailsPanel
+
+        heatmap = HeatmapPanel(self.document, self)
+        details = DetailsPanel(self.document, self)
+        graph = GraphPanel(self.document, self)
+        controls = PassControls(self.document, self)
+        self._panels = (heatmap, details, graph, controls)
+        current = self.centre.currentIndex()
+        self.centre.insertTab(0, heatmap, "Heatmap")
+        self.centre.insertTab(1, graph, "Graph")
+        self.centre.setCurrentIndex(current + 2 if current >= 0 else 0)
+        self.centre_split.addWidget(controls)
+        self.centre_split.setStretchFactor(0, 3)
+        self.centre_split.setStretchFactor(1, 1)
+        self.centre_split.setSizes([680, 260])
+        self.splitter.addWidget(details)
+        self.splitter.setStretchFactor(0, 3)
+        self.splitter.setStretchFactor(1, 5)
+        self.splitter.setStretchFactor(2, 2)
+        self.splitter.setSizes(self._splitter_sizes)
+        for action in controls.actions.values():
+            self.pass_menu.addAction(action)
+        self.checkpoint_actions.watch_statistics(details)
+        tree = self.document.tree
+        controls.setVisible(tree is not None and tree.is_live)
+        return self._panels
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        if self._panels is None:
+            QTimer.singleShot(PANELS_AFTER_SHOW_MS, self.build_panels)
 
     def _action(self, text: str, shortcut, slot, tip: str = "") -> QAction:
         action = QAction(text, self)
@@ -173,6 +231,8 @@ class MainWindow(QMainWindow):
             )
             if not path:
                 return
+        from .export import export_view
+
         try:
             export_view(self.heatmap_panel.view, path)
         except NetExplorerError as exc:
@@ -197,7 +257,8 @@ class MainWindow(QMainWindow):
     def set_tree(self, tree: ModuleTree) -> None:
         self.statusBar().clearMessage()
         self.document.set_tree(tree, seed=self.seed)
-        self.controls.setVisible(tree.is_live)
+        if self._panels is not None:
+            self.controls.setVisible(tree.is_live)
         self.setWindowTitle(f"{tree.source or 'module'} — {APP_NAME}")
         self.source_label.setText(
             f"{tree.source} · {tree.total_parameters:,} parameters"
@@ -210,10 +271,12 @@ class MainWindow(QMainWindow):
     def set_view(self, view: str) -> None:
         """--view: which part the window opens on."""
         self.pages.setCurrentIndex(EXPLORER)
+        self.build_panels()
         if view == "tree":
-            self.splitter.setSizes([900, 480, 260])
+            self._splitter_sizes = [900, 480, 260]
         elif view == "graph":  # a graph is wide: most of the window
-            self.splitter.setSizes([330, 980, 330])
+            self._splitter_sizes = [330, 980, 330]
+        self.splitter.setSizes(self._splitter_sizes)
         for i in range(self.centre.count()):
             if self.centre.tabText(i).lower() == view:
                 self.centre.setCurrentIndex(i)
@@ -226,6 +289,7 @@ class MainWindow(QMainWindow):
     def wait_idle(self, timeout_ms: int = 10_000, settle_ms: int = 150) -> bool:
         """Process events until no task has run for `settle_ms` (work is sometimes started
         a moment after what triggers it) or `timeout_ms` passed (screenshots, tests)."""
+        self.build_panels()
         clock = QElapsedTimer()
         clock.start()
         idle = QElapsedTimer()

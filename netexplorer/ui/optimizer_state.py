@@ -104,6 +104,7 @@ class OptimizerStatePanel(QWidget):
         self.setVisible(False)
         document.tree_changed.connect(lambda _tree: self._on_selection_changed(None))
         document.selection_changed.connect(self._on_selection_changed)
+        self._on_selection_changed(document.selected)  # made late: catch up with the document
 
     @property
     def busy(self) -> bool:

@@ -7,7 +7,6 @@ import html
 from typing import Any
 
 import numpy as np
-import pyqtgraph as pg
 from PySide6.QtCore import QElapsedTimer, Qt, QTimer, Signal
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (
@@ -29,6 +28,7 @@ from ..core.tree import ModuleNode, ModuleTree, TensorNode
 from .document import Document, TensorData
 from .heatmap import format_value
 from .metadata_view import metadata_rows
+from .plotting import pg
 from .tree_view import shape_text
 from .workers import GUI_THREAD_ELEMENTS, TaskRunner
 
@@ -141,7 +141,10 @@ class DetailsPanel(QScrollArea):
         document.tree_changed.connect(self._on_tree_changed)
         document.selection_changed.connect(self._on_selection_changed)
         document.tensor_data_changed.connect(self._on_tensor_data_changed)
-        self._on_tree_changed(None)
+        # the window makes its panels after the tree may be open and a tensor selected
+        self._on_tree_changed(document.tree)
+        self._on_selection_changed(document.selected)
+        self._on_tensor_data_changed(document.tensor_data)
 
     # -- document -> panel ------------------------------------------------------------------
 

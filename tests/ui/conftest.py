@@ -16,7 +16,8 @@ def no_work_left_running(qapp):
 
 @pytest.fixture
 def window(qtbot):
-    """A window (not shown) factory: window(spec, select=None)."""
+    """A window (not shown) factory: window(spec, select=None). As in the app, its plotting
+    panels are made after the source is open and selected (they catch up with it)."""
 
     def make(spec: str | None = None, select: str | None = None) -> MainWindow:
         w = MainWindow()
@@ -25,6 +26,7 @@ def window(qtbot):
             w.open_source_now(spec)
         if select is not None:
             w.document.select(select)
+        w.build_panels()
         return w
 
     return make

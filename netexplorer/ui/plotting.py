@@ -1,0 +1,23 @@
+"""pyqtgraph, configured for netexplorer: every module that draws with pyqtgraph imports `pg`
+from here, never pyqtgraph directly.
+
+Importing pyqtgraph costs 0.35-0.5 s (it imports all its items and widgets), so the window
+imports it only when it builds its plotting panels, after it has shown (main_window.py).
+The image axis order is row-major: row 0 of a matrix at the top, like print(tensor).
+"""
+
+import os
+
+os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
+
+# isort: off
+import PySide6  # noqa: F401  (before pyqtgraph, which picks its Qt binding on import)
+import pyqtgraph as pg
+
+# isort: on
+
+# antialiasing is set per curve where it shows (the loss curve): heatmap axes are straight
+# lines, and drawing them antialiased costs frames while training
+pg.setConfigOptions(imageAxisOrder="row-major", antialias=False)
+
+__all__ = ["pg"]

@@ -1,0 +1,75 @@
+"""The window shows its tree before pyqtgraph is imported; the plotting panels, made a moment
+later, show what the document already had open and selected."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from netexplorer.ui.main_window import MainWindow
+
+
+def test_the_tree_shows_before_pyqtgraph_and_the_panels_follow():
+    script = """
+import sys, time
+from PySide6.QtWidgets import QApplication
+from netexplorer.ui.app import make_app
+from netexplorer.ui.main_window import MainWindow
+
+app = make_app()
+window = MainWindow()
+window.open_source_now("example:tied")
+window.document.select("2.weight")
+window.show()
+deadline = time.monotonic() + 0.05
+while time.monotonic() < deadline:  # the first paint, before the panels' timer
+    app.processEvents()
+tree_rows = window.tree_panel.view.model().rowCount()
+before = ("pyqtgraph" in sys.modules, window.panels_built)
+deadline = time.monotonic() + 30
+while not window.panels_built and time.monotonic() < deadline:
+    app.processEvents()
+heatmap, details = window.heatmap_panel, window.details
+while (heatmap.loaded is None or details.stats is None) and time.monotonic() < deadline:
+    app.processEvents()
+print(tree_rows, *before, "pyqtgraph" in sys.modules, heatmap.loaded.path,
+      details.stats is not None, window.controls.isVisibleTo(window),
+      [window.centre.tabText(i) for i in range(window.centre.count())])
+window.close()
+from netexplorer.ui.workers import wait_for_workers
+wait_for_workers()
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**__import__("os").environ, "QT_QPA_PLATFORM": "offscreen"},
+    )
+    assert out.returncode == 0, out.stderr
+    rows, pg_before, built_before, pg_after, shown, stats, controls, *tabs = out.stdout.split()
+    assert int(rows) > 0
+    assert (pg_before, built_before) == ("False", "False")
+    assert (pg_after, shown, stats, controls) == ("True", "2.weight", "True", "True")
+    assert " ".join(tabs) == "['Heatmap', 'Graph']"
+
+
+def test_panels_made_late_catch_up_with_a_checkpoint_and_its_selection(qtbot, tmp_path):
+    import torch
+
+    path = tmp_path / "sd.pt"
+    torch.save({"a.weight": torch.randn(3, 4), "b.weight": torch.randn(5)}, path)
+    window = MainWindow()
+    qtbot.addWidget(window)
+    window.open_source_now(str(path))
+    window.document.select("b.weight")
+    assert not window.panels_built
+    heatmap = window.heatmap_panel  # asking for a panel makes them all
+    assert window.panels_built
+    assert heatmap.loaded.path == "b.weight"
+    assert heatmap.view.image is not None
+    assert "b.weight" in window.details.heading.text()
+    assert not window.controls.isVisibleTo(window)  # a checkpoint has no passes
+    assert [a.text() for a in window.pass_menu.actions()] == [
+        a.text() for a in window.controls.actions.values()
+    ]
