@@ -182,5 +182,7 @@ def _torch_to_numpy(tensor: Any, copy: bool) -> np.ndarray:
         t = t.cpu()
     if t.is_conj():
         t = t.resolve_conj()
+    if t.is_neg():  # a saved negative view (of a conjugate) holds the bit, not the values
+        t = t.resolve_neg()
     arr = t.numpy()
     return arr.copy() if copy else arr

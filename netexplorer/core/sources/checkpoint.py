@@ -24,12 +24,17 @@ from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..errors import SourceError
 from ..handles import TensorHandle, TorchHandle
 from ..tree import KNOWN_BUFFER_NAMES
 from .metadata import json_safe
 from .torch_zip import StoredTensor
 
 MAX_NESTING = 64  # containers deeper than this are shown as a note, not walked
+# A container met again (one object saved at two places) is walked again only if it holds
+# tensors, so each place gets its branch; at most this many times: a file can hold one list
+# shared at every level of a nesting, which makes 2**depth paths from a few bytes.
+MAX_REWALKS = 10_000
 # Where training scripts put the model's state dict, most specific first ("" = the top level)
 MODEL_KEYS = ("state_dict", "model_state_dict", "model", "module", "net", "network", "")
 
@@ -105,9 +110,10 @@ def tensor_handle(x: Any) -> TensorHandle:
     return x.handle() if isinstance(x, StoredTensor) else CheckpointTensorHandle(x)
 
 
-def read_checkpoint(obj: Any) -> CheckpointContents:
-    """Entries, metadata and matched optimizer state of a loaded checkpoint object."""
-    walker = _Walker()
+def read_checkpoint(obj: Any, source: str = "the checkpoint") -> CheckpointContents:
+    """Entries, metadata and matched optimizer state of a loaded checkpoint object (read
+    from `source`). Raises SourceError past MAX_OBJECTS objects."""
+    walker = _Walker(source)
     metadata = walker.walk(obj, ())
     out = CheckpointContents(
         entries=walker.entries,
@@ -137,16 +143,41 @@ _NOTHING = object()  # a part of the file with no metadata left once tensors are
 class _Walker:
     """Walks a checkpoint once: tensors to entries, optimizers aside, the rest to metadata."""
 
-    def __init__(self) -> None:
+    def __init__(self, source: str) -> None:
+        self.source = source
         self.entries: list[tuple[str, TensorHandle]] = []
         self.kinds: dict[str, str] = {}
         self.handles: dict[str, TensorHandle] = {}
         self.containers: list[_Container] = []
         self.optimizers: list[_Optimizer] = []
         self._seen: set[str] = set()
+        # id of a container walked -> (it held tensors, its metadata); the object itself is
+        # kept alive by the checkpoint for the whole walk, so its id is not reused
+        self._walked: dict[int, tuple[bool, Any]] = {}
+        self._rewalks = 0
 
     def walk(self, obj: Any, path: tuple[str, ...]) -> Any:
         """The JSON-safe metadata of `obj` (tensors and optimizer tensors taken out)."""
+        if not isinstance(obj, (Mapping, list, tuple)):
+            return self._walk(obj, path)
+        known = self._walked.get(id(obj))
+        if known is not None:
+            held_tensors, metadata = known
+            if not held_tensors:
+                return metadata
+            self._rewalks += 1
+            if self._rewalks > MAX_REWALKS:
+                raise SourceError(
+                    f"cannot open {self.source}: it holds containers of tensors shared over "
+                    f"{MAX_REWALKS:,} times (a crafted file?); netexplorer does not walk them"
+                )
+        before = (len(self.entries), len(self.optimizers))
+        metadata = self._walk(obj, path)
+        held_tensors = (len(self.entries), len(self.optimizers)) != before
+        self._walked[id(obj)] = (held_tensors, metadata)
+        return metadata
+
+    def _walk(self, obj: Any, path: tuple[str, ...]) -> Any:
         if len(path) > MAX_NESTING:  # a crafted file must not exhaust the stack
             return "<nested too deeply>"
         if is_tensor(obj):

@@ -89,7 +89,7 @@ def _single(path: str, options: OpenOptions) -> tuple[dict[str, TensorHandle], d
         meta = {"safetensors": header.metadata} if header.metadata else {}
         return dict(handles_of(header)), meta
     obj, _ = load_checkpoint_object(path, options.trust)
-    contents = read_checkpoint(obj)
+    contents = read_checkpoint(obj, path)
     if not contents.entries:
         raise SourceError(f"cannot open {path}: it holds no tensors; there is nothing to show")
     return dict(contents.entries), {}

@@ -10,13 +10,18 @@ from typing import Any
 MAX_ITEMS = 200  # longer lists and dicts are cut, with a note of how many were left out
 MAX_TEXT = 300
 MAX_DEPTH = 24
+MAX_VALUES = 20_000  # values converted per call: a crafted file can share one list many times
 
 
-def json_safe(value: Any, depth: int = 0) -> Any:
+def json_safe(value: Any, depth: int = 0, _budget: list[int] | None = None) -> Any:
     """`value` as plain JSON data: non-finite floats become strings, unknown objects their
     (shortened) repr, tuples lists, mapping keys strings. Never raises."""
     if depth > MAX_DEPTH:
         return "<nested too deeply>"
+    budget = [MAX_VALUES] if _budget is None else _budget
+    budget[0] -= 1
+    if budget[0] < 0:
+        return "<not shown: too many values>"
     if value is None or isinstance(value, (bool, str)):
         return value if not isinstance(value, str) else _short(value)
     if isinstance(value, int):
@@ -31,11 +36,11 @@ def json_safe(value: Any, depth: int = 0) -> Any:
             if i == MAX_ITEMS:
                 out["..."] = f"{len(value) - MAX_ITEMS} more entries"
                 break
-            out[str(k)] = json_safe(v, depth + 1)
+            out[str(k)] = json_safe(v, depth + 1, budget)
         return out
     if isinstance(value, (list, tuple, set, frozenset)):
         items = list(value)
-        out_list = [json_safe(v, depth + 1) for v in items[:MAX_ITEMS]]
+        out_list = [json_safe(v, depth + 1, budget) for v in items[:MAX_ITEMS]]
         if len(items) > MAX_ITEMS:
             out_list.append(f"... {len(items) - MAX_ITEMS} more")
         return out_list

@@ -153,14 +153,14 @@ def tree_from_torch_object(
             if is_module(obj.get(key)):
                 module = obj[key]
                 rest = {k: v for k, v in obj.items() if k != key}
-                metadata.update(read_checkpoint(rest).metadata)
+                metadata.update(read_checkpoint(rest, path).metadata)
                 metadata["model_key"] = key
                 break
     if module is not None:
         tree = tree_from_module(module, source=path, metadata=metadata)
         tree.reader = reader
         return tree
-    contents = read_checkpoint(obj)
+    contents = read_checkpoint(obj, path)
     if not contents.entries:
         raise SourceError(
             f"cannot open {path}: it holds no tensors ({_describe(obj)}); there is nothing "

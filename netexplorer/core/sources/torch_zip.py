@@ -3,19 +3,24 @@ anything from the file.
 
 The archive holds `<name>/data.pkl`, a pickle of the saved object in which every tensor is a
 call of a torch rebuild function on a storage, and one uncompressed entry `<name>/data/<key>`
-per storage. This reader unpickles `data.pkl` with an Unpickler whose `find_class` answers a
-short allow-list with netexplorer's own stand-ins: the rebuild functions of plain tensors and
-parameters, storage types and dtypes (which become a `StoredTensor`: a storage entry, an
-offset, a shape, strides, a dtype), `collections.OrderedDict`, and a few harmless builtins.
+per storage. This reader unpickles `data.pkl` with a restricted Unpickler:
+- `find_class` answers a short allow-list with netexplorer's own stand-ins: the rebuild
+  functions of plain tensors and parameters, storage types and dtypes (which become a
+  `StoredTensor`: a storage entry, an offset, a shape, strides, a dtype),
+  `collections.OrderedDict`, and set, frozenset and complex;
+- the opcodes that make or change objects other ways are refused (INST, OBJ, NEWOBJ,
+  NEWOBJ_EX, EXT1/2/4), and BUILD only sets attributes of an OrderedDict (a state dict's
+  `_metadata`), so no stand-in can be changed after its bounds were checked;
+- it is Python's pure-Python unpickler, whose memo is a dict: a pickle cannot make it
+  allocate by naming a huge memo index (the C unpickler's memo is an array).
 No torch object is created and no torch function is called; tensor values stay in the file
-until a handle reads them from a read-only memory map.
+until a handle reads them from a read-only memory map, after a second bounds check.
 
-Any other global (a quantized or sparse tensor, numpy values, a custom class, a pickled
-module, code) stops this reader before anything is called: `NotPlain` is raised and the file
-goes to `torch.load(weights_only=True)` (torch_file.py), which reads it or refuses it exactly
-as it would have without this reader. So this reader widens nothing: it accepts a subset of
-what weights_only accepts. Damaged archives take the same way, so their error messages are
-torch's.
+Anything else (a quantized, sparse, conjugated or negated tensor, numpy values, a custom
+class, a pickled module, code) stops this reader before anything is called: `NotPlain` is
+raised and the file goes to `torch.load(weights_only=True)` (torch_file.py), which reads it
+or refuses it as it would have without this reader. Damaged archives take the same way, so
+their error messages are torch's.
 
 Why: listing a 1.4 GB checkpoint this way takes tens of milliseconds and a few MB, where
 `import torch` alone takes 1.4 s and 200 MB (bench/open.py).
@@ -24,14 +29,15 @@ Why: listing a 1.4 GB checkpoint this way takes tens of milliseconds and a few M
 from __future__ import annotations
 
 import collections
+import dataclasses
 import io
 import math
 import pickle
 import struct
 import zipfile
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
 from ..handles import ITEMSIZE, TensorHandle, decode_raw, raw_view_dtype
 from .mapped import MappedFile
@@ -57,13 +63,14 @@ STORAGE_DTYPES = {
 _DECODED = ("bfloat16", "float8_e4m3fn", "float8_e5m2")  # numpy lacks them: shown as float32
 _LOCAL_HEADER = struct.Struct("<4s22xHH")  # signature ... file name length, extra length
 MAX_PICKLE_BYTES = 1 << 30  # a data.pkl larger than this is left to torch
+LIMIT = 1 << 63  # offsets, sizes, strides and element counts fit torch's int64
 
 
 class NotPlain(Exception):
     """The file needs more than this reader knows (or is damaged): read it with torch.load."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Storage:
     """One storage entry of the archive: where its bytes are, and its dtype if typed."""
 
@@ -74,25 +81,16 @@ class Storage:
     begin: int  # absolute offset of the entry's bytes in the file
 
 
+@dataclass(frozen=True, slots=True)
 class StoredTensor:
     """A tensor of the pickle: where its values lie in the file. Nothing is read."""
 
-    __slots__ = ("dtype", "offset", "requires_grad", "shape", "storage", "stride")
-
-    def __init__(
-        self,
-        storage: Storage,
-        offset: int,
-        shape: tuple[int, ...],
-        stride: tuple[int, ...],
-        dtype: str,
-    ) -> None:
-        self.storage = storage
-        self.offset = offset
-        self.shape = shape
-        self.stride = stride
-        self.dtype = dtype
-        self.requires_grad = False
+    storage: Storage
+    offset: int
+    shape: tuple[int, ...]
+    stride: tuple[int, ...]
+    dtype: str
+    requires_grad: bool = False
 
     def dim(self) -> int:
         return len(self.shape)
@@ -131,6 +129,8 @@ class StoredTensorHandle(TensorHandle):
         s = t.storage
         count = s.nbytes // view.itemsize
         flat = s.file.bytes(s.begin, s.begin + count * view.itemsize, writable).view(view)
+        if _last_element(t.offset, t.shape, t.stride) >= flat.size:  # checked when read too
+            raise ValueError(f"a tensor of {s.file.path} reaches past its storage")
         if t.stride == _contiguous_strides(t.shape):
             return flat[t.offset : t.offset + t.numel()].reshape(t.shape)
         return np.lib.stride_tricks.as_strided(
@@ -175,21 +175,37 @@ def read_plain_zip(path: str, size: int) -> Any:
     global outside the allow-list, a compressed or big-endian archive, anything damaged."""
     try:
         with open(path, "rb") as f, zipfile.ZipFile(f) as archive:
-            return _ArchiveReader(path, size, f, archive).load()
+            obj = _ArchiveReader(path, size, f, archive).load()
+        _check_no_bare_storage(obj)
+        return obj
     except NotPlain:
         raise
     except Exception as exc:  # damaged: torch.load gives the error message
         raise NotPlain(f"{type(exc).__name__}: {exc}") from None
 
 
+def _check_no_bare_storage(obj: Any) -> None:
+    """Storages belong inside tensors; a storage saved on its own is left to torch."""
+    seen: set[int] = set()
+    stack = [obj]
+    while stack:
+        x = stack.pop()
+        if isinstance(x, Storage):
+            raise NotPlain("a storage outside a tensor")
+        if id(x) in seen or not isinstance(x, (dict, list, tuple, set, frozenset)):
+            continue
+        seen.add(id(x))
+        stack.extend(x.values() if isinstance(x, dict) else x)
+
+
+@dataclass(frozen=True, slots=True)
 class _StorageType:
-    def __init__(self, dtype: str | None) -> None:
-        self.dtype = dtype
+    dtype: str | None
 
 
+@dataclass(frozen=True, slots=True)
 class _DType:
-    def __init__(self, name: str) -> None:
-        self.name = name
+    name: str
 
     def __repr__(self) -> str:  # as torch's, should a dtype be in the metadata
         return f"torch.{self.name}"
@@ -213,17 +229,17 @@ class _ArchiveReader:
 
     def load(self) -> Any:
         order = self.infos.get(f"{self.prefix}byteorder")
-        if order is not None and self.archive.read(order) != b"little":
+        if order is not None and (order.file_size > 16 or self.archive.read(order) != b"little"):
             raise NotPlain("not a little-endian archive")
         info = self.infos[f"{self.prefix}data.pkl"]
-        if info.file_size > MAX_PICKLE_BYTES:
-            raise NotPlain("data.pkl is larger than 1 GB")
+        if info.compress_type != zipfile.ZIP_STORED or info.file_size > MAX_PICKLE_BYTES:
+            raise NotPlain("data.pkl is compressed or larger than 1 GB")
         data = self.archive.read(info)  # checks the CRC
         return _PlainUnpickler(io.BytesIO(data), self).load()
 
     def storage(self, pid: Any) -> Storage:
         if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage"):
-            raise NotPlain(f"unknown persistent id {pid!r:.80}")
+            raise NotPlain(f"unknown persistent id (a {type(pid).__name__})")
         _, kind, key, _location, numel = pid
         if not isinstance(kind, _StorageType) or not isinstance(key, str) or not _count(numel):
             raise NotPlain("malformed storage reference")
@@ -261,14 +277,31 @@ def _contiguous_strides(shape: tuple[int, ...]) -> tuple[int, ...]:
 
 
 def _count(x: Any) -> bool:
-    return type(x) is int and x >= 0
+    return type(x) is int and 0 <= x < LIMIT
 
 
-def _tensor(storage: Any, offset: Any, shape: Any, stride: Any, dtype: str | None) -> StoredTensor:
+def _last_element(offset: int, shape: tuple[int, ...], stride: tuple[int, ...]) -> int:
+    """The index in the storage of a tensor's last element (-1 when it has none)."""
+    if math.prod(shape) == 0:
+        return -1
+    return offset + sum((n - 1) * s for n, s in zip(shape, stride, strict=True))
+
+
+def _tensor(
+    storage: Any,
+    offset: Any,
+    shape: Any,
+    stride: Any,
+    dtype: str | None,
+    requires_grad: Any,
+    metadata: Any,
+) -> StoredTensor:
     """A StoredTensor, after checking that every element it names lies inside its storage
     (a crafted file must not make a handle read outside the map)."""
     if not isinstance(storage, Storage):
         raise NotPlain("a tensor without a storage")
+    if metadata:  # the conjugate and negative bits of a view: torch resolves them
+        raise NotPlain("a tensor with metadata (a conjugated or negated view)")
     dtype = dtype or storage.dtype
     if storage.dtype is not None and storage.dtype != dtype:
         raise NotPlain("a tensor whose dtype differs from its storage's")
@@ -278,32 +311,28 @@ def _tensor(storage: Any, offset: Any, shape: Any, stride: Any, dtype: str | Non
         raise NotPlain("malformed tensor shape or strides")
     if not (_count(offset) and all(map(_count, shape)) and all(map(_count, stride))):
         raise NotPlain("malformed tensor shape, strides or offset")
-    if math.prod(shape) > 0:
-        last = offset + sum((n - 1) * s for n, s in zip(shape, stride, strict=True))
-        if last >= storage.nbytes // ITEMSIZE[dtype]:
-            raise NotPlain("a tensor reaching past the end of its storage")
-    return StoredTensor(storage, offset, shape, stride, dtype)
+    itemsize = ITEMSIZE[dtype]
+    if math.prod(shape) >= LIMIT or any(n * itemsize >= LIMIT for n in (offset, *stride)):
+        raise NotPlain("a tensor of more than 2**63 elements, or bytes")
+    if _last_element(offset, shape, stride) >= storage.nbytes // itemsize:
+        raise NotPlain("a tensor reaching past the end of its storage")
+    return StoredTensor(storage, offset, shape, stride, dtype, bool(requires_grad))
 
 
-def _rebuild_tensor_v2(storage, offset, shape, stride, requires_grad=False, _hooks=None, *_):
-    tensor = _tensor(storage, offset, shape, stride, None)
-    tensor.requires_grad = bool(requires_grad)
-    return tensor
+def _rebuild_tensor_v2(storage, offset, shape, stride, requires_grad, _hooks, metadata=None):
+    return _tensor(storage, offset, shape, stride, None, requires_grad, metadata)
 
 
-def _rebuild_tensor_v3(storage, offset, shape, stride, requires_grad, _hooks, dtype, *_):
+def _rebuild_tensor_v3(storage, offset, shape, stride, requires_grad, _hooks, dtype, metadata=None):
     if not isinstance(dtype, _DType):
         raise NotPlain("a tensor without a dtype")
-    tensor = _tensor(storage, offset, shape, stride, dtype.name)
-    tensor.requires_grad = bool(requires_grad)
-    return tensor
+    return _tensor(storage, offset, shape, stride, dtype.name, requires_grad, metadata)
 
 
 def _rebuild_parameter(data, requires_grad, _hooks):
     if not isinstance(data, StoredTensor):
         raise NotPlain("a parameter that is not a plain tensor")
-    data.requires_grad = bool(requires_grad)
-    return data
+    return dataclasses.replace(data, requires_grad=bool(requires_grad))
 
 
 def _encode(text: Any, encoding: Any = "utf-8") -> bytes:
@@ -328,9 +357,38 @@ _ALLOWED.update({("torch", name): _StorageType(dtype) for name, dtype in STORAGE
 _ALLOWED.update({("torch", name): _DType(name) for name in ITEMSIZE})
 
 
-class _PlainUnpickler(pickle.Unpickler):
+def _refuse(unpickler: _PlainUnpickler) -> NoReturn:
+    raise NotPlain("an opcode that makes objects of classes")
+
+
+def _build(unpickler: _PlainUnpickler) -> None:
+    """BUILD (set an object's state), only as torch's state dicts use it: the attributes of
+    an OrderedDict (`_metadata`)."""
+    stack = unpickler.stack
+    state = stack.pop()
+    target = stack[-1]
+    if type(target) is not collections.OrderedDict or not isinstance(state, dict):
+        raise NotPlain("BUILD of something other than an OrderedDict's attributes")
+    if not all(type(k) is str for k in state):
+        raise NotPlain("BUILD with attribute names that are not strings")
+    target.__dict__.update(state)
+
+
+def _dispatch() -> dict[int, Callable[..., Any]]:
+    table = dict(pickle._Unpickler.dispatch)  # type: ignore[attr-defined]
+    refused = (pickle.INST, pickle.OBJ, pickle.NEWOBJ, pickle.NEWOBJ_EX)
+    for opcode in (*refused, pickle.EXT1, pickle.EXT2, pickle.EXT4):
+        table[opcode[0]] = _refuse
+    table[pickle.BUILD[0]] = _build
+    return table
+
+
+class _PlainUnpickler(pickle._Unpickler):  # type: ignore[name-defined]
     """Resolves only the allow-list, to netexplorer's stand-ins; storages come from the
-    archive. Every global a pickle names, by any opcode, goes through `find_class`."""
+    archive. Every global a pickle names goes through `find_class` (EXT codes, which look up
+    a process-wide registry first, are refused)."""
+
+    dispatch: ClassVar[dict[int, Callable[..., Any]]] = _dispatch()
 
     def __init__(self, file: io.BytesIO, archive: _ArchiveReader) -> None:
         super().__init__(file)

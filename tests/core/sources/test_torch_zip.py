@@ -184,7 +184,23 @@ class _Storage:
         self.key, self.numel = key, numel
 
 
+class _Build:
+    """`obj`, then BUILD with `state` (what sets a state dict's `_metadata`)."""
+
+    def __init__(self, obj, state) -> None:
+        self.obj, self.state = obj, state
+
+
+class _Raw:
+    def __init__(self, opcodes: bytes) -> None:
+        self.opcodes = opcodes
+
+
 def _assemble(x) -> bytes:
+    if isinstance(x, _Raw):
+        return x.opcodes
+    if isinstance(x, _Build):
+        return _assemble(x.obj) + _assemble(x.state) + b"b"
     if isinstance(x, _Call):
         args = b"".join(_assemble(a) for a in x.args)
         return f"c{x.module}\n{x.name}\n".encode() + b"(" + args + b"tR"
@@ -257,3 +273,92 @@ def test_code_in_the_pickle_is_never_called(tmp_path):
     with pytest.raises(SourceError):  # trusted: it runs, and then holds no tensors
         open_source(str(path), OpenOptions(trust=True))
     assert marker.exists()
+
+
+RAW = np.arange(6, dtype="<f4").tobytes()
+GOOD = _tensor(_Storage("0", 6), 0, (2, 3), (3, 1))
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        _Build(GOOD, (None, {"shape": (1000, 1000), "stride": (1000, 1)})),  # past the check
+        _Build(GOOD, {"shape": (1000, 1000)}),
+        (_Build(_Raw(b"ctorch\nFloatStorage\n"), (None, {"dtype": "int32"})), GOOD),
+        (_Build(_Raw(b"ctorch._utils\n_rebuild_tensor_v2\n"), {"__defaults__": (True,)}), GOOD),
+    ],
+    ids=["tensor-slots", "tensor-dict", "shared-storage-type", "rebuild-function"],
+)
+def test_build_sets_nothing_but_a_state_dicts_attributes(tmp_path, payload):
+    """BUILD after a tensor's bounds were checked would let a file read outside the map,
+    or change how every later file is read."""
+    path = _crafted(tmp_path, {"w": payload}, {"0": RAW})
+    with pytest.raises(NotPlain, match="BUILD"):
+        read_plain_zip(str(path), path.stat().st_size)
+    try:  # torch.load gets it: it refuses it in one line, or reads it within the file
+        open_source(str(path)).tensors["w"].handle.array()
+    except SourceError as error:
+        assert "\n" not in str(error)
+    good = write_torch(tmp_path / "good.pt", {"w": torch.tensor([1.0, 2.0, 3.0])})
+    np.testing.assert_array_equal(open_source(str(good)).tensors["w"].handle.array(), [1, 2, 3])
+
+
+def test_a_huge_memo_index_allocates_nothing(tmp_path):
+    import tracemalloc
+
+    memo_put = b"}r\xff\xff\xff\x7f"  # LONG_BINPUT 2**31-1: an array memo would be 16 GB
+    path = _crafted(tmp_path, {"m": _Raw(memo_put), "w": GOOD}, {"0": RAW})
+    tracemalloc.start()
+    try:
+        obj = read_plain_zip(str(path), path.stat().st_size)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert obj["m"] == {} and peak < 20_000_000
+
+
+@pytest.mark.parametrize(
+    "stride, shape",
+    [((2**62,), (1,)), ((1, 1), (0, 2**70)), ((2**63,), (1,))],
+    ids=["stride-bytes-past-int64", "shape-past-int64", "stride-past-int64"],
+)
+def test_numbers_past_int64_are_never_mapped(tmp_path, stride, shape):
+    path = _crafted(tmp_path, {"w": _tensor(_Storage("0", 6), 0, shape, stride)}, {"0": RAW})
+    with pytest.raises(NotPlain):
+        read_plain_zip(str(path), path.stat().st_size)
+
+
+def test_conjugate_and_negative_views_show_their_values(tmp_path):
+    x = torch.tensor([1 + 2j, 3 - 4j])
+    sd = {"conj": x.conj(), "neg": torch._neg_view(torch.tensor([1.0, -2.0]))}
+    tree = open_source(str(write_torch(tmp_path / "v.pt", sd)))
+    np.testing.assert_array_equal(tree.tensors["conj"].handle.array(), [1 - 2j, 3 + 4j])
+    np.testing.assert_array_equal(tree.tensors["neg"].handle.array(), [-1.0, 2.0])
+
+
+def test_a_storage_saved_on_its_own_goes_to_torch(tmp_path):
+    obj = {"w": torch.ones(2), "s": torch.ones(3).untyped_storage()}
+    path = write_torch(tmp_path / "s.pt", obj)
+    with pytest.raises(NotPlain, match="storage outside a tensor"):
+        read_plain_zip(str(path), path.stat().st_size)
+    assert "MappedFile" not in json.dumps(open_source(str(path)).metadata)
+
+
+def test_a_state_dict_saved_twice_is_two_tied_branches(tmp_path):
+    sd = {"w": torch.ones(2, 2), "b": torch.zeros(2)}
+    tree = open_source(str(write_torch(tmp_path / "ema.pt", {"model": sd, "ema": sd})))
+    assert set(tree.tensors) == {"model.w", "model.b", "ema.w", "ema.b"}
+    assert sorted(g.paths for g in tree.tie_groups) == [
+        ("model.b", "ema.b"),
+        ("model.w", "ema.w"),
+    ]
+
+
+def test_containers_shared_at_every_level_stop_quickly(tmp_path):
+    """A few bytes of pickle can nest one list [x, x] 30 deep: 2**30 paths to walk."""
+    x = [torch.ones(1)]
+    for _ in range(30):
+        x = [x, x]
+    path = write_torch(tmp_path / "dag.pt", {"w": torch.ones(2), "notes": x})
+    with pytest.raises(SourceError, match="shared over 10,000 times"):
+        open_source(str(path))
