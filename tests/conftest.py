@@ -1,6 +1,10 @@
-"""Shared test setup: Qt draws offscreen unless a test says otherwise (the e2e test uses xcb)."""
+"""Shared test setup: Qt draws offscreen unless a test says otherwise (the e2e test uses xcb);
+settings (recent files) go to a temporary folder, in this process and the ones it starts,
+never to the user's."""
 
 import os
+import tempfile
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
+os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="netexplorer-test-config-")

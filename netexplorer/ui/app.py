@@ -65,6 +65,8 @@ def run_app(args: argparse.Namespace) -> int:
         window.close()
         wait_for_workers()  # a worker must not outlive the objects its signals belong to
         return 0
+    if args.source and os.path.exists(args.source):  # Open recent lists it, as if from File ▸ Open
+        window.checkpoint_actions.recent.add(args.source)
     window.show()
     status = app.exec()
     wait_for_workers()

@@ -57,3 +57,17 @@ def test_show_opens_the_explorer_on_a_live_module(qtbot):
         net[0].bias.fill_(0.5)  # the window reads the live module
     window.document.notify_values_changed()
     assert (window.heatmap_panel.view.image.image == 0.5).all()
+
+
+def test_a_file_opened_from_the_command_line_is_in_open_recent(tmp_path, monkeypatch):
+    from PySide6.QtWidgets import QApplication
+
+    from netexplorer.ui.opening import RecentSources
+
+    path = tmp_path / "w.pt"
+    torch.save({"w": torch.ones(2)}, path)
+    monkeypatch.setattr(QApplication, "exec", lambda _app: 0)  # the window shows, then returns
+    assert main([str(path)]) == 0
+    for widget in QApplication.topLevelWidgets():
+        widget.close()
+    assert RecentSources().paths()[0] == str(path)
