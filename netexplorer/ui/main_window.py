@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
     QSplitter,
     QStackedWidget,
     QTabWidget,
+    QVBoxLayout,
     QWidget,
 )
 
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
 GALLERY, EXPLORER = range(2)
 APP_NAME = "netexplorer"
 PANELS_AFTER_SHOW_MS = 100  # time for the first paint of the tree (or the gallery)
+LOADING_PANELS = "Loading the heatmap, details and graph views…"
 
 
 class MainWindow(QMainWindow):
@@ -60,12 +62,17 @@ class MainWindow(QMainWindow):
         self.centre = QTabWidget(self)  # Heatmap and Graph tabs come with build_panels
         self.centre_split = QSplitter(Qt.Orientation.Vertical, self)
         self.centre_split.addWidget(self.centre)
+        self.details_column = QWidget(self)  # the details panel goes here (build_panels)
+        QVBoxLayout(self.details_column).setContentsMargins(0, 0, 0, 0)
         self.splitter = QSplitter(Qt.Orientation.Horizontal, self)
         self.splitter.addWidget(self.tree_panel)
         self.splitter.addWidget(self.centre_split)
+        self.splitter.addWidget(self.details_column)
+        self.splitter.setStretchFactor(0, 3)
+        self.splitter.setStretchFactor(1, 5)
+        self.splitter.setStretchFactor(2, 2)
+        self.splitter.setSizes([600, 640, 400])
         self._panels: tuple[HeatmapPanel, DetailsPanel, GraphPanel, PassControls] | None = None
-        self._splitter_sizes = [600, 640, 400]
-        self.splitter.setSizes(self._splitter_sizes[:2])
 
         self.pages = QStackedWidget(self)
         self.pages.addWidget(self.gallery)
@@ -179,11 +186,9 @@ class MainWindow(QMainWindow):
         self.centre_split.setStretchFactor(0, 3)
         self.centre_split.setStretchFactor(1, 1)
         self.centre_split.setSizes([680, 260])
-        self.splitter.addWidget(details)
-        self.splitter.setStretchFactor(0, 3)
-        self.splitter.setStretchFactor(1, 5)
-        self.splitter.setStretchFactor(2, 2)
-        self.splitter.setSizes(self._splitter_sizes)
+        self.details_column.layout().addWidget(details)
+        if self.statusBar().currentMessage() == LOADING_PANELS:
+            self.statusBar().clearMessage()
         for action in controls.actions.values():
             self.pass_menu.addAction(action)
         self.checkpoint_actions.watch_statistics(details)
@@ -194,6 +199,7 @@ class MainWindow(QMainWindow):
     def showEvent(self, event) -> None:
         super().showEvent(event)
         if self._panels is None:
+            self.statusBar().showMessage(LOADING_PANELS)
             QTimer.singleShot(PANELS_AFTER_SHOW_MS, self.build_panels)
 
     def _action(self, text: str, shortcut, slot, tip: str = "") -> QAction:
@@ -273,10 +279,9 @@ class MainWindow(QMainWindow):
         self.pages.setCurrentIndex(EXPLORER)
         self.build_panels()
         if view == "tree":
-            self._splitter_sizes = [900, 480, 260]
+            self.splitter.setSizes([900, 480, 260])
         elif view == "graph":  # a graph is wide: most of the window
-            self._splitter_sizes = [330, 980, 330]
-        self.splitter.setSizes(self._splitter_sizes)
+            self.splitter.setSizes([330, 980, 330])
         for i in range(self.centre.count()):
             if self.centre.tabText(i).lower() == view:
                 self.centre.setCurrentIndex(i)
