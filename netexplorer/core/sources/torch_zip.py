@@ -81,7 +81,7 @@ class Storage:
     begin: int  # absolute offset of the entry's bytes in the file
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)  # compared by identity, as torch tensors are
 class StoredTensor:
     """A tensor of the pickle: where its values lie in the file. Nothing is read."""
 
@@ -165,10 +165,6 @@ class StoredTensorHandle(TensorHandle):
         return ("torch-zip", t.storage.file.path, t.storage.key, t.offset, t.shape, t.stride)
 
 
-def is_stored_tensor(x: Any) -> bool:
-    return isinstance(x, StoredTensor)
-
-
 def read_plain_zip(path: str, size: int) -> Any:
     """The object saved in the torch zip file at `path` (of `size` bytes), with a
     `StoredTensor` for every tensor. Raises NotPlain when the file needs torch.load: a
@@ -195,7 +191,7 @@ def _check_no_bare_storage(obj: Any) -> None:
         if id(x) in seen or not isinstance(x, (dict, list, tuple, set, frozenset)):
             continue
         seen.add(id(x))
-        stack.extend(x.values() if isinstance(x, dict) else x)
+        stack.extend([*x.keys(), *x.values()] if isinstance(x, dict) else x)
 
 
 @dataclass(frozen=True, slots=True)
