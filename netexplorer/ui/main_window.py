@@ -200,7 +200,7 @@ class MainWindow(QMainWindow):
         super().showEvent(event)
         if self._panels is None:
             self.statusBar().showMessage(LOADING_PANELS)
-            QTimer.singleShot(PANELS_AFTER_SHOW_MS, self.build_panels)
+            QTimer.singleShot(PANELS_AFTER_SHOW_MS, self, self.build_panels)  # not once closed
 
     def _action(self, text: str, shortcut, slot, tip: str = "") -> QAction:
         action = QAction(text, self)

@@ -62,7 +62,7 @@ class _Worker(QRunnable):
             else:
                 result = self._job()
         finally:
-            self.signals.returned.emit(result)
+            self._emit(self.signals.returned, result)
             _Worker._running.discard(self)
 
     def _step(self, gen: Iterator[Any]) -> Any:
@@ -72,10 +72,21 @@ class _Worker(QRunnable):
                     item = next(gen)
                 except StopIteration as done:
                     return done.value
-                self.signals.yielded.emit(item)
+                if not self._emit(self.signals.yielded, item):
+                    return None
             return None
         finally:
             gen.close()
+
+    def _emit(self, signal: Any, value: Any) -> bool:
+        """Send `value`; False if the signals are gone (Python shutting down with this
+        thread still running): the task stops, quietly."""
+        try:
+            signal.emit(value)
+        except RuntimeError:
+            self._quit = True
+            return False
+        return True
 
 
 class TaskRunner(QObject):
