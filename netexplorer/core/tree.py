@@ -175,20 +175,27 @@ class ModuleTree:
         return self.root.parameter_count
 
     def _count_parameters(self) -> None:
-        def unique_count(tensors: Iterable[TensorNode]) -> int:
-            seen: set[Hashable] = set()
-            total = 0
-            for t in tensors:
+        """Every module's unique parameter elements, in one pass from the leaves up (a tie
+        group counts once in each subtree it reaches; walking every subtree again was
+        O(modules x depth): a second for 50,000 tensors)."""
+        untied: dict[int, int] = {}  # id(module) -> elements of untied parameters below it
+        tied: dict[int, set[int]] = {}  # id(module) -> tie groups with a parameter below it
+        group_numel: dict[int, int] = {}
+        for module in reversed(self.modules.values()):  # children before their parent
+            total, groups = 0, set()
+            for t in module.tensors:
                 if t.kind != "parameter":
                     continue
-                key = ("tie", t.tie) if t.tie is not None else ("path", t.path)
-                if key not in seen:
-                    seen.add(key)
+                if t.tie is None:
                     total += t.numel
-            return total
-
-        for module in self.modules.values():
-            module.parameter_count = unique_count(module.walk_tensors())
+                else:
+                    groups.add(t.tie)
+                    group_numel[t.tie] = t.numel
+            for child in module.children:
+                total += untied.pop(id(child))
+                groups |= tied.pop(id(child))
+            untied[id(module)], tied[id(module)] = total, groups
+            module.parameter_count = total + sum(group_numel[g] for g in groups)
 
 
 # -- access expressions ---------------------------------------------------------------------
