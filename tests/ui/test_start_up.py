@@ -20,13 +20,24 @@ app = make_app()
 window = MainWindow()
 window.open_source_now("example:tied")
 window.document.select("2.weight")
+from PySide6.QtCore import QEvent, QObject
+
+first_paint = []
+
+class Watch(QObject):  # what had happened when the tree was first painted
+    def eventFilter(self, _obj, event):
+        if event.type() == QEvent.Type.Paint and not first_paint:
+            first_paint.append(("pyqtgraph" in sys.modules, window.panels_built))
+        return False
+
+watch = Watch()
+window.tree_panel.view.viewport().installEventFilter(watch)
 window.show()
-deadline = time.monotonic() + 0.05
-while time.monotonic() < deadline:  # the first paint, before the panels' timer
+deadline = time.monotonic() + 30
+while not first_paint and time.monotonic() < deadline:
     app.processEvents()
 tree_rows = window.tree_panel.view.model().rowCount()
-before = ("pyqtgraph" in sys.modules, window.panels_built)
-deadline = time.monotonic() + 30
+before = first_paint[0]
 while not window.panels_built and time.monotonic() < deadline:
     app.processEvents()
 heatmap, details = window.heatmap_panel, window.details
