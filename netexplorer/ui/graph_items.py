@@ -22,7 +22,6 @@ import itertools
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QPointF, QRectF, QSizeF, Qt
 from PySide6.QtGui import (
@@ -56,9 +55,6 @@ from ..core.graph import (
 from ..core.layout import BOX_TITLE_H, WIDTH_STEP, Rect, box_title
 from ..core.tree import ModuleTree, TensorNode
 from .icons import ALIAS_COLOR, EMPTY_ALIAS_COLOR, TIE_COLORS
-
-if TYPE_CHECKING:
-    pass
 
 # -- look -----------------------------------------------------------------------------------
 

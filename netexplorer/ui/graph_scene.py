@@ -50,12 +50,13 @@ from .graph_items import (
     canonical_path,
     format_norm,
     link_color,
+    to_qrect,
 )
 from .tree_view import shape_text
 
 if TYPE_CHECKING:
     from ..core.graph import TieLink
-    from .graph_view import LaidOut
+    from .graph_tasks import LaidOut
 
 # -- look -----------------------------------------------------------------------------------
 
@@ -105,13 +106,25 @@ class GraphScene(QGraphicsScene):
             for _ in self.populate():
                 pass
 
-    def populate(self, batch: int = 250) -> Iterator[None]:
-        """Make the items, yielding after every `batch` of them."""
-        for made, _ in enumerate(self._make_items(), 1):
-            if made % batch == 0:
-                yield
+    def populate(self, batch: int = 100) -> Iterator[None]:
+        """Make the items, yielding after every `batch` of them.
+
+        The tie links come first: placing them gives the scene its final extent, and a
+        scene that knows its extent before the other items arrive indexes each batch as
+        it comes (a scene whose extent grows indexes every item again as it grows)."""
         self.groups = self._link_groups(self.laid.view.tie_links)
         self.place_links()
+        for made, _ in enumerate(self._make_items(), 1):
+            if made % batch == 0:
+                self._index_new_items()
+                yield
+        self._index_new_items()
+
+    def _index_new_items(self) -> None:
+        # Qt puts new items in its index (BSP tree) on a timer that each new item restarts:
+        # while items keep coming it waits, then indexes thousands at once at the first
+        # paint. Any query of the index brings it up to date: a batch at a time, here.
+        self.items(QRectF(0, 0, 1, 1))
 
     def _make_items(self) -> Iterator[None]:
         """Boxes, nodes and edges, yielding after each one."""
@@ -126,6 +139,11 @@ class GraphScene(QGraphicsScene):
         for route, path in zip(routes, self.laid.edge_paths, strict=True):
             self.edges.append((self._add(EdgeItem(path)), route.edge.source, route.edge.target))
             yield
+
+    def item_count(self) -> int:
+        """How many items the scene holds (without asking Qt for the list of them)."""
+        links = sum(len(g.items) + (g.label is not None) for g in self.groups)
+        return len(self.nodes) + len(self.boxes) + len(self.edges) + links
 
     def _add(self, item: QGraphicsItem) -> Any:
         self.addItem(item)
@@ -181,8 +199,10 @@ class GraphScene(QGraphicsScene):
         return groups
 
     def to_qrect(self, item_id: str) -> QRectF:
-        item = self.nodes.get(item_id) or self.boxes.get(item_id)
-        return item.rect if item is not None else QRectF()
+        """Where the layout puts a node or box (whether or not its item is made yet)."""
+        layout = self.laid.layout
+        rect = layout.nodes.get(item_id) or layout.boxes.get(item_id)
+        return to_qrect(rect) if rect is not None else QRectF()
 
     def _label_lines(self, group: LinkGroup) -> list[str]:
         tensors = group.links[0].tensors
@@ -214,7 +234,9 @@ class GraphScene(QGraphicsScene):
     def place_links(self) -> None:
         """Brackets over the graph, nested by span: a longer link runs higher, and labels
         whose extents overlap go to different heights."""
-        rects = [i.rect for i in (*self.nodes.values(), *self.boxes.values())]
+        layout = self.laid.layout
+        boxes = (*layout.nodes.values(), *layout.boxes.values()) if self.groups else ()
+        rects = [to_qrect(r) for r in boxes]  # what the links go over
         label_h = max((g.label.size().height() for g in self.groups if g.label), default=0.0)
         rise, level_gap = label_h / 2 + 16, label_h + 10
         placed: list[tuple[float, float, int]] = []  # (left, right, level)
@@ -245,7 +267,6 @@ class GraphScene(QGraphicsScene):
                     anchor += QPointF(group.label.size().width() / 2 + 8, 0)
                 group.label.setPos(anchor)
         # the scene knows its extent: Qt would otherwise ask every item for its bounds
-        layout = self.laid.layout
         bounds = QRectF(0, 0, layout.width, layout.height)
         for group in self.groups:
             for item in group.items:

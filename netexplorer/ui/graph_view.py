@@ -10,434 +10,65 @@ Collapsing, expanding and the depth control re-run only the layout, in the same 
 The graph is built when the tab is first shown (and again after the tree changes), so
 opening a model costs nothing until somebody looks at its graph.
 
+Drawing. A graph of thousands of calls is put on screen a little per turn of the event
+loop, so that no turn keeps the GUI thread long: its items are made a batch at a time
+(`GraphScene.populate`, indexed as they come), the finished scene is swapped in on a turn of
+its own, the overview is drawn a strip at a time, and the scene it replaces is taken apart
+a batch at a time. A build or a new layout starts its worker once the canvas has painted
+what was queued: a worker running Python holds the GIL, and meanwhile every Python handler
+of the GUI thread (the paint of each item too) waits for it.
+
 Updates. After a pass, `pass_result.grad_norms` tints the nodes (a dictionary walk, cheap at
 30 results a second); the per-use contributions shown on tie links are read from the engine
 in a worker, at most one read in flight, the newest result read again after it.
+
+This module holds `GraphPanel`, the tab itself; what it uses lives beside it: the worker
+tasks (ui/graph_tasks.py), the canvas and its overlays (ui/graph_canvas.py, the overview in
+ui/graph_overview.py), the scene and its items (ui/graph_scene.py, ui/graph_items.py) and
+export (ui/graph_export.py).
 """
 
 from __future__ import annotations
 
 import html
-import math
-import time
 from collections.abc import Callable, Iterator
-from contextlib import nullcontext
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-from PySide6.QtCore import QElapsedTimer, QEvent, QPointF, QRectF, QSize, Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QImage, QPainter, QPen
-from PySide6.QtSvg import QSvgGenerator
+from PySide6.QtCore import QCoreApplication, QElapsedTimer, QEvent, QPointF, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
-    QApplication,
     QFileDialog,
-    QGraphicsView,
     QHBoxLayout,
     QLabel,
     QMessageBox,
     QPushButton,
     QSpinBox,
-    QToolTip,
     QVBoxLayout,
     QWidget,
 )
 
 from ..core.errors import NetExplorerError, UnknownPathError
-from ..core.graph import (
-    Graph,
-    GraphNode,
-    GraphView,
-    graph_for_tree,
-    paused_gc,
-)
-from ..core.layout import GraphLayout, layout_view
+from ..core.graph import paused_gc
 from ..core.tree import ModuleNode, ModuleTree, TensorNode
 from .document import Document
+from .graph_canvas import GraphCanvas
+from .graph_export import export_graph
 from .graph_items import (
-    BOUNDS_MARGIN,
-    SELECTED_COLOR,
     BoxItem,
-    EdgeItem,
     LabelMetrics,
     LegendContent,
     LinkLabelItem,
     NodeItem,
     TieLinkItem,
-    canonical_path,
-    edge_path,
-    legend_size,
-    paint_legend,
 )
 from .graph_scene import GraphScene
+from .graph_tasks import Collapse, LaidOut, build_graph, contribution_norms, lay_out
 from .workers import TaskRunner
 
-READABLE_SCALE = 0.75  # the first view of a big graph: no smaller than this, from its start
-MAX_FIT_SCALE = 1.4
-EXPORT_MARGIN = 24.0
 TEARDOWN_BATCH = 600  # items of a retired scene removed per event-loop turn (a few ms)
-POPULATE_STEP_MS = 12  # GUI-thread time per batch of new graph items
-
-
-# -- worker tasks (plain data in, plain data out) -------------------------------------------
-
-
-@dataclass(frozen=True)
-class Collapse:
-    """Which containers are shut: every one at `depth` or deeper, except the paths in
-    `expanded`, plus the paths in `collapsed` (the boxes a user clicked)."""
-
-    depth: int | None
-    collapsed: frozenset[str] = frozenset()
-    expanded: frozenset[str] = frozenset()
-
-    def view(self, graph: Graph) -> GraphView:
-        return graph.view(self.collapsed, depth=self.depth, expanded=self.expanded)
-
-
-@dataclass
-class LaidOut:
-    """A graph, what is visible of it, and where everything goes."""
-
-    graph: Graph
-    view: GraphView
-    layout: GraphLayout
-    collapse: Collapse
-    node_tensors: dict[str, tuple[str, ...]]  # visible id -> parameters it stands for
-    edge_paths: list[Any]  # per layout edge of two points or more: its QPainterPath
-    seconds: float = 0.0
-    input_spec: Any = None
-
-
-def build_graph(
-    tree: ModuleTree,
-    input_spec: Any,
-    seed: int,
-    lock: Any,
-    node_size: Callable[[GraphNode], tuple[float, float]],
-) -> LaidOut:
-    """Worker task: the graph (its forward pass under the pass engine's lock) and its
-    layout at the graph's default depth."""
-    start = time.perf_counter()
-    with lock if lock is not None else nullcontext():
-        graph = graph_for_tree(tree, seed=seed, input_spec=input_spec)
-    laid = lay_out(tree, graph, Collapse(graph.default_depth()), node_size)
-    laid.input_spec = input_spec
-    laid.seconds = time.perf_counter() - start
-    return laid
-
-
-def lay_out(
-    tree: ModuleTree,
-    graph: Graph,
-    collapse: Collapse,
-    node_size: Callable[[GraphNode], tuple[float, float]],
-) -> LaidOut:
-    """Worker task: what `collapse` shows of `graph`, laid out."""
-    start = time.perf_counter()
-    view = collapse.view(graph)
-    layout = layout_view(view, node_size)
-    paths = [edge_path(route.points) for route in layout.edges if len(route.points) > 1]
-    laid = LaidOut(graph, view, layout, collapse, node_tensors(tree, graph, view), paths)
-    laid.seconds = time.perf_counter() - start
-    return laid
-
-
-def node_tensors(tree: ModuleTree, graph: Graph, view: GraphView) -> dict[str, tuple[str, ...]]:
-    """Visible node id -> the parameters it uses (a collapsed box: everything inside),
-    each tensor once, named by the first path of its tie group."""
-    out: dict[str, dict[str, None]] = {}
-    for t in tree.tensors.values():
-        if t.kind != "parameter":
-            continue
-        key = canonical_path(tree, t)
-        for node_id in graph.nodes_using(t.path):
-            shown = view.representative.get(node_id)
-            if shown is not None:
-                out.setdefault(shown, {})[key] = None
-    return {k: tuple(v) for k, v in out.items()}
-
-
-def contribution_norms(engine: Any) -> dict[str, list[tuple[str, int, float]]]:
-    """Worker task: parameter path -> (site, call, norm of the gradient through that use)."""
-    out: dict[str, list[tuple[str, int, float]]] = {}
-    done: dict[int, list[tuple[str, int, float]]] = {}
-    for path, uses in engine.contributions.items():  # waits for a running action
-        if id(uses) not in done:  # every path of a tied tensor has the same list
-            done[id(uses)] = [(c.site, c.call, float(np.linalg.norm(c.values))) for c in uses]
-        out[path] = done[id(uses)]
-    return out
-
-
-# -- the view -------------------------------------------------------------------------------
-
-
-class Legend(QWidget):
-    """The legend, in a corner of the view (it does not zoom with the graph)."""
-
-    def __init__(self, parent: QWidget) -> None:
-        super().__init__(parent)
-        self.content = LegendContent(data_flow=False)
-        self.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
-
-    def set_content(self, content: LegendContent) -> None:
-        self.content = content
-        size = legend_size(content)
-        self.setFixedSize(QSize(math.ceil(size.width()) + 2, math.ceil(size.height()) + 2))
-        self.setVisible(size.height() > 0)
-        self.update()
-
-    def paintEvent(self, event) -> None:
-        painter = QPainter(self)
-        paint_legend(painter, QPointF(0.5, 0.5), self.content)
-        painter.end()
-
-
-class Overview(QWidget):
-    """The whole graph in miniature with the part in view framed, in a corner of a graph
-    too big to show at once; click or drag in it to go there."""
-
-    MAX_W, MAX_H = 320, 110
-
-    def __init__(self, canvas: GraphCanvas) -> None:
-        super().__init__(canvas)
-        self.canvas = canvas
-        self.picture: QImage | None = None
-        self.source = QRectF()
-        self.k = 1.0
-        self.setCursor(Qt.CursorShape.PointingHandCursor)
-        self.setToolTip("The whole graph: click or drag here to move the view")
-        self.hide()
-
-    def refresh(self) -> None:
-        """Draw the scene again in miniature (a new scene, a new selection)."""
-        scene = self.canvas.scene()
-        if not isinstance(scene, GraphScene) or scene.bounds.isEmpty():
-            self.picture = None
-            self.sync()
-            return
-        self.source = scene.bounds
-        self.k = min(self.MAX_W / self.source.width(), self.MAX_H / self.source.height())
-        w, h = math.ceil(self.source.width() * self.k), math.ceil(self.source.height() * self.k)
-        ratio = self.devicePixelRatioF()
-        image = QImage(round(w * ratio), round(h * ratio), QImage.Format.Format_RGB32)
-        image.setDevicePixelRatio(ratio)
-        image.fill(QColor("#ffffff"))
-        painter = QPainter(image)
-        scene.render(painter, QRectF(0, 0, w, h), self.source)
-        painter.end()
-        self.picture = image
-        self.setFixedSize(w + 4, h + 4)
-        self.sync()
-
-    def sync(self) -> None:
-        """Shown only while part of the graph is out of view; the frame follows the view."""
-        shown = self.picture is not None and not self.canvas.visible_scene_rect().contains(
-            self.source.adjusted(BOUNDS_MARGIN, BOUNDS_MARGIN, -BOUNDS_MARGIN, -BOUNDS_MARGIN)
-        )
-        if shown:
-            area = self.canvas.viewport().geometry()
-            self.move(area.right() - self.width() - 10, area.bottom() - self.height() - 10)
-            self.update()
-        self.setVisible(shown)
-
-    def paintEvent(self, event) -> None:
-        if self.picture is None:
-            return
-        painter = QPainter(self)
-        painter.setPen(QPen(QColor("#90a4ae"), 1))
-        painter.drawRect(QRectF(0.5, 0.5, self.width() - 1, self.height() - 1))
-        painter.drawImage(QPointF(2, 2), self.picture)
-        seen = self.canvas.visible_scene_rect().intersected(self.source)
-        frame = QRectF(
-            2 + (seen.x() - self.source.x()) * self.k,
-            2 + (seen.y() - self.source.y()) * self.k,
-            seen.width() * self.k,
-            seen.height() * self.k,
-        )
-        painter.setPen(QPen(SELECTED_COLOR, 2))
-        painter.setBrush(QColor(21, 101, 192, 40))
-        painter.drawRect(frame)
-        painter.end()
-
-    def _go(self, pos: QPointF) -> None:
-        self.canvas.centerOn(
-            QPointF(
-                self.source.x() + (pos.x() - 2) / self.k, self.source.y() + (pos.y() - 2) / self.k
-            )
-        )
-
-    def mousePressEvent(self, event) -> None:
-        self._go(event.position())
-
-    def mouseMoveEvent(self, event) -> None:
-        if event.buttons() & Qt.MouseButton.LeftButton:
-            self._go(event.position())
-
-
-class GraphCanvas(QGraphicsView):
-    """Pan by dragging, zoom with the wheel or + and -, F fits; clicks go to the panel."""
-
-    item_clicked = Signal(object, QPointF)  # item, scene position
-    item_double_clicked = Signal(object, QPointF)
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setRenderHints(QPainter.RenderHint.Antialiasing | QPainter.RenderHint.TextAntialiasing)
-        self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
-        self.setViewportUpdateMode(QGraphicsView.ViewportUpdateMode.BoundingRectViewportUpdate)
-        self.setDragMode(QGraphicsView.DragMode.NoDrag)
-        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
-        self.tooltip_for: Callable[[Any], str] = lambda item: ""
-        self._press: QPointF | None = None
-        self._dragging = False
-        self.legend = Legend(self)
-        self.message = QLabel(self)
-        self.message.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.message.setWordWrap(True)
-        self.message.setStyleSheet("color: #455a64; font-size: 16pt; background: transparent;")
-        self.message.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
-        self.overview = Overview(self)
-        self.horizontalScrollBar().valueChanged.connect(self.overview.sync)
-        self.verticalScrollBar().valueChanged.connect(self.overview.sync)
-
-    def resizeEvent(self, event) -> None:
-        super().resizeEvent(event)
-        self._place_overlays()
-
-    def _place_overlays(self) -> None:
-        area = self.viewport().geometry()
-        self.legend.move(area.left() + 10, area.bottom() - self.legend.height() - 10)
-        self.message.setGeometry(area.adjusted(40, 40, -40, -40))
-        self.overview.sync()
-
-    def set_legend(self, content: LegendContent) -> None:
-        self.legend.set_content(content)
-        self._place_overlays()
-
-    def visible_scene_rect(self) -> QRectF:
-        return self.mapToScene(self.viewport().rect()).boundingRect()
-
-    # -- zoom -------------------------------------------------------------------------------
-
-    @property
-    def scale_factor(self) -> float:
-        return self.transform().m11()
-
-    def zoom(self, factor: float) -> None:
-        factor = max(0.03, min(4.0, self.scale_factor * factor)) / self.scale_factor
-        self.scale(factor, factor)
-        self.overview.sync()
-
-    def fit(self, *, readable: bool = False) -> None:
-        """The whole graph in view; with `readable`, no smaller than READABLE_SCALE (a long
-        graph then shows its start, and the rest is a drag away)."""
-        scene = self.scene()
-        if scene is None:
-            return
-        rect = scene.bounds if isinstance(scene, GraphScene) else scene.itemsBoundingRect()
-        area = self.viewport().rect().adjusted(6, 6, -6, -6)  # not flush with the edges
-        if rect.isEmpty() or area.isEmpty():
-            return
-        # the legend and the overview take the bottom of the view: the graph goes above them
-        reserved = self.legend.height() + 20 if self.legend.isVisibleTo(self) else 0
-        height = max(area.height() - reserved, area.height() / 2)
-        scale = min(area.width() / rect.width(), height / rect.height(), MAX_FIT_SCALE)
-        if readable and scale < READABLE_SCALE:
-            scale = READABLE_SCALE
-            reserved = max(reserved, Overview.MAX_H + 30)
-        self.resetTransform()
-        self.scale(scale, scale)
-        visible_w = area.width() / scale
-        x = rect.center().x() if visible_w >= rect.width() else rect.left() + visible_w / 2
-        y = rect.center().y() + reserved / 2 / scale
-        if rect.height() * scale > area.height() - reserved:  # too tall: from its top
-            y = rect.top() + area.height() / 2 / scale
-        self.centerOn(QPointF(x, y))
-        self.overview.sync()
-
-    def wheelEvent(self, event) -> None:
-        steps = event.angleDelta().y() / 120
-        if steps:
-            self.zoom(1.15**steps)
-        event.accept()
-
-    def keyPressEvent(self, event) -> None:
-        key = event.key()
-        if key in (Qt.Key.Key_Plus, Qt.Key.Key_Equal):
-            self.zoom(1.25)
-        elif key == Qt.Key.Key_Minus:
-            self.zoom(1 / 1.25)
-        elif key == Qt.Key.Key_F:
-            self.fit()
-        else:
-            super().keyPressEvent(event)
-
-    # -- pan and click ----------------------------------------------------------------------
-
-    def _item_at(self, pos) -> Any:
-        for item in self.items(pos):
-            if isinstance(item, (NodeItem, BoxItem, TieLinkItem, LinkLabelItem)):
-                return item
-        return None
-
-    def mousePressEvent(self, event) -> None:
-        if event.button() == Qt.MouseButton.LeftButton:
-            self._press = event.position()
-            self._dragging = False
-            event.accept()
-            return
-        super().mousePressEvent(event)
-
-    def mouseMoveEvent(self, event) -> None:
-        if self._press is not None:
-            delta = event.position() - self._press
-            if not self._dragging and delta.manhattanLength() >= QApplication.startDragDistance():
-                self._dragging = True
-                self.viewport().setCursor(Qt.CursorShape.ClosedHandCursor)
-            if self._dragging:
-                h, v = self.horizontalScrollBar(), self.verticalScrollBar()
-                h.setValue(h.value() - round(delta.x()))
-                v.setValue(v.value() - round(delta.y()))
-                self._press = event.position()
-            event.accept()
-            return
-        super().mouseMoveEvent(event)
-
-    def mouseReleaseEvent(self, event) -> None:
-        if event.button() == Qt.MouseButton.LeftButton and self._press is not None:
-            clicked = not self._dragging
-            self._press = None
-            self._dragging = False
-            self.viewport().unsetCursor()
-            if clicked:
-                pos = event.position().toPoint()
-                self.item_clicked.emit(self._item_at(pos), self.mapToScene(pos))
-            event.accept()
-            return
-        super().mouseReleaseEvent(event)
-
-    def mouseDoubleClickEvent(self, event) -> None:
-        pos = event.position().toPoint()
-        self.item_double_clicked.emit(self._item_at(pos), self.mapToScene(pos))
-        event.accept()
-
-    def viewportEvent(self, event) -> bool:
-        if event.type() == QEvent.Type.ToolTip:  # asked for only when shown: always current
-            pos = event.pos()
-            kinds = (NodeItem, BoxItem, TieLinkItem, LinkLabelItem, EdgeItem)
-            item = next((i for i in self.items(pos) if isinstance(i, kinds)), None)
-            text = self.tooltip_for(item) if item is not None else ""
-            if text:
-                QToolTip.showText(event.globalPos(), text, self.viewport())
-            else:
-                QToolTip.hideText()
-            return True
-        return super().viewportEvent(event)
-
-
-# -- the panel ------------------------------------------------------------------------------
+POPULATE_STEP_MS = 8  # GUI-thread time per turn of the event loop making new graph items
+SHOWN_DELAY_MS = 100  # the longest the build waits for a tab just shown to paint
+RELAYOUT_DELAY_MS = 20  # the longest a new layout waits for the canvas to paint
 
 
 class GraphPanel(QWidget):
@@ -464,12 +95,16 @@ class GraphPanel(QWidget):
         self._teardown = QTimer(self, interval=0)
         self._teardown.timeout.connect(self._tear_down_some)
         self._overview_timer = QTimer(self, singleShot=True)  # redraws it at most this often
+        self._after_paint: Callable[[], None] | None = None  # starts a worker
+        self._start_soon = QTimer(self, singleShot=True)
+        self._start_soon.timeout.connect(self._start_after_paint)
 
         self.canvas = GraphCanvas(self)
         self.canvas.tooltip_for = self._tooltip
         self.canvas.item_clicked.connect(self._on_item_clicked)
         self.canvas.item_double_clicked.connect(self._on_item_double_clicked)
-        self._overview_timer.timeout.connect(self.canvas.overview.refresh)
+        self.canvas.painted.connect(self._on_canvas_painted)
+        self._overview_timer.timeout.connect(self._draw_overview)
 
         def button(text: str, tip: str, slot: Callable[[], None]) -> QPushButton:
             b = QPushButton(text, self)
@@ -536,9 +171,10 @@ class GraphPanel(QWidget):
 
     @property
     def building(self) -> bool:
-        return self._builder.busy
+        return self._builder.busy or self._after_paint is not None
 
     def _on_tree_changed(self, tree: ModuleTree | None) -> None:
+        self._forget_pending_start()
         self._builder.cancel()
         self._contribution_reader.cancel()
         self._abandon_populating()
@@ -557,12 +193,37 @@ class GraphPanel(QWidget):
 
     def showEvent(self, event) -> None:
         super().showEvent(event)
-        if self._needs_build or self._waiting:
-            self._build()
+        if (self._needs_build or self._waiting) and self.document.session.busy:
+            self._build()  # says what it waits for
+        elif self._needs_build or self._waiting:
+            if self.graph_scene is None:
+                self._message("Building the graph…")
+            self._once_painted(self._build, SHOWN_DELAY_MS)
         elif self._contributions_dirty:
             self._request_contributions()
 
+    def _once_painted(self, start: Callable[[], None], at_most_ms: int) -> None:
+        """Start a worker once the canvas has painted what is queued, or after `at_most_ms`
+        if it has nothing to paint: a worker running Python holds the GIL, and meanwhile
+        every Python handler of the GUI thread, the paint of each item too, waits for it."""
+        self._after_paint = start
+        self._start_soon.start(at_most_ms)
+
+    def _on_canvas_painted(self) -> None:
+        if self._after_paint is not None:
+            self._start_soon.start(0)  # on the next turn, after this paint
+
+    def _start_after_paint(self) -> None:
+        start, self._after_paint = self._after_paint, None
+        if start is not None:
+            start()
+
+    def _forget_pending_start(self) -> None:
+        self._after_paint = None
+        self._start_soon.stop()
+
     def _build(self) -> None:
+        self._forget_pending_start()
         tree = self.document.tree
         if tree is None:
             return
@@ -588,6 +249,7 @@ class GraphPanel(QWidget):
             lock = engine.exclusive()
         self._message("Building the graph…" if self.graph_scene is None else "")
         self.status.setText("building the graph…")
+        self.canvas.overview.cancel()  # the new scene draws it again
         self._builder.run(
             build_graph,
             tree,
@@ -611,6 +273,7 @@ class GraphPanel(QWidget):
 
     def _on_build_failed(self, error: BaseException) -> None:
         self._sync_enabled()
+        self._refresh_overview(0)  # of the scene still shown, if any
         self.status.setText("")
         self._message(f"Could not draw the graph: {type(error).__name__}: {error}")
 
@@ -624,16 +287,20 @@ class GraphPanel(QWidget):
             new.input_spec = spec
             self._show(new, fit=fit, anchor=anchor)
 
+        def start() -> None:
+            self._builder.run(
+                lay_out,
+                tree,
+                laid.graph,
+                collapse,
+                self.metrics.node_size,
+                on_result=done,
+                on_error=self._on_build_failed,
+            )
+
         self.status.setText("laying out…")
-        self._builder.run(
-            lay_out,
-            tree,
-            laid.graph,
-            collapse,
-            self.metrics.node_size,
-            on_result=done,
-            on_error=self._on_build_failed,
-        )
+        self.canvas.overview.cancel()  # the new scene draws it again
+        self._once_painted(start, RELAYOUT_DELAY_MS)
 
     def _on_session_busy_changed(self, busy: bool) -> None:
         if not busy and self._waiting and self.isVisible():
@@ -670,7 +337,7 @@ class GraphPanel(QWidget):
         self._abandon_populating()
         scene = GraphScene(laid, tree, self.metrics, self, populate=False)
         self._populating = (scene, scene.populate())
-        self._populate_step(laid, scene, fit, anchor)
+        QTimer.singleShot(0, lambda: self._populate_step(laid, scene, fit, anchor))
 
     def _abandon_populating(self) -> None:
         if self._populating is not None:  # a newer layout (or tree) supersedes it
@@ -685,9 +352,19 @@ class GraphPanel(QWidget):
         clock.start()
         with paused_gc():  # thousands of items: no full collection over torch's heap midway
             for _ in steps:
+                # Qt queues its own work on the items just made (polishing them, noting
+                # what to repaint) for after this step, in the same turn; done now, it
+                # counts against the step's time instead of adding to it
+                QCoreApplication.sendPostedEvents(scene, QEvent.Type.MetaCall)
                 if clock.elapsed() >= POPULATE_STEP_MS:
                     QTimer.singleShot(0, lambda: self._populate_step(laid, scene, fit, anchor))
                     return
+        # every item is made: the scene goes on screen in a turn of its own
+        QTimer.singleShot(0, lambda: self._swap_in(laid, scene, fit, anchor))
+
+    def _swap_in(self, laid: LaidOut, scene: GraphScene, fit: bool, anchor) -> None:
+        if self._populating is None or self._populating[0] is not scene:
+            return  # a newer layout took over
         self._populating = None
         self._finish_show(laid, scene, fit, anchor)
 
@@ -736,6 +413,12 @@ class GraphPanel(QWidget):
     def _refresh_overview(self, delay_ms: int) -> None:
         if not self._overview_timer.isActive():
             self._overview_timer.start(delay_ms)
+
+    def _draw_overview(self) -> None:
+        # not while a new layout is being made: this scene is about to go, and the Python
+        # paint of its items would only fight the layout's worker for the GIL
+        if not self.building:
+            self.canvas.overview.refresh()
 
     def _message(self, text: str) -> None:
         self.canvas.message.setText(text)
@@ -970,47 +653,3 @@ class GraphPanel(QWidget):
             QMessageBox.warning(self, "Cannot export", str(exc))
             return
         self.status.setText(f"Saved {path}")
-
-
-def export_graph(scene: GraphScene, path: str | Path) -> None:
-    """Write the whole graph (not only what is in view) and its legend to PNG or SVG."""
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in (".png", ".svg"):
-        raise NetExplorerError(f"cannot export to {path.name}: use a .png or .svg file name")
-    source = scene.bounds.adjusted(-EXPORT_MARGIN, -EXPORT_MARGIN, EXPORT_MARGIN, EXPORT_MARGIN)
-    legend = scene.legend()
-    size = legend_size(legend)
-    width = max(source.width(), size.width() + 2 * EXPORT_MARGIN)
-    height = source.height() + (size.height() + EXPORT_MARGIN if size.height() else 0.0)
-
-    def draw(painter: QPainter) -> None:
-        painter.fillRect(QRectF(0, 0, width, height), scene.backgroundBrush())
-        scene.render(painter, QRectF(0, 0, source.width(), source.height()), source)
-        paint_legend(painter, QPointF(EXPORT_MARGIN, source.height()), legend)
-
-    if suffix == ".svg":
-        generator = QSvgGenerator()
-        generator.setFileName(str(path))
-        generator.setSize(QSize(math.ceil(width), math.ceil(height)))
-        generator.setViewBox(QRectF(0, 0, width, height))
-        generator.setTitle("netexplorer graph")
-        painter = QPainter(generator)
-        try:
-            draw(painter)
-        finally:
-            painter.end()
-    else:
-        k = max(0.1, min(2.0, 12000 / max(width, height)))  # crisp, within image limits
-        image = QImage(math.ceil(width * k), math.ceil(height * k), QImage.Format.Format_RGB32)
-        image.fill(QColor("#ffffff"))
-        painter = QPainter(image)
-        try:
-            painter.scale(k, k)
-            draw(painter)
-        finally:
-            painter.end()
-        if not image.save(str(path)):
-            raise NetExplorerError(f"cannot write {path}: check the folder exists and is writable")
-    if not path.is_file() or path.stat().st_size == 0:
-        raise NetExplorerError(f"cannot write {path}: check the folder exists and is writable")

@@ -19,8 +19,9 @@ from netexplorer.core.handles import TorchHandle
 from netexplorer.core.inputs import InputSpec
 from netexplorer.core.tree import tree_from_entries, tree_from_module
 from netexplorer.example_nets import tied
+from netexplorer.ui.graph_canvas import READABLE_SCALE
+from netexplorer.ui.graph_export import export_graph
 from netexplorer.ui.graph_items import NODE_FILL, TieLinkItem
-from netexplorer.ui.graph_view import READABLE_SCALE, export_graph
 from netexplorer.ui.icons import ALIAS_COLOR
 from netexplorer.ui.tree_view import PATH_ROLE
 
