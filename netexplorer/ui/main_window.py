@@ -292,22 +292,35 @@ class MainWindow(QMainWindow):
         return self.findChildren(TaskRunner)
 
     def wait_idle(self, timeout_ms: int = 10_000, settle_ms: int = 150) -> bool:
-        """Process events until no task has run for `settle_ms` (work is sometimes started
-        a moment after what triggers it) or `timeout_ms` passed (screenshots, tests)."""
+        """Run the event loop until no task has run for `settle_ms` (work is sometimes
+        started a moment after what triggers it) or `timeout_ms` passed (screenshots,
+        tests). The loop waits in Qt's dispatcher between checks: spinning on
+        processEvents() would hold the GIL the workers need (a graph build took 40 s so)."""
         self.build_panels()
         clock = QElapsedTimer()
         clock.start()
         idle = QElapsedTimer()
-        while clock.elapsed() < timeout_ms:
-            QApplication.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 50)
+        loop = QEventLoop()
+        settled: list[bool] = []
+
+        def check() -> None:
             if any(r.busy for r in self.runners()) or self.graph_panel.populating:
                 idle.invalidate()
             elif not idle.isValid():
                 idle.start()
             elif idle.elapsed() >= settle_ms:
-                QApplication.processEvents()
-                return True
-        return False
+                settled.append(True)
+                loop.quit()
+            if clock.elapsed() >= timeout_ms:
+                loop.quit()
+
+        timer = QTimer(interval=10)
+        timer.timeout.connect(check)
+        timer.start()
+        loop.exec()
+        timer.stop()
+        QApplication.processEvents()
+        return bool(settled)
 
     def closeEvent(self, event) -> None:
         self.document.shutdown()  # a training loop stops between two steps
