@@ -4,6 +4,7 @@ details panel): numbers, strings, lists and objects only, bounded in size."""
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -57,7 +58,9 @@ def _scalar_or_repr(value: Any) -> Any:
         except Exception:
             pass
     try:
-        text = repr(value)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a legacy TypedStorage's repr warns, for one
+            text = repr(value)
     except Exception:
         text = f"<{type(value).__name__}>"
     return _short(text)
