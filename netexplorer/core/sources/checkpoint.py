@@ -112,7 +112,8 @@ def tensor_handle(x: Any) -> TensorHandle:
 
 def read_checkpoint(obj: Any, source: str = "the checkpoint") -> CheckpointContents:
     """Entries, metadata and matched optimizer state of a loaded checkpoint object (read
-    from `source`). Raises SourceError past MAX_OBJECTS objects."""
+    from `source`). Raises SourceError when containers of tensors are shared more than
+    MAX_REWALKS times."""
     walker = _Walker(source)
     metadata = walker.walk(obj, ())
     out = CheckpointContents(
