@@ -226,21 +226,9 @@ def offscreen_window(show: bool = True):
 def process_events_until(app, done: Callable[[], bool], timeout: float = 60.0) -> None:
     """Run the event loop, as the app does (idle in Qt's dispatcher, not spinning on the
     GIL that the workers need), checking `done` every millisecond."""
-    from PySide6.QtCore import QEventLoop, QTimer
+    from netexplorer.ui.workers import run_until
 
-    loop = QEventLoop()
-    deadline = time.perf_counter() + timeout
-
-    def check() -> None:
-        if done() or time.perf_counter() > deadline:
-            loop.quit()
-
-    timer = QTimer(interval=1)
-    timer.timeout.connect(check)
-    timer.start()
-    loop.exec()
-    timer.stop()
-    if not done():
+    if not run_until(done, int(timeout * 1000), poll_ms=1):
         raise TimeoutError("the window did not get there in time")
 
 

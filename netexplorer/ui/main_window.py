@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QElapsedTimer, QEventLoop, Qt, QTimer
+from PySide6.QtCore import QElapsedTimer, Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
@@ -34,7 +34,7 @@ from .gallery import GalleryPage
 from .icons import app_icon
 from .progress import ProgressBar
 from .tree_view import TreePanel
-from .workers import TaskRunner
+from .workers import TaskRunner, run_until
 
 if TYPE_CHECKING:
     from .controls import PassControls
@@ -294,33 +294,20 @@ class MainWindow(QMainWindow):
     def wait_idle(self, timeout_ms: int = 10_000, settle_ms: int = 150) -> bool:
         """Run the event loop until no task has run for `settle_ms` (work is sometimes
         started a moment after what triggers it) or `timeout_ms` passed (screenshots,
-        tests). The loop waits in Qt's dispatcher between checks: spinning on
-        processEvents() would hold the GIL the workers need (a graph build took 40 s so)."""
+        tests)."""
         self.build_panels()
-        clock = QElapsedTimer()
-        clock.start()
         idle = QElapsedTimer()
-        loop = QEventLoop()
-        settled: list[bool] = []
 
-        def check() -> None:
+        def settled() -> bool:
             if any(r.busy for r in self.runners()) or self.graph_panel.populating:
                 idle.invalidate()
             elif not idle.isValid():
                 idle.start()
-            elif idle.elapsed() >= settle_ms:
-                settled.append(True)
-                loop.quit()
-            if clock.elapsed() >= timeout_ms:
-                loop.quit()
+            return idle.isValid() and idle.elapsed() >= settle_ms
 
-        timer = QTimer(interval=10)
-        timer.timeout.connect(check)
-        timer.start()
-        loop.exec()
-        timer.stop()
+        result = run_until(settled, timeout_ms)
         QApplication.processEvents()
-        return bool(settled)
+        return result
 
     def closeEvent(self, event) -> None:
         self.document.shutdown()  # a training loop stops between two steps

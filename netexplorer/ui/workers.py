@@ -15,7 +15,16 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal, Slot
+from PySide6.QtCore import (
+    QElapsedTimer,
+    QEventLoop,
+    QObject,
+    QRunnable,
+    QThreadPool,
+    QTimer,
+    Signal,
+    Slot,
+)
 
 # Work on up to this many tensor elements runs on the GUI thread (a few ms); larger tensors
 # are read, reduced or summarised in a worker.
@@ -189,6 +198,26 @@ class TaskRunner(QObject):
             callback(result.error)
         else:
             self._callbacks["result"](result)  # type: ignore[misc]
+
+
+def run_until(done: Callable[[], bool], timeout_ms: int, poll_ms: int = 10) -> bool:
+    """Run the event loop until `done()` (checked every `poll_ms`) or `timeout_ms` passed;
+    whether `done()` became true. Between checks the loop waits in Qt's dispatcher: spinning
+    on processEvents() would hold the GIL that workers need."""
+    clock = QElapsedTimer()
+    clock.start()
+    loop = QEventLoop()
+
+    def check() -> None:
+        if done() or clock.elapsed() >= timeout_ms:
+            loop.quit()
+
+    timer = QTimer(interval=poll_ms)
+    timer.timeout.connect(check)
+    timer.start()
+    loop.exec()
+    timer.stop()
+    return done()
 
 
 def wait_for_workers(timeout_ms: int = 10_000) -> bool:
