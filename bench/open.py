@@ -223,7 +223,7 @@ def offscreen_window(show: bool = True):
     return app, window
 
 
-def process_events_until(app, done: Callable[[], bool], timeout: float = 60.0) -> None:
+def process_events_until(done: Callable[[], bool], timeout: float = 60.0) -> None:
     """Run the event loop, as the app does (idle in Qt's dispatcher, not spinning on the
     GIL that the workers need), checking `done` every millisecond."""
     from netexplorer.ui.workers import run_until
@@ -250,7 +250,7 @@ def measure_window_open(path: str) -> dict[str, float]:
     from netexplorer.core.sources import open_source
 
     before = rss_mb()
-    app, window = offscreen_window(show=False)
+    _app, window = offscreen_window(show=False)
     window.set_tree(open_source(path))
     painted: list[float] = []
 
@@ -263,17 +263,17 @@ def measure_window_open(path: str) -> dict[str, float]:
     watch = PaintWatch()
     window.tree_panel.view.viewport().installEventFilter(watch)
     window.show()
-    process_events_until(app, lambda: bool(painted))
+    process_events_until(lambda: bool(painted))
     growth = rss_mb() - before  # before the first tensor's values arrive
     assert EMBEDDING in window.document.tree.tensors
-    process_events_until(app, lambda: window.panels_built)
+    process_events_until(lambda: window.panels_built)
     panels = time.perf_counter() - START
     window.wait_idle(60_000)
     ready: list[float] = []
     window.document.tree_changed.connect(lambda _tree: ready.append(time.perf_counter()))
     start = time.perf_counter()
     window.open_source(path)
-    process_events_until(app, lambda: bool(ready))
+    process_events_until(lambda: bool(ready))
     close_window(window)
     return {
         "seconds": painted[0],
@@ -288,7 +288,7 @@ def measure_window_heatmap(path: str) -> dict[str, float]:
     panel shows it and its view has painted since."""
     from PySide6.QtCore import QEvent, QObject
 
-    app, window = offscreen_window()
+    _app, window = offscreen_window()
     window.open_source_now(path)
     window.document.select("ln_f.bias")  # away from the first tensor (the embedding)
     window.wait_idle(60_000)
@@ -323,7 +323,7 @@ def measure_window_heatmap(path: str) -> dict[str, float]:
             and any(t >= shown[0] for t in painted)
         )
 
-    process_events_until(app, drawn)  # returns once that paint has finished
+    process_events_until(drawn)  # returns once that paint has finished
     seconds = time.perf_counter() - start
     assert panel.view.image.image.shape[0] <= 1024
     close_window(window)

@@ -3,6 +3,7 @@ later, show what the document already had open and selected."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -55,7 +56,7 @@ wait_for_workers()
         capture_output=True,
         text=True,
         timeout=120,
-        env={**__import__("os").environ, "QT_QPA_PLATFORM": "offscreen"},
+        env={**os.environ, "QT_QPA_PLATFORM": "offscreen"},
     )
     assert out.returncode == 0, out.stderr
     rows, pg_before, built_before, pg_after, shown, stats, controls, *tabs = out.stdout.split()
