@@ -19,9 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from .describe import format_shape
 from .errors import UnknownPathError
 from .tasks import run_to_end
+from .text import shape_text
 from .tree import ModuleTree, TensorNode
 
 CHUNK = 1 << 22  # elements per step: the points where progress is reported
@@ -176,7 +176,7 @@ class Comparison:
             lines.append("Shape changes (A -> B):")
             lines += _table(
                 [
-                    (c.path, f"{format_shape(c.shape_a)} -> {format_shape(c.shape_b)}")
+                    (c.path, f"{shape_text(c.shape_a)} -> {shape_text(c.shape_b)}")
                     for c in self.shape_changes
                 ]
             )
@@ -192,7 +192,7 @@ class Comparison:
                 + [
                     (
                         c.path,
-                        format_shape(c.shape_a),
+                        shape_text(c.shape_a),
                         _number(c.relative_change),
                         _number(c.max_abs_diff),
                     )
@@ -322,7 +322,7 @@ def _number(x: float | None) -> str:
 
 
 def _shape_dtype(node: TensorNode) -> tuple[str, str]:
-    return format_shape(node.shape), node.dtype
+    return shape_text(node.shape), node.dtype
 
 
 def _table(rows: list[tuple[str, ...]]) -> list[str]:

@@ -91,10 +91,6 @@ def _grad_entry(t: TensorNode, uses: Sequence[Any] | None) -> dict[str, Any] | N
 # -- text summary ---------------------------------------------------------------------------
 
 
-def format_shape(shape: Sequence[int]) -> str:
-    return "x".join(str(s) for s in shape) if shape else "scalar"
-
-
 def format_count(n: int) -> str:
     if n < 10_000:
         return str(n)

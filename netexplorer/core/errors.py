@@ -13,7 +13,18 @@ class SourceError(NetExplorerError):
 
 
 class UntrustedPickleError(SourceError):
-    """Opening the file would run code from it; the user has not said they trust it."""
+    """Opening the file would run code from it; the user has not said they trust it.
+
+    `globals_needed` names the Python callables its pickle calls (`posix.system`,
+    `torch.nn.modules.linear.Linear`); `compiled_code` is true for TorchScript, whose
+    archive carries code of its own. The app's trust question shows both."""
+
+    def __init__(
+        self, message: str, *, globals_needed: tuple[str, ...] = (), compiled_code: bool = False
+    ) -> None:
+        super().__init__(message)
+        self.globals_needed = tuple(globals_needed)
+        self.compiled_code = compiled_code
 
 
 class UnknownPathError(NetExplorerError):

@@ -46,6 +46,7 @@ from typing import Any, TypeVar
 
 from .calls import CallRecorder, ModuleCall, iter_tensors
 from .inputs import InputSpec
+from .text import shape_text
 from .tree import ModuleNode, ModuleTree
 
 INPUT_ID = "input"
@@ -102,7 +103,7 @@ class GraphNode:
     def label_lines(self) -> list[str]:
         """What a node shows: type, then where it is (and which call, in a loop)."""
         if self.kind in (INPUT, OUTPUT):
-            return [self.kind, *(_shape_text(s) for s in self.shapes[:1])]
+            return [self.kind, *(shape_text(s, "compact") for s in self.shapes[:1])]
         where = self.path or "(model)"
         if self.calls_at_site > 1:
             where += f"  [{(self.call or 0) + 1}/{self.calls_at_site}]"
@@ -424,10 +425,6 @@ def tensor_label(kind: str, path_a: str, path_b: str, module_a: str, module_b: s
     if module_a and path_a.startswith(module_a + "."):
         return path_a[len(module_a) + 1 :]
     return path_a
-
-
-def _shape_text(shape: tuple[int, ...]) -> str:
-    return "×".join(str(s) for s in shape) if shape else "scalar"
 
 
 # -- building -------------------------------------------------------------------------------

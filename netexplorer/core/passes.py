@@ -39,6 +39,7 @@ from .display import sum_mismatch
 from .errors import PassError, UnknownPathError
 from .handles import TorchHandle
 from .inputs import InputSpec
+from .text import first_line, shape_text
 from .tree import ModuleTree
 
 LOSSES = ("sum", "mse", "cross_entropy")
@@ -204,22 +205,12 @@ def compute_loss(loss_name: str, output: torch.Tensor, target: torch.Tensor | No
     if loss_name == "mse":
         return F.mse_loss(output, target)
     if output.dim() < 2 or output.shape[-1] < 2:
-        shape = "x".join(str(s) for s in output.shape) or "a scalar"
+        shape = shape_text(output.shape) if output.dim() else "a scalar"
         raise PassError(
             "cross-entropy needs a classifier-shaped output (a batch of scores with at least "
             f"2 classes in the last dimension); this output is {shape}: use the sum or MSE loss"
         )
     return F.cross_entropy(output.reshape(-1, output.shape[-1]), target.reshape(-1))
-
-
-def _shape_text(t: torch.Tensor) -> str:
-    return "x".join(str(s) for s in t.shape) or "scalar"
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    line = text.splitlines()[0].strip() if text else ""
-    return f"{type(exc).__name__}: {line}" if line else type(exc).__name__
 
 
 # -- the engine -----------------------------------------------------------------------------
@@ -553,7 +544,7 @@ class PassEngine:
             if loss.numel() != 1:
                 raise PassError(
                     f"the loss must be one number, but the {name} is a tensor of shape "
-                    f"{_shape_text(loss)}; reduce it (for example with .sum() or .mean())"
+                    f"{shape_text(loss.shape)}; reduce it (for example with .sum() or .mean())"
                 )
             if required:
                 self._check_loss(loss, output, name)
@@ -564,8 +555,8 @@ class PassEngine:
                 raise
             return None, str(exc)
         except Exception as exc:
-            message = f"the {name} failed on an output of shape {_shape_text(output)}: "
-            message += _first_line(exc)
+            message = f"the {name} failed on an output of shape {shape_text(output.shape)}: "
+            message += first_line(exc, with_type=True)
             if required:
                 raise PassError(message) from exc
             return None, message
@@ -625,8 +616,8 @@ class PassEngine:
                 if isinstance(exc, PassError):
                     raise
                 raise PassError(
-                    f"backward failed: {_first_line(exc)}; the gradients are left as they were "
-                    "before this pass"
+                    f"backward failed: {first_line(exc, with_type=True)}; the gradients are "
+                    "left as they were before this pass"
                 ) from exc
         if fw.tracker is not None:
             tracker = fw.tracker
@@ -663,7 +654,7 @@ class PassEngine:
         if isinstance(exc, PassError):
             return str(exc)
         module, site, where = self._module_at_fault(exc, calls)
-        message = f"forward pass failed in {where}: {_first_line(exc)}"
+        message = f"forward pass failed in {where}: {first_line(exc, with_type=True)}"
         message += f"; the input was {self.input_spec.describe()}"
         node = self.tree.modules.get(site) if site is not None else None
         hint = _expectation(module, node.access if node is not None else "it")
@@ -735,8 +726,8 @@ class PassEngine:
             optimizer.step()
         except Exception as exc:
             raise PassError(
-                f"the {self.optimizer_name} step failed: {_first_line(exc)}; parameters may "
-                "be partly updated"
+                f"the {self.optimizer_name} step failed: {first_line(exc, with_type=True)}; "
+                "parameters may be partly updated"
             ) from exc
         self.steps_taken += 1
         return ""

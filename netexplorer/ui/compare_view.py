@@ -36,12 +36,12 @@ from PySide6.QtWidgets import (
 
 from ..core.compare import Comparison, TensorComparison, compare_keys, iter_compare
 from ..core.display import DisplayArray, display_array
+from ..core.text import shape_text
 from ..core.tree import ModuleTree
 from .document import Document
 from .heatmap_panel import TitledHeatmap
 from .opening import display_name
 from .progress import ProgressBar
-from .tree_view import shape_text
 from .workers import GUI_THREAD_ELEMENTS, TaskRunner
 
 KEY, SHAPE_A, SHAPE_B, DTYPE, CHANGE, MAX_DIFF = range(6)
@@ -159,9 +159,9 @@ class ComparisonModel(QAbstractTableModel):
         if column == KEY:
             return row.key
         if column == SHAPE_A:
-            return "—" if row.shape_a is None else shape_text(row.shape_a)
+            return "—" if row.shape_a is None else shape_text(row.shape_a, "pretty")
         if column == SHAPE_B:
-            return "—" if row.shape_b is None else shape_text(row.shape_b)
+            return "—" if row.shape_b is None else shape_text(row.shape_b, "pretty")
         if column == DTYPE:
             a, b = row.dtype_a, row.dtype_b
             return a if b is None else b if a is None or a == b else f"{a} → {b}"
@@ -203,8 +203,8 @@ class ComparisonModel(QAbstractTableModel):
             return f"{row.path_b} is in B only: A has no tensor under this key"
         if row.kind == "shape":
             return (
-                f"{row.key}: shape {shape_text(row.shape_a)} in A, {shape_text(row.shape_b)} "
-                "in B; there is no difference to draw"
+                f"{row.key}: shape {shape_text(row.shape_a, 'pretty')} in A, "
+                f"{shape_text(row.shape_b, 'pretty')} in B; there is no difference to draw"
             )
         return f"{row.key}: select to draw B − A"
 
@@ -410,8 +410,8 @@ class CompareView(QWidget):
         elif row.kind == "shape":
             self._show_message(
                 caption,
-                f"The shape changed from {shape_text(row.shape_a)} in A to "
-                f"{shape_text(row.shape_b)} in B: there is no element-wise difference",
+                f"The shape changed from {shape_text(row.shape_a, 'pretty')} in A to "
+                f"{shape_text(row.shape_b, 'pretty')} in B: there is no element-wise difference",
             )
         elif row.entry is None or math.prod(row.entry.shape_a) <= GUI_THREAD_ELEMENTS:
             self._on_difference(difference_task(self.comparison, row.key))

@@ -11,10 +11,10 @@ from PySide6.QtSvg import QSvgGenerator
 
 from ..core.display import display_array
 from ..core.errors import NetExplorerError
+from ..core.text import shape_text
 from ..core.tree import ModuleNode, ModuleTree
 from .heatmap import HeatmapView
 from .plotting import pg
-from .tree_view import shape_text
 
 EXPORT_SIZE = (900, 720)
 FORMATS = {".png": "PNG image", ".svg": "SVG drawing"}
@@ -65,7 +65,7 @@ def heatmap_for(tree: ModuleTree, path: str) -> HeatmapView:
     if not tensor.handle.has_values:
         raise NetExplorerError(f"{tensor.path} has no values (a meta tensor): nothing to draw")
     values = tensor.handle.array()
-    view = HeatmapView(title=f"{tensor.path}   {shape_text(tensor.shape)} {tensor.dtype}")
+    view = HeatmapView(title=f"{tensor.path}   {shape_text(tensor.shape, 'pretty')} {tensor.dtype}")
     view.resize(*EXPORT_SIZE)
     view.set_tensor(values, display_array(values))
     return view

@@ -31,6 +31,7 @@ from ..core.graph import (
     TIED_TENSOR,
     GraphNode,
 )
+from ..core.text import shape_text
 from ..core.tree import ModuleTree
 from .graph_items import (
     BOUNDS_MARGIN,
@@ -52,7 +53,6 @@ from .graph_items import (
     link_color,
     to_qrect,
 )
-from .tree_view import shape_text
 
 if TYPE_CHECKING:
     from ..core.graph import TieLink
@@ -415,7 +415,7 @@ class GraphScene(QGraphicsScene):
     def _node_tooltip(self, item: NodeItem) -> str:
         node = item.node
         if node.kind in (INPUT, OUTPUT):
-            shapes = ", ".join(shape_text(s) for s in node.shapes) or "unknown shape"
+            shapes = ", ".join(shape_text(s, "pretty") for s in node.shapes) or "unknown shape"
             return f"<b>model {node.kind}</b><br>{html.escape(shapes)}"
         lines = [f"<b>{html.escape(node.type or 'module')}</b> {html.escape(node.path or '')}"]
         if extra := self._module_lines(node):
@@ -423,7 +423,7 @@ class GraphScene(QGraphicsScene):
         if node.calls_at_site > 1:
             lines.append(f"call {(node.call or 0) + 1} of {node.calls_at_site} (a loop)")
         if node.shapes:
-            lines.append("output " + ", ".join(shape_text(s) for s in node.shapes[:3]))
+            lines.append("output " + ", ".join(shape_text(s, "pretty") for s in node.shapes[:3]))
         tensors = self.laid.node_tensors.get(node.id, ())
         if tensors:
             shown = ", ".join(tensors[:6]) + (" …" if len(tensors) > 6 else "")

@@ -30,11 +30,11 @@ from PySide6.QtWidgets import (
 )
 
 from ..core.display import display_array, symmetric_levels
+from ..core.text import shape_text
 from ..core.tree import ModuleNode, TensorNode
 from .document import Document, TensorData
 from .heatmap import HeatmapView
 from .optimizer_state import OptimizerStatePanel
-from .tree_view import shape_text
 
 USES_PER_ROW = 4
 MAX_ACTIVATIONS = 4
@@ -227,8 +227,8 @@ class HeatmapPanel(QWidget):
             self.slices.configure(tensor.shape, self._on_slice_changed)
         if not tensor.handle.has_values:
             self._show_message(
-                f"<b>{html.escape(tensor.path)}</b> {shape_text(tensor.shape)} {tensor.dtype}: "
-                "no values (a meta tensor has a shape and a dtype only)"
+                f"<b>{html.escape(tensor.path)}</b> {shape_text(tensor.shape, 'pretty')} "
+                f"{tensor.dtype}: no values (a meta tensor has a shape and a dtype only)"
             )
 
     def _on_tensor_loading(self, path: str) -> None:

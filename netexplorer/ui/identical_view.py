@@ -22,11 +22,11 @@ from PySide6.QtWidgets import (
 )
 
 from ..core.identical import IdenticalGroup, iter_identical_tensors
+from ..core.text import shape_text
 from ..core.tree import ModuleTree
 from .document import Document
 from .opening import display_name
 from .progress import ProgressBar
-from .tree_view import shape_text
 from .workers import TaskRunner
 
 PATH_ROLE = Qt.ItemDataRole.UserRole
@@ -131,7 +131,11 @@ class IdenticalTensorsDialog(QDialog):
         for group in groups:
             kind = "probable tie" if group.probable_tie else "constant tensors"
             item = QTreeWidgetItem(
-                [f"{kind} · {len(group.paths)} tensors", shape_text(group.shape), group.dtype]
+                [
+                    f"{kind} · {len(group.paths)} tensors",
+                    shape_text(group.shape, "pretty"),
+                    group.dtype,
+                ]
             )
             color = TIE_COLOR if group.probable_tie else CONSTANT_COLOR
             item.setForeground(0, QBrush(color))

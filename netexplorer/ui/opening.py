@@ -82,13 +82,11 @@ class RecentSources:
 
 
 def code_it_runs(error: UntrustedPickleError) -> list[str]:
-    """What the refused file wants to run, from the reader's message: the Python globals its
-    pickle names, or TorchScript's compiled code."""
-    message = str(error)
-    named = re.search(r"needs code to load \((.*?)\), and loading", message)
-    if named:
-        return [name.strip() for name in named.group(1).split(",") if name.strip()]
-    if "TorchScript" in message:
+    """What the refused file wants to run: the Python globals its pickle names, or
+    TorchScript's compiled code."""
+    if error.globals_needed:
+        return list(error.globals_needed)
+    if error.compiled_code:
         return ["compiled TorchScript code (its methods run when the archive loads)"]
     return []
 

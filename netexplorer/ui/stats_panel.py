@@ -24,12 +24,12 @@ from PySide6.QtWidgets import (
 from ..core.describe import format_count, module_label
 from ..core.display import TensorStats, iter_tensor_stats
 from ..core.tasks import run_to_end
+from ..core.text import shape_text
 from ..core.tree import ModuleNode, ModuleTree, TensorNode
 from .document import Document, TensorData
 from .heatmap import format_value
 from .metadata_view import metadata_rows
 from .plotting import pg
-from .tree_view import shape_text
 from .workers import GUI_THREAD_ELEMENTS, TaskRunner
 
 LIVE_STATS_MS = 250
@@ -178,7 +178,7 @@ class DetailsPanel(QScrollArea):
     def _show_tensor(self, tree: ModuleTree, t: TensorNode) -> None:
         self.heading.setText(f"<b>{html.escape(t.path)}</b>")
         self._fact("Kind", t.kind + ("" if t.requires_grad else " (requires_grad=False)"))
-        self._fact("Shape", shape_text(t.shape))
+        self._fact("Shape", shape_text(t.shape, "pretty"))
         self._fact("Dtype", t.dtype)
         self._fact("Elements", f"{t.numel:,}")
         partners = tree.tie_partners(t.path)

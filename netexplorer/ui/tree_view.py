@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
 
 from ..core.describe import format_count, module_label
 from ..core.errors import UnknownPathError
+from ..core.text import shape_text
 from ..core.tree import ModuleNode, ModuleTree, Node, TensorNode
 from .document import Document
 from .icons import alias_icon, kind_icon, tie_color, tie_icon
@@ -41,10 +42,6 @@ PATH_ROLE = Qt.ItemDataRole.UserRole + 1
 HIGHLIGHT_ALPHA = 90
 
 _Index = QModelIndex | QPersistentModelIndex
-
-
-def shape_text(shape: tuple[int, ...]) -> str:
-    return " × ".join(str(s) for s in shape) if shape else "scalar"
 
 
 def ties_text(tree: ModuleTree, node: Node) -> str:
@@ -261,7 +258,7 @@ class ModuleTreeModel(QAbstractItemModel):
                 return node.dtype if node.kind == "parameter" else f"buffer {node.dtype}"
             return node.type_name
         if column == SHAPE:
-            return shape_text(node.shape) if isinstance(node, TensorNode) else None
+            return shape_text(node.shape, "pretty") if isinstance(node, TensorNode) else None
         if column == PARAMS:
             count = node.numel if isinstance(node, TensorNode) else node.parameter_count
             return format_count(count) if count else ""
@@ -290,7 +287,7 @@ class ModuleTreeModel(QAbstractItemModel):
         if column == TIES:
             return ties_tooltip(tree, node) or None
         if isinstance(node, TensorNode):
-            return f"{node.path}\n{node.access}\n{shape_text(node.shape)} {node.dtype}"
+            return f"{node.path}\n{node.access}\n{shape_text(node.shape, 'pretty')} {node.dtype}"
         label = module_label(node)
         return f"{node.path or '(root)'}\n{node.access}" + (f"\n{label}" if label else "")
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from ..errors import SourceError
 from ..tree import ModuleTree
 from .base import OpenOptions, Reader
 from .examples import ExampleReader
@@ -13,28 +12,42 @@ from .torch_file import TorchFileReader
 from .torchscript import TorchScriptReader
 from .unknown import UnknownSourceReader
 
-# The first reader that can read a source reads it. Adding a format: one file, one line here.
-READERS: list[Reader] = [
-    ExampleReader(),
-    FactoryReader(),
-    SafetensorsReader(),
-    HuggingFaceFolderReader(),
-    TorchScriptReader(),
-    TorchFileReader(),
-    UnknownSourceReader(),  # last: explains why nothing else could read the source
-]
+_READERS: list[Reader] = []
+_FALLBACK: Reader = UnknownSourceReader()  # last: explains why nothing else could read it
+
+
+def register(reader: Reader) -> Reader:
+    """Add a reader; the first registered reader that can read a source reads it. Adding a
+    format is one file and one call here."""
+    wanted = ("name", "title", "file_patterns", "can_read", "read")
+    missing = [a for a in wanted if not hasattr(reader, a)]
+    if missing:
+        raise TypeError(f"{type(reader).__name__} is not a Reader: it lacks {', '.join(missing)}")
+    _READERS.append(reader)
+    return reader
+
+
+def readers() -> list[Reader]:
+    """Every reader in the order they are asked, the fallback last."""
+    return [*_READERS, _FALLBACK]
+
+
+register(ExampleReader())
+register(FactoryReader())
+register(SafetensorsReader())
+register(HuggingFaceFolderReader())
+register(TorchScriptReader())
+register(TorchFileReader())
+
+
+def reader_for(spec: str) -> Reader:
+    """The reader that opens `spec`."""
+    return next(reader for reader in readers() if reader.can_read(spec))
 
 
 def open_source(spec: str, options: OpenOptions | None = None) -> ModuleTree:
     """Open `spec` (example:NAME, a checkpoint file or folder, pkg.module:factory)."""
-    options = options or OpenOptions()
-    for reader in READERS:
-        if reader.can_read(spec):
-            return reader.read(spec, options)
-    raise SourceError(
-        f"cannot open {spec!r}: not an example (example:NAME), a checkpoint file or folder, "
-        "or a pkg.module:factory"
-    )
+    return reader_for(spec).read(spec, options or OpenOptions())
 
 
-__all__ = ["READERS", "OpenOptions", "Reader", "open_source"]
+__all__ = ["OpenOptions", "Reader", "open_source", "reader_for", "readers", "register"]

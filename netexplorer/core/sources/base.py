@@ -37,7 +37,12 @@ class OpenOptions:
 
 
 class Reader(Protocol):
-    name: str
+    """One checkpoint format (or other kind of source). Register an instance with
+    `sources.register`."""
+
+    name: str  # short, stable: the JSON's metadata.reader
+    title: str  # for people: file dialogs, messages
+    file_patterns: tuple[str, ...]  # glob patterns for file dialogs; () for non-files
 
     def can_read(self, spec: str) -> bool:
         """Whether this reader handles `spec` (cheap: no full read)."""

@@ -12,6 +12,8 @@ PREFIX = "example:"
 
 class ExampleReader:
     name = "example"
+    title = "Built-in examples (example:NAME)"
+    file_patterns: tuple[str, ...] = ()
 
     def can_read(self, spec: str) -> bool:
         return spec.startswith(PREFIX)

@@ -18,6 +18,7 @@ from typing import Any
 
 from ..errors import SourceError
 from ..handles import TensorHandle, TorchHandle
+from ..text import first_line
 from ..tree import ModuleTree, tree_from_module
 from .base import OpenOptions
 
@@ -32,6 +33,8 @@ def is_factory_spec(spec: str) -> bool:
 
 class FactoryReader:
     name = "factory"
+    title = "Python factories (pkg.module:function)"
+    file_patterns: tuple[str, ...] = ()
 
     def can_read(self, spec: str) -> bool:
         return is_factory_spec(spec)
@@ -91,8 +94,7 @@ def build_model(spec: str, options: OpenOptions) -> Any:
 
 
 def _one_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    text = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+    text = first_line(exc, with_type=True)
     return text if len(text) <= 200 else text[:197] + "..."
 
 

@@ -113,11 +113,11 @@ def file_dialog_filters() -> list[str]:
     """Filters for a file dialog, from every reader that declares `title` and
     `file_patterns`: all checkpoint files first, each format, then all files. (Folders, such
     as a Hugging Face model folder, need a folder dialog.)"""
-    from . import READERS  # here, not at the top: READERS is built from the reader modules
+    from . import readers  # here, not at the top: the registry imports the reader modules
 
     filters, patterns = [], []
-    for reader in READERS:
-        own = getattr(reader, "file_patterns", ())
+    for reader in readers():
+        own = reader.file_patterns
         if own:
             filters.append(f"{reader.title} ({' '.join(own)})")
             patterns += [p for p in own if p not in patterns]

@@ -14,6 +14,7 @@ from typing import Any
 
 from ..errors import SourceError
 from ..handles import TensorHandle
+from ..text import first_line
 from ..tree import ModuleTree, tree_from_entries
 from .base import OpenOptions
 from .checkpoint import read_checkpoint
@@ -60,6 +61,8 @@ def find_weights(folder: str) -> str | None:
 
 class HuggingFaceFolderReader:
     name = "huggingface"
+    title = "Hugging Face model folders"
+    file_patterns: tuple[str, ...] = ()  # a folder: opened with File ▸ Open folder
 
     def can_read(self, spec: str) -> bool:
         return os.path.isdir(spec) and find_weights(spec) is not None
@@ -103,7 +106,7 @@ def _sharded(
             index = json.load(f)
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise SourceError(
-            f"cannot open {index_path}: not a valid index ({_first_line(exc)}); download it again"
+            f"cannot open {index_path}: not a valid index ({first_line(exc)}); download it again"
         ) from None
     weight_map = index.get("weight_map") if isinstance(index, dict) else None
     if not isinstance(weight_map, dict) or not all(
@@ -151,9 +154,4 @@ def _config(folder: str) -> dict[str, Any]:
         with open(path, encoding="utf-8") as f:
             return {"config": json_safe(json.load(f))}
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        return {"config": f"unreadable config.json: {_first_line(exc)}"}
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
+        return {"config": f"unreadable config.json: {first_line(exc)}"}

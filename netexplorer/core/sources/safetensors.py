@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import SourceError
 from ..handles import ITEMSIZE, TensorHandle, decode_raw, raw_view_dtype
+from ..text import first_line
 
 if TYPE_CHECKING:  # numpy loads when values are first read, not to list a file's tensors
     import numpy as np
@@ -100,7 +101,7 @@ def read_header(path: str) -> Header:
     try:
         header = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise _invalid(path, f"the header is not valid JSON ({_first_line(exc)})") from None
+        raise _invalid(path, f"the header is not valid JSON ({first_line(exc)})") from None
     except RecursionError:
         raise _invalid(path, "the header JSON is nested too deeply") from None
     if not isinstance(header, dict):
@@ -155,10 +156,6 @@ def _invalid(path: str, problem: str) -> SourceError:
     return SourceError(
         f"cannot open {path}: not a valid safetensors file: {problem}; save or download it again"
     )
-
-
-def _first_line(exc: Exception) -> str:
-    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
 class SafetensorsHandle(TensorHandle):

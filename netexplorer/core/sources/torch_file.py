@@ -97,9 +97,10 @@ def load_torch_object(path: str, trust: bool) -> tuple[Any, str]:
     except pickle.UnpicklingError as exc:
         globals_needed = re.findall(r"GLOBAL ([\w.]+)", str(exc))
         if globals_needed and not trust:
-            needs = ", ".join(dict.fromkeys(globals_needed))
+            named = tuple(dict.fromkeys(globals_needed))
             raise UntrustedPickleError(
-                untrusted_message(path, f"needs code to load ({needs})")
+                untrusted_message(path, f"needs code to load ({', '.join(named)})"),
+                globals_needed=named,
             ) from None
         raise _unreadable(path, exc) from None
     # corrupt archives raise RuntimeError, EOFError, KeyError, ...; a trusted pickle's own
@@ -107,7 +108,8 @@ def load_torch_object(path: str, trust: bool) -> tuple[Any, str]:
     except (Exception, SystemExit) as exc:
         if "TorchScript" in str(exc) and not trust:
             raise UntrustedPickleError(
-                untrusted_message(path, "is a TorchScript archive (compiled code)")
+                untrusted_message(path, "is a TorchScript archive (compiled code)"),
+                compiled_code=True,
             ) from None
         raise _unreadable(path, exc) from None
     return obj, FORMAT_NAMES.get(kind, FORMAT_NAMES["torch-zip"])

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from ..errors import SourceError, UntrustedPickleError
+from ..text import first_line
 from ..tree import ModuleTree, tree_from_module
 from .base import OpenOptions
 from .files import check_file, sniff
@@ -31,7 +32,8 @@ class TorchScriptReader:
         check_file(spec)
         if not options.trust:
             raise UntrustedPickleError(
-                untrusted_message(spec, "is a TorchScript archive (compiled code)")
+                untrusted_message(spec, "is a TorchScript archive (compiled code)"),
+                compiled_code=True,
             )
         options.report(0.0, f"loading TorchScript {spec}")
         import torch
@@ -41,8 +43,7 @@ class TorchScriptReader:
                 warnings.simplefilter("ignore")  # its deprecation notice is not the user's concern
                 module = torch.jit.load(spec, map_location="cpu")
         except Exception as exc:
-            lines = str(exc).strip().splitlines()
-            detail = lines[0] if lines else type(exc).__name__
+            detail = first_line(exc)
             raise SourceError(
                 f"cannot open {spec}: not a readable TorchScript archive ({detail}); it may be "
                 "damaged: save it again"

@@ -14,6 +14,8 @@ from .hf_folder import STANDARD_WEIGHTS, weight_files
 
 class UnknownSourceReader:
     name = "unknown"
+    title = "Anything else (explains why it cannot be opened)"
+    file_patterns: tuple[str, ...] = ()
 
     def can_read(self, spec: str) -> bool:
         return True

@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 from checkpoint_builders import build_every_format
 
-from netexplorer.core.sources import READERS
+from netexplorer.core.sources import reader_for as chosen_reader
 from netexplorer.core.sources.files import file_dialog_filters, sniff
 
 
 def reader_for(spec: str) -> str:
-    return next(r.name for r in READERS if r.can_read(spec))
+    return chosen_reader(spec).name
 
 
 @pytest.fixture(scope="module")
@@ -49,3 +49,19 @@ def test_file_dialog_filters():
     assert "safetensors (*.safetensors)" in filters
     assert any(f.startswith("PyTorch files (") and "*.bin" in f for f in filters)
     assert filters[-1] == "All files (*)"
+
+
+def test_every_reader_declares_the_whole_protocol():
+    from netexplorer.core.sources import readers, register
+
+    for reader in readers():
+        assert reader.name and reader.title and isinstance(reader.file_patterns, tuple)
+
+    class Incomplete:
+        name = "half"
+
+        def can_read(self, spec):
+            return False
+
+    with pytest.raises(TypeError, match="lacks title, file_patterns, read"):
+        register(Incomplete())
