@@ -14,8 +14,9 @@ from __future__ import annotations
 import difflib
 import keyword
 import math
+import weakref
 from collections.abc import Hashable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 from typing import Any
 
 from .errors import UnknownPathError
@@ -40,8 +41,11 @@ class TensorNode:
     handle: TensorHandle
     requires_grad: bool
     access: str
-    module: ModuleNode | None = None
+    module: InitVar[ModuleNode | None] = None  # the owner; held weakly (see _weak_parent)
     tie: int | None = None  # id of its tie group, if the tensor is reached from several paths
+
+    def __post_init__(self, module: ModuleNode | None) -> None:
+        self._module = _weak(module)
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -67,13 +71,16 @@ class ModuleNode:
     type_name: str
     extra_repr: str
     access: str
-    parent: ModuleNode | None = None
+    parent: InitVar[ModuleNode | None] = None  # held weakly (see _weak_parent)
     children: list[ModuleNode] = field(default_factory=list)
     tensors: list[TensorNode] = field(default_factory=list)
     shared_with: list[str] = field(default_factory=list)  # other paths of the same object
     parameter_count: int = 0  # unique parameter elements in this subtree (a tie counts once)
 
     is_module = True
+
+    def __post_init__(self, parent: ModuleNode | None) -> None:
+        self._parent = _weak(parent)
 
     def walk(self) -> Iterator[ModuleNode]:
         """This module and every module below it, in state_dict order."""
@@ -89,6 +96,29 @@ class ModuleNode:
     def has_parameters(self) -> bool:
         return any(True for _ in self.walk_tensors())
 
+
+def _weak(node: ModuleNode | None) -> weakref.ReferenceType | None:
+    return None if node is None else weakref.ref(node)
+
+
+def _weak_parent(attribute: str) -> property:
+    """Links up the tree (a module's parent, a tensor's module) are weak references, so a
+    tree is a plain hierarchy without reference cycles: it is freed the moment the window
+    lets go of it, even when the garbage collector is frozen (ui/document.py) or off."""
+
+    def get(node: Any) -> ModuleNode | None:
+        ref = getattr(node, attribute)
+        return None if ref is None else ref()
+
+    def set_(node: Any, value: ModuleNode | None) -> None:
+        setattr(node, attribute, _weak(value))
+
+    return property(get, set_)
+
+
+# set after @dataclass, which takes the class attributes of its fields as their defaults
+ModuleNode.parent = _weak_parent("_parent")  # type: ignore[assignment]
+TensorNode.module = _weak_parent("_module")  # type: ignore[assignment]
 
 Node = ModuleNode | TensorNode
 
