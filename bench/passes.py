@@ -46,9 +46,9 @@ def make_engine(record: bool):  # -> PassEngine
     from netexplorer.core.sources import open_source
 
     engine = PassEngine(open_source(EXAMPLE), seed=0)
-    engine.loss_name = LOSS
-    engine.optimizer_name = OPTIMIZER
-    engine.record = record
+    engine.configure(loss_name=LOSS)
+    engine.configure(optimizer_name=OPTIMIZER)
+    engine.configure(record=record)
     return engine
 
 
@@ -137,8 +137,8 @@ def measure_window_live(seconds: float = WINDOW_SECONDS) -> dict[str, float]:
     window.wait_idle()  # torch's first-step imports run in the background (session warm-up)
     session = window.document.session
     session.configure(loss_name=LOSS, optimizer_name=OPTIMIZER)
-    session.engine.backward()  # the per-use views (with their heatmaps) exist from the start
-    session.result_ready.emit(session.engine.snapshot())
+    session.run("backward")  # the per-use views (with their heatmaps) exist from the start
+    window.wait_idle()
     QTimer.singleShot(500, app.quit)  # let the new views lay out and paint once, unmeasured
     app.exec()
 

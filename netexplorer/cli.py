@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from .core.errors import NetExplorerError
+from .core.launch import LaunchRequest
 
 PROG = "netexplorer"
 VIEWS = ("tree", "heatmap", "graph")
@@ -89,56 +90,37 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def open_options(args: argparse.Namespace):  # -> OpenOptions
-    from .core.sources import OpenOptions
-
-    return OpenOptions(trust=args.trust, seed=args.seed, meta=args.meta)
-
-
-def open_tree(args: argparse.Namespace):  # -> ModuleTree
-    """Open SOURCE (or --model with --weights) as the options ask; check --select."""
-    from .core.sources import open_source
-
-    if args.model:
-        from .core.sources.factory import build_with_weights
-
-        tree = build_with_weights(args.model, args.weights, open_options(args))
-    else:
-        tree = open_source(args.source, open_options(args))
-    if args.select:
-        tree.node(args.select)  # raises UnknownPathError with suggestions
-    return tree
+def launch_request(args: argparse.Namespace) -> LaunchRequest:
+    """The typed request the parsed arguments make."""
+    return LaunchRequest(
+        source=args.source,
+        model=args.model,
+        weights=args.weights,
+        trust=args.trust,
+        seed=args.seed,
+        meta=args.meta,
+        select=args.select,
+        backward=args.backward,
+        view=args.view,
+        compare=args.compare,
+        screenshot=args.screenshot,
+        export_heatmap=args.export_heatmap,
+    )
 
 
-def run_backward(tree, args: argparse.Namespace):  # -> PassEngine | None
-    """--backward N: N forward+backward passes on the seeded input, gradients accumulating."""
-    if not args.backward:
-        return None
-    if not tree.is_live:
-        raise UsageError(
-            "--backward needs a live model: an example, a pkg.module:factory, --model with "
-            "--weights, or a TorchScript file; a checkpoint alone has no forward pass"
-        )
-    from .core.passes import PassEngine
-
-    engine = PassEngine(tree, seed=args.seed)
-    for _ in range(args.backward):
-        engine.backward()
-    return engine
-
-
-def run_printing(args: argparse.Namespace) -> int:
+def run_printing(request: LaunchRequest, summary: bool) -> int:
     from .core.describe import describe, summary_text
+    from .core.launch import open_compared, open_requested, run_backward
 
-    tree = open_tree(args)
-    engine = run_backward(tree, args)
+    tree = open_requested(request)
+    engine = run_backward(tree, request)
     comparison = None
-    if args.compare:
+    compared = open_compared(request)
+    if compared is not None:
         from .core.compare import compare_trees
-        from .core.sources import open_source
 
-        comparison = compare_trees(tree, open_source(args.compare, open_options(args)))
-    if args.summary:
+        comparison = compare_trees(tree, compared)
+    if summary:
         print(summary_text(tree))
         if comparison is not None:
             print(comparison.text())
@@ -148,7 +130,7 @@ def run_printing(args: argparse.Namespace) -> int:
         description = describe(
             tree,
             contributions=engine.contributions if engine is not None else None,
-            graph=graph_for_tree(tree, seed=args.seed).as_dict(),
+            graph=graph_for_tree(tree, seed=request.seed).as_dict(),
         )
         if comparison is not None:
             description["comparison"] = comparison.as_dict()
@@ -159,15 +141,16 @@ def run_printing(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = parse_args(argv)
+        request = launch_request(args)
         if args.summary or args.json:
-            return run_printing(args)
-        if args.export_heatmap:
+            return run_printing(request, summary=args.summary)
+        if request.export_heatmap:
             from .ui.export import export_heatmap
 
-            return export_heatmap(args)
+            return export_heatmap(request)
         from .ui.app import run_app
 
-        return run_app(args)
+        return run_app(request)
     except NetExplorerError as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return 2

@@ -70,12 +70,19 @@ class CallRecorder:
     """`with CallRecorder(tree) as rec: module(x)`; then `rec.calls`.
 
     `keep_io=True` records input and output tensor ids (and keeps the tensors alive until
-    `clear()`), which the graph needs and the pass engine does not."""
+    `clear()`), which the graph needs and the pass engine does not. `paths` (id(module) ->
+    its paths, as `module_paths` makes them) saves finding them again."""
 
-    def __init__(self, tree: ModuleTree, *, keep_io: bool = False) -> None:
+    def __init__(
+        self,
+        tree: ModuleTree,
+        *,
+        keep_io: bool = False,
+        paths: dict[int, list[str]] | None = None,
+    ) -> None:
         self.tree = tree
         self.keep_io = keep_io
-        self._paths = module_paths(tree)
+        self._paths = module_paths(tree) if paths is None else paths
         self._handles: list[Any] = []
         self.calls: list[ModuleCall] = []
         self.stack: list[ModuleCall] = []

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtWidgets import QApplication
 
 from .main_window import MainWindow
 from .workers import wait_for_workers
+
+if TYPE_CHECKING:
+    from ..core.launch import LaunchRequest
 
 SCREENSHOT_SIZE = (1640, 980)
 
@@ -37,53 +39,37 @@ def save_screenshot(window: MainWindow, path: str) -> None:
     window.grab().save(str(Path(path)))
 
 
-def run_app(args: argparse.Namespace) -> int:
-    from ..cli import open_tree
+def run_app(request: LaunchRequest) -> int:
+    """The window, as the request asks: open, select, run passes, then show (or draw a
+    screenshot and exit)."""
+    from ..core.launch import open_compared, open_requested
 
     app = make_app()
     # a bad source exits 2 before any window (and any worker of one) exists
-    tree = open_tree(args) if args.source or args.model else None
-    compared = None
-    if args.compare:  # B too: a bad file exits 2 before the window exists
-        from ..cli import open_options
-        from ..core.sources import open_source
-
-        compared = open_source(args.compare, open_options(args))
-    window = MainWindow(seed=args.seed)
+    tree = open_requested(request) if request.opens_something else None
+    compared = open_compared(request)  # B too: a bad file exits 2 before the window exists
+    window = MainWindow(seed=request.seed)
     if tree is not None:
         window.set_tree(tree)
     if compared is not None:  # the relative changes compute in a worker
         window.checkpoint_actions.compare_with_tree(compared)
-    if args.backward:
-        run_backward_passes(window, args.backward)
-    if args.select:
-        window.document.select(args.select)
-    if args.view:
-        window.set_view(args.view)
-    if args.screenshot:
-        save_screenshot(window, args.screenshot)
+    if request.backward:  # through the session, as the Backward button does
+        window.document.session.run("backward", times=request.backward)
+    if request.select:
+        window.document.select(request.select)
+    if request.view:
+        window.set_view(request.view)
+    if request.screenshot:
+        save_screenshot(window, request.screenshot)
         window.close()
         wait_for_workers()  # a worker must not outlive the objects its signals belong to
         return 0
-    if args.source and os.path.exists(args.source):  # Open recent lists it, as if from File ▸ Open
-        window.checkpoint_actions.recent.add(args.source)
+    if request.source and os.path.exists(request.source):  # Open recent lists it
+        window.checkpoint_actions.recent.add(request.source)
     window.show()
     status = app.exec()
     wait_for_workers()
     return status
-
-
-def run_backward_passes(window: MainWindow, n: int) -> None:
-    """--backward N in the window: N forward+backward passes before it shows."""
-    from ..cli import UsageError
-
-    session = window.document.session
-    if session.engine is None:
-        raise UsageError(f"--backward needs a live model: {session.unavailable_reason}")
-    for _ in range(n):
-        result = session.engine.backward()
-    session.result_ready.emit(result)  # the tree's gradient column and the controls
-    window.document.refresh_tensor()
 
 
 def show_module(net: Any, *, select: str | None = None, block: bool | None = None) -> MainWindow:

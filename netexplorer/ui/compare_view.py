@@ -294,7 +294,7 @@ class CompareView(QWidget):
 
     @property
     def busy(self) -> bool:
-        return self.runner.busy or self.diff_runner.busy
+        return self.runner.pending or self.diff_runner.pending
 
     # -- starting ---------------------------------------------------------------------------
 

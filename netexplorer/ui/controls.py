@@ -4,8 +4,6 @@ live loss curve."""
 
 from __future__ import annotations
 
-import html
-
 import numpy as np
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence
@@ -24,8 +22,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ..core.errors import NetExplorerError
 from ..core.inputs import DISTRIBUTIONS, InputSpec
 from .document import Document
+from .pass_state import Phase, status_html
 from .plotting import pg
 
 LOSS_LABELS = {
@@ -106,6 +106,10 @@ class PassControls(QWidget):
         self.seed.setPrefix("seed ")
         self.seed.setToolTip("Seed of the input batch and the loss target")
 
+        self.input_error = QLabel(self)  # a shape that cannot be read, next to its field
+        self.input_error.setStyleSheet("color: #c0392b;")
+        self.input_error.setVisible(False)
+
         settings = QGridLayout()
         settings.addWidget(QLabel("Loss", self), 0, 0)
         settings.addWidget(self.loss, 0, 1)
@@ -118,6 +122,7 @@ class PassControls(QWidget):
         input_row = QHBoxLayout()
         for w in (self.shape, self.distribution, self.high, self.seed):
             input_row.addWidget(w)
+        input_row.addWidget(self.input_error)
         input_row.addStretch(1)
         settings.addLayout(input_row, 1, 1, 1, 6)
         settings.setColumnStretch(7, 1)
@@ -162,12 +167,12 @@ class PassControls(QWidget):
         self.distribution.currentIndexChanged.connect(self._on_input_changed)
         self.high.valueChanged.connect(self._on_input_changed)
         self.seed.valueChanged.connect(self._on_settings_changed)
+        state = self.session.state
         self.session.engine_changed.connect(self._on_engine_changed)
-        self.session.busy_changed.connect(self._sync_enabled)
-        self.session.training_changed.connect(self._on_training_changed)
-        self.session.losses_added.connect(self._on_losses_added)
-        self.session.failed.connect(self._on_failed)
-        document.pass_result.connect(self._on_result)
+        self.session.losses_added.connect(self._add_points)
+        state.phase_changed.connect(self._render)
+        state.holdings_changed.connect(self._render)
+        state.result_changed.connect(self._on_result_changed)
         self._syncing = False
         self._on_engine_changed()
 
@@ -175,70 +180,68 @@ class PassControls(QWidget):
 
     def trigger(self, name: str) -> None:
         """What a button or its shortcut does."""
-        if self.session.engine is None:
-            return
         if name == "train":
-            if self.session.training:
+            if self.session.state.training:
                 self.session.stop()
             else:
                 self.session.train()
-            return
-        if self.session.run(name):
-            self.status.setText(f"Running {self.actions[name].text().lower()}…")
+        else:
+            self.session.run(name)
 
-    # -- session -> controls ----------------------------------------------------------------
+    # -- state -> controls ------------------------------------------------------------------
 
     def _on_engine_changed(self) -> None:
         engine = self.session.engine
         self._steps, self._losses = [], []
         self.curve.setSymbol("o")
         self.curve.setData([], [])
-        self.output.clear()
-        if engine is None:
-            self.status.setText(
-                f"<span style='color:#666'>Passes: {html.escape(self.session.unavailable_reason)}"
-                "</span>"
-            )
-        else:
+        self.curve_plot.enableAutoRange()  # not the last model's ranges
+        self.input_error.setVisible(False)
+        if engine is not None:
             self._syncing = True
             try:
-                spec = engine.input_spec
-                self.shape.setText(", ".join(str(s) for s in spec.shape))
-                self.distribution.setCurrentText(spec.distribution)
-                self.high.setValue(spec.high or 10)
-                self.seed.setValue(engine.seed)
-                self.loss.setCurrentIndex(self.loss.findData(engine.loss_name))
-                self.optimizer.setCurrentIndex(self.optimizer.findData(engine.optimizer_name))
-                self.lr.setValue(engine.effective_lr)
-                self.record.setChecked(engine.record)
+                config = engine.config
+                try:
+                    spec = engine.input_spec
+                    self.shape.setText(", ".join(str(s) for s in spec.shape))
+                    self.distribution.setCurrentText(spec.distribution)
+                    self.high.setValue(spec.high or 10)
+                except NetExplorerError as exc:  # no input to infer: say so by the field
+                    self.shape.setText("")
+                    self._show_input_error(str(exc))
+                self.seed.setValue(config.seed)
+                self.loss.setCurrentIndex(self.loss.findData(config.loss_name))
+                self.optimizer.setCurrentIndex(self.optimizer.findData(config.optimizer_name))
+                self.lr.setValue(config.effective_lr)
+                self.record.setChecked(config.record)
             finally:
                 self._syncing = False
-            self.status.setText(
-                f"Input <code>{html.escape(spec.describe())}</code>. Press Forward (F5) or "
-                "Backward (F6)."
-            )
-        self._sync_enabled()
+        self._on_result_changed(self.session.state.result)
+        self._render()
 
-    def _sync_enabled(self) -> None:
-        live = self.session.engine is not None
-        busy = self.session.busy
-        training = self.session.training
+    def _render(self, *_args: object) -> None:
+        """Status text, enabled actions and the Train/Pause button, from the pass state."""
+        state = self.session.state
+        self.status.setText(status_html(state))
+        can_act = state.can_act
+        training = state.phase is Phase.TRAINING
         for name, action in self.actions.items():
-            enabled = live and (not busy or (name == "train" and training))
+            enabled = can_act or (name == "train" and training)
             action.setEnabled(enabled)
             getattr(self, f"{name}_button").setEnabled(enabled)
+        pause = state.training
+        self.actions["train"].setText("Pause" if pause else "Train")
+        self.train_button.setText("Pause" if pause else "Train")
         for w in (self.loss, self.optimizer, self.lr, self.record, self.shape):
-            w.setEnabled(live and not busy)
+            w.setEnabled(can_act)
         for w in (self.distribution, self.high, self.seed):
-            w.setEnabled(live and not busy)
+            w.setEnabled(can_act)
         self.high.setVisible(self.distribution.currentText() == "tokens")
 
-    def _on_training_changed(self, training: bool) -> None:
-        self.actions["train"].setText("Pause" if training else "Train")
-        self.train_button.setText("Pause" if training else "Train")
-        self._sync_enabled()
-
-    def _on_result(self, result) -> None:
+    def _on_result_changed(self, result) -> None:
+        if result is None:
+            self.output.clear()
+            return
         if result.output is not None:
             lines = [f"net(X) = {format_output(result.output)}"]
             if result.output_note:
@@ -248,24 +251,6 @@ class PassControls(QWidget):
             self.output.setPlainText("\n".join(lines))
         if result.action in ("backward", "step") and result.loss is not None:
             self._add_points([(result.step, result.loss)])
-        parts = [f"step {result.step}"]
-        if result.backward_passes:
-            parts.append(
-                f"{result.backward_passes} backward pass"
-                + ("es" if result.backward_passes != 1 else "")
-                + " accumulated in .grad"
-            )
-        else:
-            parts.append(".grad is None (no backward pass since zero grad)")
-        if result.loss is not None:
-            parts.append(f"loss {result.loss:.6g}")
-        text = " · ".join(parts)
-        if result.note:
-            text += f"<br><span style='color:#a60'>{html.escape(result.note)}</span>"
-        self.status.setText(text)
-
-    def _on_losses_added(self, losses: list[tuple[int, float]]) -> None:
-        self._add_points(losses)
 
     def _add_points(self, points: list[tuple[int, float]]) -> None:
         for step, loss in points:
@@ -278,8 +263,10 @@ class PassControls(QWidget):
             self.curve.setSymbol(None)
         self.curve.setData(self._steps, self._losses)
 
-    def _on_failed(self, message: str) -> None:
-        self.status.setText(f"<span style='color:#c0392b'><b>{html.escape(message)}</b></span>")
+    def _show_input_error(self, text: str) -> None:
+        self.input_error.setText(text)
+        self.input_error.setToolTip(text)
+        self.input_error.setVisible(bool(text))
 
     # -- controls -> session ----------------------------------------------------------------
 
@@ -307,14 +294,14 @@ class PassControls(QWidget):
     def _on_input_changed(self) -> None:
         if self._syncing or self.session.engine is None:
             return
-        self._sync_enabled()
+        self.high.setVisible(self.distribution.currentText() == "tokens")
         try:
             shape = tuple(int(s) for s in self.shape.text().replace("x", ",").split(",") if s)
             distribution = self.distribution.currentText()
             high = self.high.value() if distribution == "tokens" else None
             spec = InputSpec(shape, distribution, high)
         except ValueError as exc:
-            self._on_failed(f"input: {exc}" if "shape" in str(exc) else f"input shape: {exc}")
+            self._show_input_error(f"input: {exc}" if "shape" in str(exc) else f"shape: {exc}")
             return
+        self._show_input_error("")
         self.session.configure(input_spec=spec)
-        self.status.setText(f"Input <code>{html.escape(spec.describe())}</code>")

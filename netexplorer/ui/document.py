@@ -1,14 +1,17 @@
 """The thin adapter between `core` and the widgets.
 
 `Document` owns what the window shows: the open tree, the selection, and the data of the
-selected tensor (values, display array, gradient, per-use contributions). It tells widgets
+shown tensor (values, display arrays, gradient, per-use contributions). It tells widgets
 about changes by signals, one per attribute, emitted only on a real change. Widgets never
-reach into torch objects: they render the plain data the document hands them.
+reach into torch objects: they render the plain data the document hands them. The state of
+the passes lives in the pass session's `PassState` (`document.session.state`).
 
 Where tensor data comes from:
-- a live model: the pass session's results (values and gradients copied in the worker that
-  ran the pass, or on this thread while no pass runs);
+- a live model: the pass session, which reads the watched tensor (parameter or buffer) when
+  no pass runs, and brings it with every pass result while one does;
 - a checkpoint: the tensor's lazy handle, read in a worker when it is large.
+Display arrays (and everything else derived from a large tensor) are made in a worker too,
+so the GUI thread never spends more than a few milliseconds on one tensor.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
-from ..core.display import DisplayArray, display_array, sum_mismatch
+from ..core.display import DisplayArray, display_array, sum_mismatch, symmetric_levels
 from ..core.handles import TensorHandle
 from ..core.tree import ModuleNode, ModuleTree, Node, TensorNode
 from .session import PassSession
@@ -28,7 +31,17 @@ from .workers import GUI_THREAD_ELEMENTS, TaskRunner
 
 if TYPE_CHECKING:  # both import torch, which loads only once a live model is open
     from ..core.contributions import Contribution
-    from ..core.passes import PassResult
+    from ..core.passes import PassResult, WatchedTensor
+
+
+@dataclass
+class UsesData:
+    """The per-use contributions of a shared tensor ready to draw: one display per use and
+    one of their sum, on one colour scale."""
+
+    displays: list[DisplayArray]  # one per contribution, then the sum
+    total: np.ndarray  # the sum of the contributions
+    levels: tuple[float, float]
 
 
 @dataclass
@@ -39,8 +52,11 @@ class TensorData:
     values: np.ndarray
     display: DisplayArray
     grad: np.ndarray | None = None
+    grad_display: DisplayArray | None = None
     contributions: list[Contribution] | None = None
+    uses: UsesData | None = None
     live: bool = False  # from a live model (a gradient may come)
+    kind: str = "parameter"  # or "buffer" (no gradient, ever)
     version: int = 0  # bumps with every refresh, so views can tell new data from old
 
     @property
@@ -51,10 +67,58 @@ class TensorData:
         return sum_mismatch([c.values for c in self.contributions], self.grad)
 
 
+def make_tensor_data(
+    path: str,
+    values: np.ndarray,
+    slice_index: tuple[int, ...] | None,
+    *,
+    grad: np.ndarray | None = None,
+    contributions: list[Contribution] | None = None,
+    live: bool = False,
+    kind: str = "parameter",
+) -> TensorData:
+    """Values, gradient and contributions with their display arrays (a worker task for
+    large tensors)."""
+    display = display_array(values, slice_index=slice_index)
+    grad_display = None
+    if grad is not None:
+        grad_display = display_array(grad, slice_index=display.slice_index or None)
+    uses = None
+    if contributions and grad is not None:
+        total = np.sum([c.values for c in contributions], axis=0)
+        displays = [display_array(c.values) for c in contributions] + [display_array(total)]
+        levels = symmetric_levels(np.concatenate([d.data.ravel() for d in displays]))
+        uses = UsesData(displays, total, levels)
+    return TensorData(
+        path,
+        values,
+        display,
+        grad=grad,
+        grad_display=grad_display,
+        contributions=contributions,
+        uses=uses,
+        live=live,
+        kind=kind,
+    )
+
+
 def read_tensor(path: str, handle: TensorHandle, slice_index: tuple[int, ...] | None):
     """Worker task for checkpoints: read values, make the display array."""
-    values = handle.array()
-    return TensorData(path, values, display_array(values, slice_index=slice_index))
+    return make_tensor_data(path, handle.array(), slice_index)
+
+
+def live_tensor_data(watched: WatchedTensor, slice_index: tuple[int, ...] | None) -> TensorData:
+    """A tensor of a live model as a pass result or a read brought it (a worker task for
+    large tensors)."""
+    return make_tensor_data(
+        watched.path,
+        watched.values,
+        slice_index,
+        grad=watched.grad,
+        contributions=watched.contributions,
+        live=True,
+        kind=watched.kind,
+    )
 
 
 class Document(QObject):
@@ -63,7 +127,6 @@ class Document(QObject):
     tensor_data_changed = Signal(object)  # TensorData | None (the shown tensor)
     tensor_loading = Signal(str)  # path of a tensor being read in a worker
     tensor_load_failed = Signal(str)
-    pass_result = Signal(object)  # PassResult, for controls and the tree's gradient column
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -74,7 +137,8 @@ class Document(QObject):
         self._activations: dict[tuple[str, int], np.ndarray] = {}
         self._version = 0
         self.session = PassSession(self)
-        self.session.result_ready.connect(self._on_pass_result)
+        self.session.state.result_changed.connect(self._on_pass_result)
+        self.session.tensors_read.connect(self._on_tensors_read)
         self._loader = TaskRunner(self)
 
     # -- tree and selection -----------------------------------------------------------------
@@ -102,17 +166,20 @@ class Document(QObject):
     def set_tree(self, tree: ModuleTree | None, seed: int = 0) -> None:
         if tree is self._tree:
             return
+        self._loader.cancel()
         self._tree = tree
         self._selected = None
         self._activations = {}
+        self._set_tensor_data(None)
         self.session.set_tree(tree, seed)
         # torch, the model and the tree live as long as the window shows them: move them out
         # of the garbage collector's reach, or each full collection walks their hundreds of
-        # thousands of objects (150-250 ms here: a visible stall at any moment)
+        # thousands of objects (150-250 ms here: a visible stall at any moment). The tree
+        # has no reference cycles (its links upwards are weak), so the one it replaces is
+        # freed by reference counting, frozen or not.
         gc.freeze()
         self.tree_changed.emit(tree)
         self.selection_changed.emit(None)
-        self._set_tensor_data(None)
 
     def select(self, path: str | None) -> None:
         """Select a module or tensor by path (raises UnknownPathError for a bad path)."""
@@ -145,15 +212,14 @@ class Document(QObject):
         tensor = self.shown_tensor()
         self._loader.cancel()
         if tensor is None or not tensor.handle.has_values:
-            self.session.watch(set())
+            self.session.watch(())
             self._set_tensor_data(None)
             return
-        if self.session.engine is not None and tensor.kind == "parameter":
-            self.session.watch({tensor.path})  # data comes with the session's result
+        if self.session.engine is not None:
+            self.session.watch((tensor.path,))  # comes back as tensors_read or with a result
             return
-        self.session.watch(set())
         if tensor.numel <= GUI_THREAD_ELEMENTS:
-            self._on_loaded(read_tensor(tensor.path, tensor.handle, self._slice_index))
+            self._on_built(read_tensor(tensor.path, tensor.handle, self._slice_index))
         else:
             self.tensor_loading.emit(tensor.path)
             self._loader.run(
@@ -161,14 +227,13 @@ class Document(QObject):
                 tensor.path,
                 tensor.handle,
                 self._slice_index,
-                on_result=self._on_loaded,
+                on_result=self._on_built,
                 on_error=lambda e: self.tensor_load_failed.emit(f"cannot read {tensor.path}: {e}"),
             )
 
-    def _on_loaded(self, data: TensorData) -> None:
-        tensor = self.shown_tensor()
-        if tensor is not None and data.path == tensor.path:
-            self._set_tensor_data(data)
+    def notify_values_changed(self) -> None:
+        """The model changed outside the window (a notebook cell ran): read it again."""
+        self.session.read()
 
     def activations(self, module_path: str) -> list[tuple[int, np.ndarray]]:
         """(call, output) of every call of a module in the last forward pass that captured
@@ -179,38 +244,46 @@ class Document(QObject):
             if site == module_path
         ]
 
-    def _on_pass_result(self, result: PassResult) -> None:
+    def _on_pass_result(self, result: PassResult | None) -> None:
+        if result is None:
+            return
         if result.activations is not None:
             self._activations = dict(result.activations)
-        self.pass_result.emit(result)
+        self._take_watched(result)
+
+    def _on_tensors_read(self, result: PassResult) -> None:
+        self._take_watched(result)
+
+    def _take_watched(self, result: PassResult) -> None:
         tensor = self.shown_tensor()
-        if tensor is None:
-            return
-        watched = result.watched.get(tensor.path)
+        watched = result.watched.get(tensor.path) if tensor is not None else None
         if watched is None:
-            if tensor.kind == "buffer":  # buffers (BatchNorm statistics) change in passes too
-                self.refresh_tensor()
             return
-        data = TensorData(
-            path=tensor.path,
-            values=watched.values,
-            display=display_array(watched.values, slice_index=self._slice_index),
-            grad=watched.grad,
-            contributions=watched.contributions,
-            live=True,
-        )
-        self._set_tensor_data(data)
+        if watched.values.size <= GUI_THREAD_ELEMENTS:
+            self._on_built(live_tensor_data(watched, self._slice_index))
+        else:  # display arrays of a large tensor: in a worker, the newest wins
+            self.tensor_loading.emit(watched.path)
+            self._loader.run(
+                live_tensor_data,
+                watched,
+                self._slice_index,
+                on_result=self._on_built,
+                on_error=lambda e: self.tensor_load_failed.emit(f"cannot show {watched.path}: {e}"),
+            )
+
+    def _on_built(self, data: TensorData) -> None:
+        tensor = self.shown_tensor()
+        if tensor is not None and data.path == tensor.path:
+            self._set_tensor_data(data)
 
     def _set_tensor_data(self, data: TensorData | None) -> None:
         if data is not None:
             self._version += 1
             data.version = self._version
+        if data is None and self.tensor_data is None:
+            return
         self.tensor_data = data
         self.tensor_data_changed.emit(data)
-
-    def notify_values_changed(self) -> None:
-        """The module changed outside the window (a notebook cell ran): read it again."""
-        self.refresh_tensor()
 
     def shutdown(self) -> None:
         self._loader.cancel()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import pyqtgraph.exporters  # noqa: F401  (pg.exporters)
@@ -11,6 +10,7 @@ from PySide6.QtSvg import QSvgGenerator
 
 from ..core.display import display_array
 from ..core.errors import NetExplorerError
+from ..core.launch import LaunchRequest
 from ..core.text import shape_text
 from ..core.tree import ModuleNode, ModuleTree
 from .heatmap import HeatmapView
@@ -71,21 +71,22 @@ def heatmap_for(tree: ModuleTree, path: str) -> HeatmapView:
     return view
 
 
-def export_heatmap(args: argparse.Namespace) -> int:
+def export_heatmap(request: LaunchRequest) -> int:
     """`--export-heatmap FILE`: draw the selected tensor offscreen and write it."""
-    from ..cli import open_tree, run_backward
+    from ..core.launch import open_requested, run_backward
     from .app import make_app
 
-    suffix = Path(args.export_heatmap).suffix.lower()
+    target = request.export_heatmap or ""
+    suffix = Path(target).suffix.lower()
     if suffix not in FORMATS:
         raise NetExplorerError(
             f"--export-heatmap writes PNG or SVG, chosen by the file name: not {suffix or 'none'}"
         )
     make_app()
-    tree = open_tree(args)
-    run_backward(tree, args)
-    view = heatmap_for(tree, args.select)
+    tree = open_requested(request)
+    run_backward(tree, request)
+    view = heatmap_for(tree, request.select or "")
     view.show()  # offscreen or not, the layout needs one show to settle
-    export_view(view, args.export_heatmap)
+    export_view(view, target)
     view.close()
     return 0

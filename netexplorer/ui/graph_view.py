@@ -163,7 +163,8 @@ class GraphPanel(QWidget):
 
         document.tree_changed.connect(self._on_tree_changed)
         document.selection_changed.connect(self._on_selection_changed)
-        document.pass_result.connect(self._on_pass_result)
+        document.session.state.holdings_changed.connect(self._on_holdings_changed)
+        document.session.state.result_changed.connect(self._on_result_changed)
         document.session.busy_changed.connect(self._on_session_busy_changed)
         self._on_tree_changed(document.tree)
 
@@ -171,7 +172,7 @@ class GraphPanel(QWidget):
 
     @property
     def building(self) -> bool:
-        return self._builder.busy or self._after_paint is not None
+        return self._builder.pending or self._after_paint is not None
 
     def _on_tree_changed(self, tree: ModuleTree | None) -> None:
         self._forget_pending_start()
@@ -240,7 +241,7 @@ class GraphPanel(QWidget):
         engine = session.engine
         spec, lock, seed = None, None, 0
         if engine is not None:
-            seed = engine.seed
+            seed = engine.config.seed
             try:
                 spec = engine.input_spec  # the batch the passes use, inferred if need be
             except NetExplorerError:
@@ -577,8 +578,8 @@ class GraphPanel(QWidget):
 
     # -- gradients --------------------------------------------------------------------------
 
-    def _on_pass_result(self, result: Any) -> None:
-        self._norms = dict(result.grad_norms)
+    def _on_holdings_changed(self, holdings: Any) -> None:
+        self._norms = dict(holdings.grad_norms)
         scene = self.graph_scene
         if scene is not None:
             scene.set_grad_norms(self._norms)
@@ -587,7 +588,11 @@ class GraphPanel(QWidget):
             if legend != self.canvas.legend.content:
                 self.canvas.set_legend(legend)
         self._request_contributions()
-        if result.action in ("forward", "backward", "train") and self._input_changed():
+
+    def _on_result_changed(self, result: Any) -> None:
+        if result is None or result.action not in ("forward", "backward", "train"):
+            return
+        if self._input_changed():
             self._needs_build = True  # new shapes, maybe another path through the model
             if self.isVisible():
                 self._build()
@@ -605,7 +610,7 @@ class GraphPanel(QWidget):
         engine = self.document.session.engine
         if engine is None or self.graph_scene is None:
             return
-        if not self.isVisible() or self._contribution_reader.busy:
+        if not self.isVisible() or self._contribution_reader.pending:
             self._contributions_dirty = True  # read when shown, or after the running read
             return
         self._contributions_dirty = False

@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..core.display import display_array, symmetric_levels
+from ..core.display import DisplayArray, display_array
 from ..core.text import shape_text
 from ..core.tree import ModuleNode, TensorNode
 from .document import Document, TensorData
@@ -249,43 +249,51 @@ class HeatmapPanel(QWidget):
         self.data = data
         self.value.show_values("<b>value</b>", data.values, data.display)
         self.title.setText(self._title(tensor, data))
-        self.grad.setVisible(data.live)
-        if data.live:
+        self.grad.setVisible(data.live and data.kind == "parameter")
+        if data.live and data.kind == "parameter":
             self._show_grad(tensor, data)
         self._show_uses(data)
 
     def _show_grad(self, tensor: TensorNode, data: TensorData) -> None:
-        if data.grad is None:
+        if data.grad is None or data.grad_display is None:
+            holdings = self.document.session.state.holdings
+            why = "set so by Zero grad" if holdings.zeroed else "Press Backward (F6) to compute one"
             self.grad.show_message(
-                "<b>grad</b>",
-                f"No gradient yet\n{tensor.access}.grad is None\n\n"
-                "Press Backward (F6) to compute one",
+                "<b>grad</b>", f"No gradient yet\n{tensor.access}.grad is None\n\n{why}"
             )
             return
-        display = display_array(data.grad, slice_index=data.display.slice_index or None)
-        self.grad.show_values("<b>grad</b> (own scale)", data.grad, display)
+        self.grad.show_values("<b>grad</b> (own scale)", data.grad, data.grad_display)
 
     def _show_uses(self, data: TensorData) -> None:
         """Per-use contributions and their sum, or a module's captured activations."""
-        panels: list[tuple[str, np.ndarray]] = []
+        panels: list[tuple[str, np.ndarray, DisplayArray]] = []
         note = ""
+        shared = None
         tree = self.document.tree
-        if data.contributions and data.grad is not None and tree is not None:
-            for c in data.contributions:
-                panels.append((self._use_caption(c.site, c.call, data.contributions), c.values))
-            total = np.sum([c.values for c in data.contributions], axis=0)
-            panels.append(("<b>sum of uses</b> = grad", total))
+        if data.contributions and data.uses is not None and tree is not None:
+            uses = data.uses
+            for c, display in zip(data.contributions, uses.displays, strict=False):
+                caption = self._use_caption(c.site, c.call, data.contributions)
+                panels.append((caption, c.values, display))
+            panels.append(("<b>sum of uses</b> = grad", uses.total, uses.displays[-1]))
+            shared = uses.levels
             error = data.contribution_error
             note = (
                 f"<b>{len(data.contributions)} uses</b> of this tensor in the last passes: "
                 "its gradient is the sum of one contribution per use. "
                 f"Check: max |sum − grad| = {error:.3g}"
-                + (" (float rounding)" if error is not None and error < 1e-4 else "")
             )
+            if error == 0:
+                note += " (exactly)"
+            elif error is not None and error < 1e-4:
+                note += " (float rounding)"
         elif (activations := self._selected_module_activations()) and tree is not None:
             access = tree.modules[self.document.selected].access
             for call, values in activations[:MAX_ACTIVATIONS]:
-                panels.append((f"<b>output of {html.escape(access)}</b>, call {call}", values))
+                # activations of 3+ dimensions (batch, time, features) show as rows of features
+                rows = values if values.ndim <= 2 else values.reshape(-1, values.shape[-1])
+                caption = f"<b>output of {html.escape(access)}</b>, call {call}"
+                panels.append((caption, rows, display_array(rows)))
             note = "Output of the selected module in the last forward pass" + (
                 f" (first {MAX_ACTIVATIONS} of {len(activations)} calls)"
                 if len(activations) > MAX_ACTIVATIONS
@@ -296,19 +304,13 @@ class HeatmapPanel(QWidget):
         self.uses_label.setText(note)
         if not panels:
             return
-        # activations of 3+ dimensions (batch, time, features) show as rows of features
-        panels = [(c, v if v.ndim <= 2 else v.reshape(-1, v.shape[-1])) for c, v in panels]
-        displays = [display_array(values) for _, values in panels]
-        shared = None
-        if data.contributions:  # one scale for the uses and their sum
-            shared = symmetric_levels(np.concatenate([d.data.ravel() for d in displays]))
         while len(self.uses) < len(panels):
             view = TitledHeatmap(self.uses_box, compact=True)
             index = len(self.uses)
             view.view.readout_changed.connect(lambda t, i=index: self._on_readout(f"use {i}", t))
             self.uses.append(view)
             self.uses_grid.addWidget(view, index // USES_PER_ROW, index % USES_PER_ROW)
-        for view, (caption, values), display in zip(self.uses, panels, displays, strict=False):
+        for view, (caption, values, display) in zip(self.uses, panels, strict=False):
             view.show_values(caption, values, display, shared)
             view.setVisible(True)
         for view in self.uses[len(panels) :]:

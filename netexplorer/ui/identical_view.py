@@ -101,7 +101,7 @@ class IdenticalTensorsDialog(QDialog):
 
     @property
     def busy(self) -> bool:
-        return self.runner.busy
+        return self.runner.pending
 
     def _on_found(self, groups: list[IdenticalGroup]) -> None:
         self.groups = groups

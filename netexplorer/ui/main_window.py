@@ -135,7 +135,7 @@ class MainWindow(QMainWindow):
         )
         view_menu.addAction(
             self._action(
-                "Find in tree", QKeySequence.StandardKey.Find, self.tree_panel._focus_filter
+                "Find in tree", QKeySequence.StandardKey.Find, self.tree_panel.focus_filter
             )
         )
         help_menu = menu.addMenu("&Help")

@@ -148,7 +148,7 @@ class SourceOpener(QObject):
 
     @property
     def busy(self) -> bool:
-        return self.runner.busy
+        return self.runner.pending
 
     def open(
         self,

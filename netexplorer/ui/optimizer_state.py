@@ -108,7 +108,7 @@ class OptimizerStatePanel(QWidget):
 
     @property
     def busy(self) -> bool:
-        return self._runner.busy
+        return self._runner.pending
 
     def _on_selection_changed(self, _path: str | None) -> None:
         self._runner.cancel()

@@ -1,34 +1,47 @@
-"""Passes from buttons: runs the core PassEngine off the GUI thread.
+"""Passes from buttons: the one owner of the open model's pass engine and its `PassState`.
 
-One action runs at a time (forward, backward, zero grad, step, or a training loop). Results
-are plain data (`PassResult`) delivered on the GUI thread. A training loop yields to the GUI
-at most ~30 times a second however fast it steps (the worker batches the losses of the steps
-in between), and Pause stops it between two steps.
+Everything that runs or reads the live model goes through the session:
 
-While an action runs, nothing on the GUI thread touches the module: what the window shows of
-the watched parameter comes with the results.
+- actions (forward, backward, zero grad, step) and training run in a thread of their own
+  (not a slot of the shared pool), one at a time. A training loop yields to the GUI at most
+  ~30 times a second however fast it steps (the worker batches the losses of the steps in
+  between), and Pause stops it between two steps. The phase stays "running", "training" or
+  "stopping" until the worker's thread has finished;
+- reading the values of watched tensors. While an action runs, its result (or the next
+  training frame) carries them: nothing on the GUI thread touches a module that a worker is
+  changing. While none runs, small tensors are read on the GUI thread at once (no lock: no
+  action can start meanwhile, since actions start on this thread) and large ones in a
+  worker, which takes the engine's state lock there. The GUI thread never waits for a lock.
+
+Results go to `state` (the last result and what the model holds); the values read go out
+with `tensors_read`, which is not a pass result and changes neither.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from ..core.errors import NetExplorerError
-from ..core.inputs import InputSpec
 from ..core.tree import ModuleTree
-from .workers import TaskRunner
+from .pass_state import PassState, Phase
+from .workers import GUI_THREAD_ELEMENTS, TaskRunner
 
 if TYPE_CHECKING:  # torch loads when a live model is opened, not when the window starts
     from ..core.passes import PassEngine, PassResult
 
 FRAME_SECONDS = 1 / 30  # what an eye can follow
 GUI_SHARE_FACTOR = 3  # frames at least 3x as far apart as the GUI takes to draw one
+SINGLE_ACTIONS = ("forward", "backward", "zero_grad", "step")
+NO_CODE = (
+    "a checkpoint without code has no forward pass: open it with "
+    "--model pkg.module:factory --weights FILE to make it live"
+)
 
 
 @dataclass
@@ -69,7 +82,8 @@ class FramePacer:
 def train_frames(
     engine: PassEngine, stop: threading.Event, steps: int | None, pacer: FramePacer
 ) -> Iterator[TrainingFrame]:
-    """Worker task: train until stopped, sending a frame when the GUI is ready for one."""
+    """Worker task: train until stopped, sending a frame when the GUI is ready for one;
+    returns the last step's result."""
     losses: list[tuple[int, float]] = []
     result = None
     for result in engine.train(steps, cancelled=stop.is_set):
@@ -85,93 +99,119 @@ def train_frames(
     return result
 
 
-class PassSession(QObject):
-    """The pass engine of the open tree, if the tree is live."""
+def repeat_action(engine: PassEngine, action: str, times: int) -> PassResult:
+    """Worker task: run one engine action `times` times (`--backward N`); the last result."""
+    result = None
+    for _ in range(max(1, times)):
+        result = getattr(engine, action)()
+    return result
 
-    result_ready = Signal(object)  # PassResult
+
+class PassSession(QObject):
+    """The pass engine of the open tree, if the tree is live, and its state."""
+
+    tensors_read = Signal(object)  # PassResult ("snapshot") with the watched tensors' values
     losses_added = Signal(object)  # list[(step, loss)] from a training loop
-    failed = Signal(str)
-    busy_changed = Signal(bool)
-    training_changed = Signal(bool)
     engine_changed = Signal()
+    busy_changed = Signal(bool)  # a pass worker's thread is running (or finishing)
     _warmed = False  # torch's lazy imports are done once per process
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
+        self.state = PassState(self)
         self.engine: PassEngine | None = None
-        self.unavailable_reason = "nothing is open"
-        self._runner = TaskRunner(self)
-        self._runner.busy_changed.connect(self.busy_changed)
+        self._runner = TaskRunner(self, dedicated=True)  # actions and training
+        self._runner.busy_changed.connect(self._on_runner_busy_changed)
+        self._reader = TaskRunner(self)  # values of large tensors while idle
         self._warm_runner = TaskRunner(self)
         self._stop = threading.Event()
         self._pacer = FramePacer(FRAME_SECONDS)
-        self._captured = True
-        self._training = False
-        self.last_result: PassResult | None = None
+        self._failure = ""  # the error of the action running now, shown once it has finished
+        self._sizes: dict[str, int] = {}  # path -> elements, to choose where to read
 
     # -- state ------------------------------------------------------------------------------
 
     @property
     def busy(self) -> bool:
+        """A pass worker is running (or finishing): the model may be changing."""
         return self._runner.busy
 
     @property
     def training(self) -> bool:
-        return self._training
+        return self.state.training
+
+    @property
+    def unavailable_reason(self) -> str:
+        return self.state.unavailable_reason
 
     def set_tree(self, tree: ModuleTree | None, seed: int = 0) -> None:
-        self.stop()
+        """The open tree changed: stop what runs on the old model (it finishes in the
+        background, its results dropped) and make an engine for the new one."""
+        self._stop.set()
         self._runner.cancel()
+        self._reader.cancel()
         self.engine = None
-        self.last_result = None
+        self._failure = ""
+        self._sizes = {}
+        reason = ""
         if tree is None:
-            self.unavailable_reason = "nothing is open"
+            reason = "nothing is open"
         elif not tree.is_live:
-            self.unavailable_reason = (
-                "a checkpoint without code has no forward pass: open it with "
-                "--model pkg.module:factory --weights FILE to make it live"
-            )
+            reason = NO_CODE
         else:
             from ..core.passes import PassEngine, warm_up
 
             try:
-                self.engine = PassEngine(tree, seed=seed)
-                self.engine.capture_activations = True
+                engine = PassEngine(tree, seed=seed)
                 # the sum of the output (the CLI's loss) has no minimum: training on it
                 # diverges, so the window starts on a loss that training can lower
-                self.engine.loss_name = "mse"
+                engine.configure(loss_name="mse", capture_activations=True)
+                self.engine = engine
+                self._sizes = {path: t.numel for path, t in tree.tensors.items()}
                 if not PassSession._warmed:
                     PassSession._warmed = True
                     self._warm_runner.run(warm_up, on_result=lambda _r: None)
-                self.unavailable_reason = ""
             except NetExplorerError as exc:
-                self.unavailable_reason = str(exc)
+                reason = str(exc)
+        finishing = Phase.STOPPING if self.busy and not reason else None
+        self.state.reset(reason, self._input_text(), phase=finishing)
         self.engine_changed.emit()
 
     # -- actions ----------------------------------------------------------------------------
 
-    def run(self, action: str) -> bool:
-        """Start forward / backward / zero_grad / step in a worker. False if busy."""
-        if self.engine is None or self.busy:
+    def run(self, action: str, times: int = 1) -> bool:
+        """Start forward / backward / zero_grad / step (`times` in a row) in a worker. False
+        when no action may start now (no live model, or one is running)."""
+        if action not in SINGLE_ACTIONS:
+            raise ValueError(f"unknown action {action!r}")
+        if self.engine is None or not self.state.can_act or self.busy:
             return False
+        self._failure = ""
+        self.state.set_phase(Phase.RUNNING, action)
         self._runner.run(
-            getattr(self.engine, action), on_result=self._on_result, on_error=self._on_error
+            repeat_action,
+            self.engine,
+            action,
+            times,
+            on_result=self.state.take_result,
+            on_error=self._on_error,
         )
         return True
 
     def train(self, steps: int | None = None) -> bool:
-        """Train until Pause (or `steps` steps)."""
-        if self.engine is None or self.busy:
+        """Train until Pause (or `steps` steps). False when no action may start now."""
+        engine = self.engine
+        if engine is None or not self.state.can_act or self.busy:
             return False
         self._stop = threading.Event()
         self._pacer = FramePacer(FRAME_SECONDS)
+        self._failure = ""
         # activations of every step would be copied and never looked at
-        self._captured = self.engine.capture_activations
-        self.engine.capture_activations = False
-        self._set_training(True)
+        engine.configure(capture_activations=False)
+        self.state.set_phase(Phase.TRAINING, "train")
         self._runner.run(
             train_frames,
-            self.engine,
+            engine,
             self._stop,
             steps,
             self._pacer,
@@ -182,62 +222,94 @@ class PassSession(QObject):
         return True
 
     def stop(self) -> None:
-        """Pause: the loop stops between two steps."""
+        """Pause: the loop stops between two steps; the phase says "stopping" until then."""
         self._stop.set()
+        if self.state.phase is Phase.TRAINING:
+            self.state.set_phase(Phase.STOPPING, "train")
 
-    def watch(self, paths: set[str]) -> None:
-        """Which parameters' values and gradients results carry. When idle, the current
-        ones are sent at once (read on this thread: nothing else touches the module)."""
+    def configure(self, **settings: Any) -> None:
+        """Change loss_name, optimizer_name, lr, record, seed or input_spec. Applies to the
+        next action (a running one keeps the settings it started with)."""
         if self.engine is None:
             return
-        paths = {p for p in paths if p in self.engine.tree.tensors}
-        try:
-            self.engine.watch = paths
-        except NetExplorerError:
-            self.engine.watch = set()  # buffers are not watched; they have no gradient
-        if not self.busy:
-            self._on_result(self.engine.snapshot())
+        self.engine.configure(**settings)
+        if "input_spec" in settings:
+            self.state.set_input_text(self._input_text())
 
-    def configure(self, **settings: object) -> None:
-        """Change loss_name, optimizer_name, lr, record, seed or input_spec between actions."""
-        if self.engine is None:
+    # -- reading values ---------------------------------------------------------------------
+
+    def watch(self, paths: Iterable[str]) -> None:
+        """Which parameters and buffers results carry. While no action runs, their current
+        values are read now (`tensors_read`); while one runs, its result brings them."""
+        engine = self.engine
+        if engine is None:
             return
-        for name, value in settings.items():
-            if name == "input_spec" and value is not None and not isinstance(value, InputSpec):
-                raise TypeError("input_spec must be an InputSpec")
-            setattr(self.engine, name, value)
+        watched = frozenset(p for p in paths if p in self._sizes)
+        engine.configure(watch=watched)
+        self._reader.cancel()
+        if watched and not self.busy:
+            self.read(watched)
+
+    def read(self, paths: Iterable[str] | None = None) -> None:
+        """Read the current values of `paths` (default: the watched ones), gradient norms
+        and step counts, without running anything: on this thread when small and no action
+        runs; otherwise in a worker."""
+        engine = self.engine
+        if engine is None:
+            return
+        paths = engine.config.watch if paths is None else frozenset(paths)
+        if self.busy:
+            return  # the running action's result carries them
+        elements = sum(self._sizes.get(p, 0) for p in paths)
+        if elements <= GUI_THREAD_ELEMENTS:
+            self._on_read(engine.snapshot_while_idle(paths))
+        else:
+            self._reader.run(engine.snapshot, paths, on_result=self._on_read)
 
     # -- results ----------------------------------------------------------------------------
 
-    def _on_result(self, result: PassResult) -> None:
-        self.last_result = result
-        self.result_ready.emit(result)
+    def _on_read(self, result: PassResult) -> None:
+        self.state.take_result(result)  # holdings only: a snapshot is not a pass result
+        self.tensors_read.emit(result)
 
     def _on_frame(self, frame: TrainingFrame) -> None:
         self.losses_added.emit(frame.losses)
-        self._on_result(frame.result)
+        self.state.take_result(frame.result)
         # a zero timer runs after the repaints this frame asked for
         QTimer.singleShot(0, self._pacer.drawn)
 
     def _on_training_done(self, result: PassResult | None) -> None:
-        self._set_training(False)
-        if self.engine is not None:  # the final state, whatever the last frame showed
-            self._on_result(self.engine.snapshot())
+        if result is not None:  # the final state, whatever the last frame showed
+            self.state.take_result(result)
 
     def _on_error(self, error: BaseException) -> None:
-        self._set_training(False)
-        message = str(error) if isinstance(error, NetExplorerError) else repr(error)
-        if self.engine is not None:  # show what the model holds after the failure
-            self._on_result(self.engine.snapshot())
-        self.failed.emit(message)
+        self._failure = str(error) if isinstance(error, NetExplorerError) else repr(error)
 
-    def _set_training(self, training: bool) -> None:
-        if not training and self._training and self.engine is not None:
-            self.engine.capture_activations = self._captured
-        if training != self._training:
-            self._training = training
-            self.training_changed.emit(training)
+    def _on_runner_busy_changed(self, busy: bool) -> None:
+        self.busy_changed.emit(busy)
+        if busy:
+            return
+        engine = self.engine
+        if engine is not None:
+            engine.configure(capture_activations=True)
+        if self.engine is None and self.state.phase is not Phase.UNAVAILABLE:
+            self.state.set_phase(Phase.UNAVAILABLE)
+        elif self._failure:
+            action = self.state.action
+            self.state.set_phase(Phase.FAILED, action, self._failure)
+            self.read()  # what the model holds after the failure
+        elif self.state.phase is not Phase.UNAVAILABLE:
+            self.state.set_phase(Phase.IDLE)
+
+    def _input_text(self) -> str:
+        if self.engine is None:
+            return ""
+        try:
+            return self.engine.input_spec.describe()
+        except NetExplorerError:
+            return ""
 
     def shutdown(self) -> None:
-        self.stop()
+        self._stop.set()
         self._runner.cancel()
+        self._reader.cancel()

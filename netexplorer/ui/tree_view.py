@@ -19,7 +19,7 @@ from PySide6.QtCore import (
     QTimer,
     Signal,
 )
-from PySide6.QtGui import QColor, QFont, QKeySequence, QShortcut
+from PySide6.QtGui import QColor, QFont
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHeaderView,
@@ -335,7 +335,6 @@ class TreePanel(QWidget):
         self._filter_timer = QTimer(self, singleShot=True, interval=120)
         self._filter_timer.timeout.connect(self._apply_filter)
         self.filter_edit.textChanged.connect(self._filter_timer.start)
-        QShortcut(QKeySequence.StandardKey.Find, self, self._focus_filter)
 
         self.view = QTreeView(self)
         self.view.setModel(self.proxy)
@@ -360,7 +359,7 @@ class TreePanel(QWidget):
 
         document.tree_changed.connect(self._on_tree_changed)
         document.selection_changed.connect(self._on_selection_changed)
-        document.pass_result.connect(self._on_pass_result)
+        document.session.state.holdings_changed.connect(self._on_holdings_changed)
         self._syncing = False
 
     # -- document -> view -------------------------------------------------------------------
@@ -436,7 +435,8 @@ class TreePanel(QWidget):
         if self.filter_edit.text():
             self.view.expandAll()
 
-    def _focus_filter(self) -> None:
+    def focus_filter(self) -> None:
+        """Put the cursor in the filter box (Ctrl+F: the window's Find in tree action)."""
         self.filter_edit.setFocus()
         self.filter_edit.selectAll()
 
@@ -448,5 +448,5 @@ class TreePanel(QWidget):
         viewport = self.view.viewport()
         viewport.update(x, 0, header.sectionSize(GRAD), viewport.height())
 
-    def _on_pass_result(self, result) -> None:
-        self.model.set_grad_norms(result.grad_norms)
+    def _on_holdings_changed(self, holdings) -> None:
+        self.model.set_grad_norms(holdings.grad_norms)

@@ -1,11 +1,17 @@
 """Long work off the GUI thread: one runner per kind of task, newest request wins.
 
 A task is a plain function (its return value is the result) or a generator (each yield is
-progress, its return value the result), written in `core` without Qt. `TaskRunner` runs it as
-a QRunnable in the global pool and delivers the result, progress and errors on the GUI
-thread. A generation counter drops the results of superseded requests; a generator task is
-cancelled cooperatively between two of its yields. (superqt's `create_worker` does the same,
-but importing superqt imports all its widgets: 0.1-0.16 s of the window's start-up.)
+progress, its return value the result), written in `core` without Qt. `TaskRunner` runs it
+in a worker and delivers the result, progress and errors on the GUI thread. A generation
+counter drops the results of superseded requests; a generator task is cancelled
+cooperatively between two of its yields.
+
+A runner is `busy` until every worker it started has returned from its thread (a worker
+sends `finished` after everything else): cancelling asks a worker to stop, it does not
+declare it stopped. Workers run in Qt's global pool, or, for work that lasts (a training
+loop), in a thread of their own (`dedicated=True`), so that it never holds a pool slot that
+loading, statistics or the graph need. (superqt's `create_worker` is similar, but importing
+superqt imports all its widgets: 0.1-0.16 s of the window's start-up.)
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from PySide6.QtCore import (
     QEventLoop,
     QObject,
     QRunnable,
+    QThread,
     QThreadPool,
     QTimer,
     Signal,
@@ -38,12 +45,14 @@ class _Failure:
 
 class _Signals(QObject):
     yielded = Signal(object)
-    returned = Signal(object)  # the last signal of every worker; None when it was stopped
+    returned = Signal(object)  # None when it was stopped
+    finished = Signal()  # the very last signal: the worker's thread is done with it
 
 
 class _Worker(QRunnable):
-    """Runs `job` once in the global pool. A generator job is stepped here, so `quit()`
-    stops it between two yields (closing it: its `finally` blocks run in this thread)."""
+    """Runs `job` once, in the global pool or in a thread of its own. A generator job is
+    stepped here, so `quit()` stops it between two yields (closing it: its `finally` blocks
+    run in this thread)."""
 
     # started workers, so none is collected while its thread still emits; a worker leaves
     # the set in its thread, after its last signal
@@ -51,17 +60,23 @@ class _Worker(QRunnable):
 
     def __init__(self, job: Callable[[], Any], generator: bool) -> None:
         super().__init__()
+        self.setAutoDelete(False)  # Python owns it (the set above), in the pool or not
         self.signals = _Signals()  # made on the GUI thread: its receivers get queued calls
         self._job = job
         self._generator = generator
         self._quit = False
+        self._thread: _DedicatedThread | None = None
 
     def quit(self) -> None:
         self._quit = True
 
-    def start(self) -> None:
+    def start(self, dedicated: bool = False) -> None:
         _Worker._running.add(self)
-        QThreadPool.globalInstance().start(self)
+        if dedicated:
+            self._thread = _DedicatedThread(self)
+            self._thread.start()
+        else:
+            QThreadPool.globalInstance().start(self)
 
     def run(self) -> None:
         result = None
@@ -72,6 +87,7 @@ class _Worker(QRunnable):
                 result = self._job()
         finally:
             self._emit(self.signals.returned, result)
+            self._emit(self.signals.finished)
             _Worker._running.discard(self)
 
     def _step(self, gen: Iterator[Any]) -> Any:
@@ -87,35 +103,67 @@ class _Worker(QRunnable):
         finally:
             gen.close()
 
-    def _emit(self, signal: Any, value: Any) -> bool:
+    def _emit(self, signal: Any, *value: Any) -> bool:
         """Send `value`; False if the signals are gone (Python shutting down with this
         thread still running): the task stops, quietly."""
         try:
-            signal.emit(value)
+            signal.emit(*value)
         except RuntimeError:
             self._quit = True
             return False
         return True
 
 
+class _DedicatedThread(QThread):
+    """A thread for one worker. It keeps itself alive until it has finished."""
+
+    _alive: ClassVar[set[_DedicatedThread]] = set()
+
+    def __init__(self, worker: _Worker) -> None:
+        super().__init__()
+        self._worker = worker
+        _DedicatedThread._alive.add(self)
+        self.finished.connect(self._forget)
+
+    def run(self) -> None:
+        self._worker.run()
+
+    def _forget(self) -> None:
+        _DedicatedThread._alive.discard(self)
+
+    @classmethod
+    def wait_all(cls, timeout_ms: int) -> bool:
+        clock = QElapsedTimer()
+        clock.start()
+        threads = list(cls._alive)
+        return all(thread.wait(max(0, timeout_ms - clock.elapsed())) for thread in threads)
+
+
 class TaskRunner(QObject):
     """Runs one task at a time for one purpose (loading, statistics, training...).
 
     `run()` supersedes the task before it: that task is asked to stop, and whatever it still
-    sends is dropped. Callbacks run on the GUI thread."""
+    sends is dropped. Callbacks run on the GUI thread. `busy` stays true until every worker
+    this runner started has finished in its thread, superseded ones included."""
 
     busy_changed = Signal(bool)
 
-    def __init__(self, parent: QObject | None = None) -> None:
+    def __init__(self, parent: QObject | None = None, *, dedicated: bool = False) -> None:
         super().__init__(parent)
+        self.dedicated = dedicated  # each task in a thread of its own, not the pool
         self._generation = 0
         self._worker: _Worker | None = None
+        self._live: set[_Worker] = set()  # started and not yet finished
         self._callbacks: dict[str, Callable | None] = {}
-        self._busy = False
 
     @property
     def busy(self) -> bool:
-        return self._busy
+        return bool(self._live)
+
+    @property
+    def pending(self) -> bool:
+        """A result is still to come for the newest request (it was not cancelled)."""
+        return self._worker is not None
 
     def run(
         self,
@@ -125,7 +173,7 @@ class TaskRunner(QObject):
         on_error: Callable[[BaseException], None] | None = None,
         on_progress: Callable[[Any], None] | None = None,
     ) -> None:
-        """Start `fn(*args)` in the pool; the result goes to `on_result` on the GUI thread."""
+        """Start `fn(*args)` in a worker; the result goes to `on_result` on the GUI thread."""
         self.cancel()
         self._generation += 1
         generation = self._generation
@@ -158,22 +206,27 @@ class TaskRunner(QObject):
         worker = _Worker(job, generator=inspect.isgeneratorfunction(fn))
         worker.signals.returned.connect(self._on_returned)
         worker.signals.yielded.connect(self._on_yielded)
+        worker.signals.finished.connect(lambda w=worker: self._on_finished(w))
         self._worker = worker
-        self._set_busy(True)
-        worker.start()
+        was_busy = self.busy
+        self._live.add(worker)
+        if not was_busy:
+            self.busy_changed.emit(True)
+        worker.start(dedicated=self.dedicated)
 
     def cancel(self) -> None:
-        """Ask the running task to stop at its next yield; drop whatever it still sends."""
+        """Ask the running task to stop at its next yield; drop whatever it still sends.
+        The runner stays busy until the task's thread is done with it."""
         if self._worker is not None:
             self._worker.quit()
         self._worker = None
         self._generation += 1
-        self._set_busy(False)
 
-    def _set_busy(self, busy: bool) -> None:
-        if busy != self._busy:
-            self._busy = busy
-            self.busy_changed.emit(busy)
+    def _on_finished(self, worker: _Worker) -> None:
+        if worker in self._live:
+            self._live.discard(worker)
+            if not self._live:
+                self.busy_changed.emit(False)
 
     @Slot(object)
     def _on_yielded(self, item: tuple[int, Any]) -> None:
@@ -190,7 +243,6 @@ class TaskRunner(QObject):
         if generation != self._generation:
             return
         self._worker = None
-        self._set_busy(False)
         if isinstance(result, _Failure):
             callback = self._callbacks.get("error")
             if callback is None:
@@ -221,5 +273,10 @@ def run_until(done: Callable[[], bool], timeout_ms: int, poll_ms: int = 10) -> b
 
 
 def wait_for_workers(timeout_ms: int = 10_000) -> bool:
-    """Block until every pool task has finished (closing the window, tests)."""
-    return QThreadPool.globalInstance().waitForDone(timeout_ms)
+    """Block until every worker has finished, in the pool or in a thread of its own
+    (closing the window, tests)."""
+    clock = QElapsedTimer()
+    clock.start()
+    if not _DedicatedThread.wait_all(timeout_ms):
+        return False
+    return QThreadPool.globalInstance().waitForDone(max(0, timeout_ms - clock.elapsed()))

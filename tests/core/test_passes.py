@@ -16,7 +16,6 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from netexplorer.core.contributions import UseTracker
 from netexplorer.core.describe import describe
 from netexplorer.core.errors import PassError, UnknownPathError
 from netexplorer.core.inputs import InputSpec
@@ -330,12 +329,12 @@ def test_without_recording_grads_are_the_same_and_contributions_wait_for_zero_gr
     on = PassEngine(example_tree("tied"), seed=0)
     on.backward()
     off = PassEngine(example_tree("tied"), seed=0)
-    off.record = False
+    off.configure(record=False)
     result = off.backward()
     for path, value in grads_of(on.module).items():
         np.testing.assert_array_equal(grads_of(off.module)[path], value)
     assert off.contributions == {} and result.uses == {}
-    off.record = True
+    off.configure(record=True)
     result = off.backward()  # .grad holds an unrecorded pass: contributions would not add up
     assert off.contributions == {} and "Zero grad" in result.note
     off.zero_grad()
@@ -422,23 +421,23 @@ def test_an_integer_output_shows_but_cannot_be_run_backward():
 def test_mse_uses_a_fixed_seeded_target_of_the_output_shape():
     tree = example_tree("mlp")
     engine = PassEngine(tree, seed=5)
-    engine.loss_name = "mse"
+    engine.configure(loss_name="mse")
     first = engine.backward().loss
     assert engine.backward().loss == first  # same target every pass
     output = tree.module(InputSpec((2, 4)).make(5)).detach()
     target = torch.randn(2, 1, generator=torch.Generator().manual_seed(6))
     assert first == pytest.approx(float(F.mse_loss(output, target)), rel=1e-6)
-    engine.seed = 6
+    engine.configure(seed=6)
     assert engine.backward().loss != first
 
 
 def test_cross_entropy_needs_a_classifier_shaped_output():
     engine = PassEngine(example_tree("tiny-gpt"), seed=0)
-    engine.loss_name = "cross_entropy"
+    engine.configure(loss_name="cross_entropy")
     result = engine.backward()  # (2, 8, 32) scores: 32 classes in the last dimension
     assert 0 < result.loss < 2 * np.log(32) + 10
     mlp = PassEngine(example_tree("mlp"), seed=0)
-    mlp.loss_name = "cross_entropy"
+    mlp.configure(loss_name="cross_entropy")
     with pytest.raises(PassError, match=r"classifier-shaped.*2x1.*sum or MSE"):
         mlp.backward()
     forward = mlp.forward()  # Forward still shows the output and says why there is no loss
@@ -452,7 +451,7 @@ def test_cross_entropy_needs_a_classifier_shaped_output():
 def test_sgd_step_moves_each_parameter_by_minus_lr_times_grad():
     tree = example_tree("tied")
     engine = PassEngine(tree, seed=0)
-    engine.lr = 0.5
+    engine.configure(lr=0.5)
     no_grad = engine.step()
     assert "no gradient yet" in no_grad.note and no_grad.step == 0
     engine.backward()
@@ -467,9 +466,9 @@ def test_sgd_step_moves_each_parameter_by_minus_lr_times_grad():
 
 def test_training_lowers_the_loss_and_stops_cleanly_on_cancel():
     engine = PassEngine(example_tree("mlp"), seed=0)
-    engine.loss_name = "mse"
-    engine.optimizer_name = "adam"
-    engine.watch = {"0.weight"}
+    engine.configure(loss_name="mse")
+    engine.configure(optimizer_name="adam")
+    engine.configure(watch={"0.weight"})
     results = list(engine.train(40))
     assert [r.step for r in results] == list(range(1, 41))
     assert results[-1].loss < results[0].loss / 2
@@ -486,8 +485,8 @@ def test_training_lowers_the_loss_and_stops_cleanly_on_cancel():
 
 def test_results_are_plain_data():
     engine = PassEngine(example_tree("tied"), seed=0)
-    engine.watch = {"2.weight", "0.bias"}
-    engine.capture_activations = True
+    engine.configure(watch={"2.weight", "0.bias"})
+    engine.configure(capture_activations=True)
     results = [engine.forward(), engine.backward(), engine.step(), *engine.train(2)]
     results += [engine.zero_grad(), engine.snapshot()]
     for result in results:
@@ -503,7 +502,7 @@ def test_results_are_plain_data():
 def test_activations_of_each_module_call_are_captured():
     tree = example_tree("tied")
     engine = PassEngine(tree, seed=0)
-    engine.capture_activations = True
+    engine.configure(capture_activations=True)
     result = engine.forward()
     net, x = tree.module, InputSpec((2, 4)).make(0)
     h = net[1](net[0](x))
@@ -515,7 +514,7 @@ def test_activations_of_each_module_call_are_captured():
 def test_watching_an_unknown_path_is_refused():
     engine = PassEngine(example_tree("tied"), seed=0)
     with pytest.raises(UnknownPathError, match=r"2\.wieght"):
-        engine.watch = {"2.wieght"}
+        engine.configure(watch={"2.wieght"})
 
 
 def test_the_engine_runs_in_a_worker_thread():
@@ -549,7 +548,7 @@ def test_a_forward_that_raises_names_the_module(record):
     torch.manual_seed(0)
     net = nn.Sequential(nn.Linear(4, 4), nn.Sequential(nn.ReLU(), Boom()))
     engine = PassEngine(module_tree(net, InputSpec((2, 4))), seed=0)
-    engine.record = record
+    engine.configure(record=record)
     with pytest.raises(PassError) as info:
         engine.backward()
     message = str(info.value)
@@ -563,10 +562,10 @@ def test_a_forward_that_raises_names_the_module(record):
 def test_an_input_of_the_wrong_shape_names_the_module_and_what_it_takes(record):
     tree = example_tree("tied")
     engine = PassEngine(tree, seed=0)
-    engine.record = record
+    engine.configure(record=record)
     engine.backward()
     good = grads_of(tree.module)
-    engine.input_spec = InputSpec((2, 5))
+    engine.configure(input_spec=InputSpec((2, 5)))
     with pytest.raises(PassError) as info:
         engine.backward()
     message = str(info.value)
@@ -575,7 +574,7 @@ def test_an_input_of_the_wrong_shape_names_the_module_and_what_it_takes(record):
     assert_no_hooks_left(tree.module)
     for path, value in grads_of(tree.module).items():
         np.testing.assert_array_equal(value, good[path])  # inspectable, unchanged
-    engine.input_spec = InputSpec((2, 4))
+    engine.configure(input_spec=InputSpec((2, 4)))
     engine.backward()  # the engine goes on
     np.testing.assert_array_equal(
         tree.module.get_parameter("2.weight").grad.numpy(), 2 * good["2.weight"]
@@ -592,7 +591,7 @@ def test_a_shared_module_failing_on_its_second_call_is_named_by_its_second_path(
 
 def test_a_loss_that_is_not_one_number_is_refused_before_backward():
     engine = PassEngine(example_tree("tied"), seed=0)
-    engine.loss_fn = lambda output, target: output  # forgot to reduce
+    engine.configure(loss_fn=lambda output, target: output)  # forgot to reduce
     with pytest.raises(PassError, match=r"one number.*2x1"):
         engine.backward()
     assert all(p.grad is None for p in engine.module.parameters())
@@ -723,7 +722,7 @@ def test_an_input_that_cannot_be_inferred_is_asked_for():
     engine = PassEngine(module_tree(nn.Sequential(nn.ReLU())), seed=0)
     with pytest.raises(PassError, match="set the input shape"):
         engine.forward()
-    engine.input_spec = InputSpec((2, 3), "normal")
+    engine.configure(input_spec=InputSpec((2, 3), "normal"))
     assert engine.forward().output.shape == (2, 3)
 
 
@@ -735,7 +734,7 @@ def test_the_sources_default_input_wins_over_inference():
 def test_the_tracker_is_thread_local():
     tree = example_tree("tied")
     engine = PassEngine(tree, seed=0)
-    tracker = UseTracker(engine._calls, engine._tracked)
+    tracker = engine.uses.tracker(engine._calls, grad=True)
     seen = []
     with engine._calls, tracker:
         worker = threading.Thread(target=lambda: seen.append(torch._C._len_torch_function_stack()))
@@ -748,7 +747,7 @@ def test_the_tracker_is_thread_local():
 def test_a_torchscript_model_runs_but_says_why_it_has_no_contributions():
     tree = module_tree(torch.jit.script(EXAMPLES["tied"].build(0)), InputSpec((2, 4)))
     engine = PassEngine(tree, seed=0)
-    engine.capture_activations = True
+    engine.configure(capture_activations=True)
     result = engine.backward()
     np.testing.assert_allclose(
         grads_of(tree.module)["2.weight"], plain_pytorch_grads("tied")["2.weight"], rtol=1e-6

@@ -1,17 +1,17 @@
 """Fixtures for widget tests: a window on an example, and a guard against leftover work."""
 
 import pytest
-from PySide6.QtCore import QThreadPool
 
 from netexplorer.ui.main_window import MainWindow
+from netexplorer.ui.workers import wait_for_workers
 
 
 @pytest.fixture(autouse=True)
 def no_work_left_running(qapp):
-    """Fail a test that leaves a worker running after it ends."""
+    """Fail a test that leaves a worker running after it ends (in the pool or a thread of
+    its own)."""
     yield
-    pool = QThreadPool.globalInstance()
-    assert pool.waitForDone(5_000), "the test left a worker running in the thread pool"
+    assert wait_for_workers(5_000), "the test left a worker running"
 
 
 @pytest.fixture

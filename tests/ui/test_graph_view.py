@@ -240,7 +240,7 @@ def test_a_model_whose_forward_raises_shows_the_hierarchy_and_says_why(qtbot, wi
 def test_backward_tints_nodes_by_gradient_norm_and_labels_each_use(qtbot, tied_graph):
     w, panel = tied_graph
     session = w.document.session
-    with qtbot.waitSignal(w.document.pass_result, timeout=10_000) as got:
+    with qtbot.waitSignal(session.state.holdings_changed, timeout=10_000) as got:
         assert session.run("backward")
     norms = got.args[0].grad_norms
     scene = panel.graph_scene
@@ -266,7 +266,7 @@ def test_backward_tints_nodes_by_gradient_norm_and_labels_each_use(qtbot, tied_g
     assert group.label.lines[1].startswith("grad via 2: ") and " · via 4: " in group.label.lines[1]
     assert "‖gradient via Linear 4‖" in scene.tooltip(group.items[0])
 
-    with qtbot.waitSignal(w.document.pass_result, timeout=10_000):
+    with qtbot.waitSignal(session.state.holdings_changed, timeout=10_000):
         assert session.run("zero_grad")
     assert scene.nodes["n3"].fill == NODE_FILL and panel.canvas.legend.content.grad is None
     qtbot.waitUntil(lambda: group.label.lines == ["weight, bias"], timeout=10_000)
@@ -278,7 +278,7 @@ def test_the_graph_waits_for_training_then_follows_it(qtbot, window):
     w.show()
     qtbot.waitExposed(w)
     assert session.train()
-    qtbot.waitUntil(lambda: session.training, timeout=5_000)
+    qtbot.waitUntil(lambda: session.state.holdings.steps > 0, timeout=10_000)  # it trains
     w.set_view("graph")
     panel = w.graph_panel
     # its forward pass would run on the module the training loop is using: it waits

@@ -10,15 +10,18 @@ from torch import nn
 import netexplorer
 from netexplorer.core.handles import TorchHandle
 from netexplorer.core.tree import tree_from_entries
+from netexplorer.ui.pass_state import Phase
 
 
 def click(qtbot, window, name):
-    """Press a pass button and wait until the worker's result is shown."""
+    """Press a pass button and wait until its worker has finished and the window is idle
+    (or failed) again."""
     session = window.document.session
     button = getattr(window.controls, f"{name}_button")
-    with qtbot.waitSignal(session.result_ready, timeout=10_000):
-        qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: not session.busy, timeout=10_000)
+    assert button.isEnabled()
+    qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+    assert session.state.phase is Phase.RUNNING  # at once: the buttons know
+    qtbot.waitUntil(lambda: session.state.can_act and not session.busy, timeout=10_000)
 
 
 @pytest.fixture
@@ -107,8 +110,8 @@ def test_training_runs_off_the_gui_thread_and_pauses_between_steps(qtbot, tied_w
     frames = []
     w.document.tensor_data_changed.connect(lambda d: frames.append(d.version))
     qtbot.waitUntil(lambda: len(frames) >= 3, timeout=5000)  # heatmaps refresh while training
-    with qtbot.waitSignal(session.training_changed, timeout=10_000):
-        qtbot.mouseClick(w.controls.train_button, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(w.controls.train_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: session.state.phase is Phase.IDLE, timeout=10_000)
     timer.stop()
     qtbot.waitUntil(lambda: not session.busy, timeout=10_000)
     steps = session.engine.steps_taken

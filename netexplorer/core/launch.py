@@ -1,0 +1,87 @@
+"""What the user asked for when starting netexplorer, typed: the command line (cli.py) makes
+a `LaunchRequest`; printing modes, heatmap export and the window all start from it, so none
+of them depends on the argument parser."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .errors import NetExplorerError
+
+if TYPE_CHECKING:  # the readers load when something is opened, not when the window starts
+    from .sources import OpenOptions
+    from .tree import ModuleTree
+
+
+@dataclass(frozen=True)
+class LaunchRequest:
+    """Everything a start of netexplorer can ask for (DESIGN.md: the command line)."""
+
+    source: str | None = None  # example:NAME, a checkpoint file or folder, pkg.mod:factory
+    model: str | None = None  # pkg.module:factory, with `weights` loaded into it
+    weights: str | None = None
+    trust: bool = False  # allow full pickle loading, which runs code from the file
+    seed: int = 0
+    meta: bool = False  # build --model on the meta device (structure only)
+    select: str | None = None
+    backward: int = 0  # forward+backward passes to run first
+    view: str | None = None  # tree | heatmap | graph
+    compare: str | None = None  # a second checkpoint to compare with
+    screenshot: str | None = None  # draw the window into this PNG and exit
+    export_heatmap: str | None = None  # write the selected tensor's heatmap and exit
+
+    @property
+    def opens_something(self) -> bool:
+        return bool(self.source or self.model)
+
+    def open_options(self) -> OpenOptions:
+        from .sources import OpenOptions
+
+        return OpenOptions(trust=self.trust, seed=self.seed, meta=self.meta)
+
+
+class LaunchError(NetExplorerError):
+    """A request that cannot be carried out as asked (one line, exit status 2)."""
+
+
+def open_requested(request: LaunchRequest) -> ModuleTree:
+    """Open the source (or --model with --weights) as the request asks; check --select and
+    that --backward has a live model to run on."""
+    from .sources import open_source
+    from .sources.factory import build_with_weights
+
+    if request.model:
+        tree = build_with_weights(request.model, request.weights, request.open_options())
+    elif request.source:
+        tree = open_source(request.source, request.open_options())
+    else:
+        raise LaunchError("nothing to open: give a SOURCE or --model")
+    if request.select:
+        tree.node(request.select)  # raises UnknownPathError with suggestions
+    if request.backward and not tree.is_live:
+        raise LaunchError(
+            "--backward needs a live model: an example, a pkg.module:factory, --model with "
+            "--weights, or a TorchScript file; a checkpoint alone has no forward pass"
+        )
+    return tree
+
+
+def open_compared(request: LaunchRequest) -> ModuleTree | None:
+    """The second checkpoint of --compare, if asked for."""
+    from .sources import open_source
+
+    return open_source(request.compare, request.open_options()) if request.compare else None
+
+
+def run_backward(tree: ModuleTree, request: LaunchRequest) -> Any:
+    """--backward N without a window: N forward+backward passes on the seeded input,
+    gradients accumulating; the engine (None when N is 0)."""
+    if not request.backward:
+        return None
+    from .passes import PassEngine
+
+    engine = PassEngine(tree, seed=request.seed)
+    for _ in range(request.backward):
+        engine.backward()
+    return engine
