@@ -265,7 +265,13 @@ def tree_from_module(module: Any, *, source: str = "", metadata: dict | None = N
     module_nodes: dict[str, ModuleNode] = {}
     module_objects: dict[str, Any] = {}
 
-    def visit(obj: Any, path: str, name: str, parent: ModuleNode | None, access: str) -> None:
+    # depth first, in registration order, without a recursive closure (a closure that calls
+    # itself is a reference cycle: it would keep the model alive once the collector is frozen)
+    pending: list[tuple[Any, str, str, ModuleNode | None, str]] = [
+        (module, "", "", None, ROOT_NAME)
+    ]
+    while pending:
+        obj, path, name, parent, access = pending.pop()
         node = ModuleNode(
             path=path,
             name=name,
@@ -278,13 +284,15 @@ def tree_from_module(module: Any, *, source: str = "", metadata: dict | None = N
             parent.children.append(node)
         module_nodes[path] = node
         module_objects[path] = obj
-        for child_name, child in obj._modules.items():
-            if child is None:
-                continue
-            child_path = f"{path}.{child_name}" if path else child_name
-            visit(child, child_path, child_name, node, access + access_step(obj, child_name))
-
-    visit(module, "", "", None, ROOT_NAME)
+        children = [
+            (child, f"{path}.{child_name}" if path else child_name, child_name)
+            for child_name, child in obj._modules.items()
+            if child is not None
+        ]
+        for child, child_path, child_name in reversed(children):
+            pending.append(
+                (child, child_path, child_name, node, access + access_step(obj, child_name))
+            )
 
     identity: dict[str, Hashable] = {}
     for key, value in module.state_dict(keep_vars=True).items():
@@ -344,22 +352,27 @@ def tree_from_entries(
     order: list[str] = []
 
     def module_at(path: str) -> ModuleNode:
-        node = modules.get(path)
-        if node is None:
-            parent_path, _, name = path.rpartition(".")
-            parent = module_at(parent_path)
+        """The module node at `path`, made with its missing ancestors (iteratively: a
+        closure that calls itself would be a reference cycle)."""
+        missing: list[str] = []
+        while path not in modules:
+            missing.append(path)
+            path = path.rpartition(".")[0]
+        for module_path in reversed(missing):
+            parent = modules[module_path.rpartition(".")[0]]
+            name = module_path.rpartition(".")[2]
             node = ModuleNode(
-                path=path,
+                path=module_path,
                 name=name,
                 type_name="",
                 extra_repr="",
-                access=_item_access(path, nested, tensor=False)
+                access=_item_access(module_path, nested, tensor=False)
                 or parent.access + access_step(None, name),
                 parent=parent,
             )
             parent.children.append(node)
-            modules[path] = node
-        return node
+            modules[module_path] = node
+        return modules[path if not missing else missing[0]]
 
     for key, handle in entries:
         owner_path, _, name = key.rpartition(".")

@@ -338,7 +338,7 @@ class GraphPanel(QWidget):
         self._abandon_populating()
         scene = GraphScene(laid, tree, self.metrics, self, populate=False)
         self._populating = (scene, scene.populate())
-        QTimer.singleShot(0, lambda: self._populate_step(laid, scene, fit, anchor))
+        QTimer.singleShot(0, self, lambda: self._populate_step(laid, scene, fit, anchor))
 
     def _abandon_populating(self) -> None:
         if self._populating is not None:  # a newer layout (or tree) supersedes it
@@ -358,10 +358,12 @@ class GraphPanel(QWidget):
                 # counts against the step's time instead of adding to it
                 QCoreApplication.sendPostedEvents(scene, QEvent.Type.MetaCall)
                 if clock.elapsed() >= POPULATE_STEP_MS:
-                    QTimer.singleShot(0, lambda: self._populate_step(laid, scene, fit, anchor))
+                    QTimer.singleShot(
+                        0, self, lambda: self._populate_step(laid, scene, fit, anchor)
+                    )
                     return
         # every item is made: the scene goes on screen in a turn of its own
-        QTimer.singleShot(0, lambda: self._swap_in(laid, scene, fit, anchor))
+        QTimer.singleShot(0, self, lambda: self._swap_in(laid, scene, fit, anchor))
 
     def _swap_in(self, laid: LaidOut, scene: GraphScene, fit: bool, anchor) -> None:
         if self._populating is None or self._populating[0] is not scene:

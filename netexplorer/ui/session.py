@@ -276,7 +276,7 @@ class PassSession(QObject):
         self.losses_added.emit(frame.losses)
         self.state.take_result(frame.result)
         # a zero timer runs after the repaints this frame asked for
-        QTimer.singleShot(0, self._pacer.drawn)
+        QTimer.singleShot(0, self, self._pacer.drawn)
 
     def _on_training_done(self, result: PassResult | None) -> None:
         if result is not None:  # the final state, whatever the last frame showed

@@ -250,7 +250,7 @@ class DetailsPanel(QScrollArea):
             self.stats_note.setText("computing…")
             # after the heatmap of these values has been drawn: the worker's chunks would
             # hold the GIL while the GUI thread paints it
-            QTimer.singleShot(STATS_AFTER_PAINT_MS, lambda: self._start_stats(key, data))
+            QTimer.singleShot(STATS_AFTER_PAINT_MS, self, lambda: self._start_stats(key, data))
 
     def _start_stats(self, key: tuple[str, int], data: TensorData) -> None:
         if key != self._stats_key:  # another tensor was selected meanwhile

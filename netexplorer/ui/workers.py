@@ -62,7 +62,7 @@ class _Worker(QRunnable):
         super().__init__()
         self.setAutoDelete(False)  # Python owns it (the set above), in the pool or not
         self.signals = _Signals()  # made on the GUI thread: its receivers get queued calls
-        self._job = job
+        self._job: Callable[[], Any] | None = job
         self._generator = generator
         self._quit = False
         self._thread: _DedicatedThread | None = None
@@ -80,13 +80,14 @@ class _Worker(QRunnable):
 
     def run(self) -> None:
         result = None
+        job, self._job = self._job, None  # the task's arguments go with it (a model...)
         try:
-            if self._generator:
-                result = self._step(self._job())
-            else:
-                result = self._job()
+            if job is not None:
+                result = self._step(job()) if self._generator else job()
         finally:
+            del job
             self._emit(self.signals.returned, result)
+            result = None
             self._emit(self.signals.finished)
             _Worker._running.discard(self)
 
@@ -121,12 +122,14 @@ class _DedicatedThread(QThread):
 
     def __init__(self, worker: _Worker) -> None:
         super().__init__()
-        self._worker = worker
+        self._worker: _Worker | None = worker
         _DedicatedThread._alive.add(self)
         self.finished.connect(self._forget)
 
     def run(self) -> None:
-        self._worker.run()
+        worker, self._worker = self._worker, None
+        if worker is not None:
+            worker.run()
 
     def _forget(self) -> None:
         _DedicatedThread._alive.discard(self)
@@ -153,12 +156,12 @@ class TaskRunner(QObject):
         self.dedicated = dedicated  # each task in a thread of its own, not the pool
         self._generation = 0
         self._worker: _Worker | None = None
-        self._live: set[_Worker] = set()  # started and not yet finished
+        self._live = 0  # workers started and not yet finished
         self._callbacks: dict[str, Callable | None] = {}
 
     @property
     def busy(self) -> bool:
-        return bool(self._live)
+        return self._live > 0
 
     @property
     def pending(self) -> bool:
@@ -206,11 +209,10 @@ class TaskRunner(QObject):
         worker = _Worker(job, generator=inspect.isgeneratorfunction(fn))
         worker.signals.returned.connect(self._on_returned)
         worker.signals.yielded.connect(self._on_yielded)
-        worker.signals.finished.connect(lambda w=worker: self._on_finished(w))
+        worker.signals.finished.connect(self._on_finished)
         self._worker = worker
-        was_busy = self.busy
-        self._live.add(worker)
-        if not was_busy:
+        self._live += 1
+        if self._live == 1:
             self.busy_changed.emit(True)
         worker.start(dedicated=self.dedicated)
 
@@ -222,11 +224,11 @@ class TaskRunner(QObject):
         self._worker = None
         self._generation += 1
 
-    def _on_finished(self, worker: _Worker) -> None:
-        if worker in self._live:
-            self._live.discard(worker)
-            if not self._live:
-                self.busy_changed.emit(False)
+    @Slot()
+    def _on_finished(self) -> None:
+        self._live -= 1
+        if self._live == 0:
+            self.busy_changed.emit(False)
 
     @Slot(object)
     def _on_yielded(self, item: tuple[int, Any]) -> None:
