@@ -144,7 +144,7 @@ def window_stall(model: Model, expand_all: bool) -> float:
 
     from netexplorer.ui.app import make_app
     from netexplorer.ui.document import Document
-    from netexplorer.ui.graph_view import GraphPanel
+    from netexplorer.ui.graph import GraphPanel
     from netexplorer.ui.session import PassSession
 
     make_app()
@@ -207,7 +207,7 @@ def save_screenshots(model: Model, stem: str) -> list[str]:
 
     from netexplorer.ui.app import make_app
     from netexplorer.ui.document import Document
-    from netexplorer.ui.graph_view import GraphPanel
+    from netexplorer.ui.graph import GraphPanel
 
     make_app()
     document = Document()

@@ -38,7 +38,7 @@ from .workers import TaskRunner, run_until
 
 if TYPE_CHECKING:
     from .controls import PassControls
-    from .graph_view import GraphPanel
+    from .graph import GraphPanel
     from .heatmap_panel import HeatmapPanel
     from .stats_panel import DetailsPanel
 
@@ -169,7 +169,7 @@ class MainWindow(QMainWindow):
         if self._panels is not None:
             return self._panels
         from .controls import PassControls
-        from .graph_view import GraphPanel
+        from .graph import GraphPanel
         from .heatmap_panel import HeatmapPanel
         from .stats_panel import DetailsPanel
 

@@ -10,10 +10,10 @@ from PySide6.QtGui import QColor, QImage, QPainter
 
 from netexplorer.core.graph import graph_for_tree
 from netexplorer.core.sources import OpenOptions, open_source
-from netexplorer.ui.graph_items import LabelMetrics
-from netexplorer.ui.graph_overview import Overview, overview_strips
-from netexplorer.ui.graph_scene import GraphScene
-from netexplorer.ui.graph_tasks import Collapse, lay_out
+from netexplorer.ui.graph.items import LabelMetrics
+from netexplorer.ui.graph.overview import Overview, overview_strips
+from netexplorer.ui.graph.scene import GraphScene
+from netexplorer.ui.graph.tasks import Collapse, lay_out
 
 
 @pytest.fixture

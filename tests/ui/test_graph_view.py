@@ -19,9 +19,9 @@ from netexplorer.core.handles import TorchHandle
 from netexplorer.core.inputs import InputSpec
 from netexplorer.core.tree import tree_from_entries, tree_from_module
 from netexplorer.example_nets import tied
-from netexplorer.ui.graph_canvas import READABLE_SCALE
-from netexplorer.ui.graph_export import export_graph
-from netexplorer.ui.graph_items import NODE_FILL, TieLinkItem
+from netexplorer.ui.graph.canvas import READABLE_SCALE
+from netexplorer.ui.graph.export import export_graph
+from netexplorer.ui.graph.items import NODE_FILL, TieLinkItem
 from netexplorer.ui.icons import ALIAS_COLOR
 from netexplorer.ui.tree_view import PATH_ROLE
 
@@ -93,7 +93,7 @@ def test_tied_draws_every_call_the_flow_and_a_link_of_2_and_4_naming_weight_and_
 
 
 def test_the_three_kinds_of_sharing_look_different():
-    from netexplorer.ui.graph_items import link_color, link_pen
+    from netexplorer.ui.graph.items import link_color, link_pen
 
     pens = {k: link_pen(k, link_color(k, 0)) for k in (TIED_TENSOR, SHARED_MODULE, STATELESS)}
     looks = {(p.color().name(), tuple(p.dashPattern()), p.style()) for p in pens.values()}
@@ -331,7 +331,7 @@ def test_export_from_the_file_menu(qtbot, tied_graph, tmp_path, monkeypatch):
     w, panel = tied_graph
     out = tmp_path / "tied_graph.svg"
     monkeypatch.setattr(
-        "netexplorer.ui.graph_view.QFileDialog.getSaveFileName", lambda *a, **k: (str(out), "")
+        "netexplorer.ui.graph.panel.QFileDialog.getSaveFileName", lambda *a, **k: (str(out), "")
     )
     w.export_graph_action.trigger()
     assert QSvgRenderer(str(out)).isValid()

@@ -1,5 +1,5 @@
 """What the graph view draws: nodes, container boxes, data-flow edges, tie links and the
-legend (`GraphScene` in ui/graph_scene.py holds the items of one laid-out view).
+legend (`GraphScene` in scene.py holds the items of one laid-out view).
 
 Scene units are the layout's units (core/layout.py); at zoom 1 one unit is one pixel. Node
 sizes come from `LabelMetrics`, measured once on the GUI thread from the real fonts and
@@ -42,7 +42,7 @@ from PySide6.QtWidgets import (
     QStyleOptionGraphicsItem,
 )
 
-from ..core.graph import (
+from ...core.graph import (
     CONTAINER,
     INPUT,
     LOOP,
@@ -52,9 +52,9 @@ from ..core.graph import (
     TIED_TENSOR,
     GraphNode,
 )
-from ..core.layout import BOX_TITLE_H, WIDTH_STEP, Rect, box_title
-from ..core.tree import ModuleTree, TensorNode
-from .icons import ALIAS_COLOR, EMPTY_ALIAS_COLOR, TIE_COLORS
+from ...core.layout import BOX_TITLE_H, WIDTH_STEP, Rect, box_title
+from ...core.tree import ModuleTree, TensorNode
+from ..icons import ALIAS_COLOR, EMPTY_ALIAS_COLOR, TIE_COLORS
 
 # -- look -----------------------------------------------------------------------------------
 

@@ -1,6 +1,6 @@
 """The canvas the graph is drawn on (`GraphCanvas`, a QGraphicsView): pan, zoom, fit,
 clicks and tooltips handed to the panel, and the overlays that do not zoom with the graph
-(the legend, the centred message, the overview in ui/graph_overview.py)."""
+(the legend, the centred message, the overview in overview.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from PySide6.QtCore import QEvent, QPointF, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QPainter
 from PySide6.QtWidgets import QApplication, QGraphicsView, QLabel, QToolTip, QWidget
 
-from .graph_items import (
+from .items import (
     BoxItem,
     EdgeItem,
     LegendContent,
@@ -22,8 +22,8 @@ from .graph_items import (
     legend_size,
     paint_legend,
 )
-from .graph_overview import Overview
-from .graph_scene import GraphScene
+from .overview import Overview, visible_scene_rect
+from .scene import GraphScene
 
 READABLE_SCALE = 0.75  # the first view of a big graph: no smaller than this, from its start
 MAX_FIT_SCALE = 1.4
@@ -92,7 +92,7 @@ class GraphCanvas(QGraphicsView):
         self._place_overlays()
 
     def visible_scene_rect(self) -> QRectF:
-        return self.mapToScene(self.viewport().rect()).boundingRect()
+        return visible_scene_rect(self)
 
     # -- zoom -------------------------------------------------------------------------------
 

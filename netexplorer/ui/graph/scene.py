@@ -1,4 +1,4 @@
-"""`GraphScene`: the items of one laid-out graph view (ui/graph_items.py draws each kind),
+"""`GraphScene`: the items of one laid-out graph view (items.py draws each kind),
 and what changes on them without a new layout: the highlight of a selection and its tie
 partners, the gradient tint, the tie links' labels with each use's contribution, tooltips.
 
@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
     QGraphicsScene,
 )
 
-from ..core.graph import (
+from ...core.graph import (
     INPUT,
     LOOP,
     OUTPUT,
@@ -31,9 +31,9 @@ from ..core.graph import (
     TIED_TENSOR,
     GraphNode,
 )
-from ..core.text import shape_text
-from ..core.tree import ModuleTree
-from .graph_items import (
+from ...core.text import shape_text
+from ...core.tree import ModuleTree
+from .items import (
     BOUNDS_MARGIN,
     KIND_EXPLANATIONS,
     KIND_NAMES,
@@ -55,8 +55,8 @@ from .graph_items import (
 )
 
 if TYPE_CHECKING:
-    from ..core.graph import TieLink
-    from .graph_tasks import LaidOut
+    from ...core.graph import TieLink
+    from .tasks import LaidOut
 
 # -- look -----------------------------------------------------------------------------------
 

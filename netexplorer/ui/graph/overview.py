@@ -6,18 +6,13 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QPointF, QRectF, QSize, Qt, QTimer
 from PySide6.QtGui import QColor, QImage, QPainter, QPen
-from PySide6.QtWidgets import QWidget
+from PySide6.QtWidgets import QGraphicsView, QWidget
 
-from .graph_items import BOUNDS_MARGIN, SELECTED_COLOR
-from .graph_scene import GraphScene
-
-if TYPE_CHECKING:
-    from .graph_canvas import GraphCanvas
-
+from .items import BOUNDS_MARGIN, SELECTED_COLOR
+from .scene import GraphScene
 
 ITEMS_PER_STRIP = 400  # items drawn into the overview per turn of the event loop (a few ms)
 
@@ -71,9 +66,9 @@ class Overview(QWidget):
 
     MAX_W, MAX_H = 320, 110
 
-    def __init__(self, canvas: GraphCanvas) -> None:
+    def __init__(self, canvas: QGraphicsView) -> None:
         super().__init__(canvas)
-        self.canvas = canvas
+        self.canvas = canvas  # any graphics view: the overview knows nothing more of it
         self.picture: QImage | None = None
         self.source = QRectF()
         self.k = 1.0
@@ -138,7 +133,7 @@ class Overview(QWidget):
 
     def sync(self) -> None:
         """Shown only while part of the graph is out of view; the frame follows the view."""
-        shown = self.picture is not None and not self.canvas.visible_scene_rect().contains(
+        shown = self.picture is not None and not visible_scene_rect(self.canvas).contains(
             self.source.adjusted(BOUNDS_MARGIN, BOUNDS_MARGIN, -BOUNDS_MARGIN, -BOUNDS_MARGIN)
         )
         if shown:
@@ -154,7 +149,7 @@ class Overview(QWidget):
         painter.setPen(QPen(QColor("#90a4ae"), 1))
         painter.drawRect(QRectF(0.5, 0.5, self.width() - 1, self.height() - 1))
         painter.drawImage(QPointF(2, 2), self.picture)
-        seen = self.canvas.visible_scene_rect().intersected(self.source)
+        seen = visible_scene_rect(self.canvas).intersected(self.source)
         frame = QRectF(
             2 + (seen.x() - self.source.x()) * self.k,
             2 + (seen.y() - self.source.y()) * self.k,
@@ -179,3 +174,8 @@ class Overview(QWidget):
     def mouseMoveEvent(self, event) -> None:
         if event.buttons() & Qt.MouseButton.LeftButton:
             self._go(event.position())
+
+
+def visible_scene_rect(view: QGraphicsView) -> QRectF:
+    """The part of its scene a view shows."""
+    return view.mapToScene(view.viewport().rect()).boundingRect()

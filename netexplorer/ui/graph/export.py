@@ -9,9 +9,9 @@ from PySide6.QtCore import QPointF, QRectF, QSize
 from PySide6.QtGui import QColor, QImage, QPainter
 from PySide6.QtSvg import QSvgGenerator
 
-from ..core.errors import NetExplorerError
-from .graph_items import legend_size, paint_legend
-from .graph_scene import GraphScene
+from ...core.errors import NetExplorerError
+from .items import legend_size, paint_legend
+from .scene import GraphScene
 
 EXPORT_MARGIN = 24.0
 

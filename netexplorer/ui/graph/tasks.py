@@ -3,7 +3,7 @@
 `build_graph` records the model's forward pass and lays the graph out; `lay_out` lays out
 what a `Collapse` shows of a graph (collapsing, expanding, the depth control);
 `contribution_norms` reads the per-use gradients of shared tensors from the pass engine.
-`LaidOut` is what a task hands back to `GraphPanel` (ui/graph_view.py)."""
+`LaidOut` is what a task hands back to the Graph tab (panel.py)."""
 
 from __future__ import annotations
 
@@ -15,10 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from ..core.graph import Graph, GraphNode, GraphView, graph_for_tree
-from ..core.layout import GraphLayout, layout_view
-from ..core.tree import ModuleTree
-from .graph_items import canonical_path, edge_path
+from ...core.graph import Graph, GraphNode, GraphView, graph_for_tree
+from ...core.layout import GraphLayout, layout_view
+from ...core.tree import ModuleTree
+from .items import canonical_path, edge_path
 
 
 @dataclass(frozen=True)
