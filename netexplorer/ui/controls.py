@@ -5,7 +5,7 @@ live loss curve."""
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -47,6 +47,10 @@ def format_output(output: np.ndarray) -> str:
 
 
 class PassControls(QWidget):
+    """The pass buttons and settings; they render the session's `PassState`."""
+
+    settings_changed = Signal(dict)  # loss_name, optimizer_name, lr, record: to remember
+
     def __init__(self, document: Document, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.document = document
@@ -273,13 +277,14 @@ class PassControls(QWidget):
     def _on_settings_changed(self) -> None:
         if self._syncing or self.session.engine is None:
             return
-        self.session.configure(
-            loss_name=self.loss.currentData(),
-            optimizer_name=self.optimizer.currentData(),
-            lr=self.lr.value(),
-            record=self.record.isChecked(),
-            seed=self.seed.value(),
-        )
+        remembered = {
+            "loss_name": self.loss.currentData(),
+            "optimizer_name": self.optimizer.currentData(),
+            "lr": self.lr.value(),
+            "record": self.record.isChecked(),
+        }
+        self.session.configure(**remembered, seed=self.seed.value())
+        self.settings_changed.emit(remembered)
 
     def _on_optimizer_changed(self) -> None:
         engine = self.session.engine

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QElapsedTimer, Qt, QTimer
-from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtCore import QByteArray, QElapsedTimer, Qt, QTimer
+from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
     QFileDialog,
@@ -33,6 +33,7 @@ from .document import Document
 from .gallery import GalleryPage
 from .icons import app_icon
 from .progress import ProgressBar
+from .settings import Settings, pass_defaults
 from .tree_view import TreePanel
 from .workers import TaskRunner, run_until
 
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
     from .stats_panel import DetailsPanel
 
 GALLERY, EXPLORER = range(2)
+DEFAULT_SIZE = (1640, 980)
 APP_NAME = "netexplorer"
 PANELS_AFTER_SHOW_MS = 100  # time for the first paint of the tree (or the gallery)
 LOADING_PANELS = "Loading the heatmap, details and graph views…"
@@ -86,7 +88,9 @@ class MainWindow(QMainWindow):
 
         self._make_actions()
         self.checkpoint_actions = CheckpointActions(self)  # Open…, drops, Compare, Tools
-        self.resize(1640, 980)
+        self.settings = Settings.load()
+        self.document.session.defaults = pass_defaults(self.settings)
+        self._place_on_screen()
 
     # -- actions ----------------------------------------------------------------------------
 
@@ -192,9 +196,31 @@ class MainWindow(QMainWindow):
         for action in controls.actions.values():
             self.pass_menu.addAction(action)
         self.checkpoint_actions.watch_statistics(details)
+        controls.settings_changed.connect(self._remember_pass_settings)
         tree = self.document.tree
         controls.setVisible(tree is not None and tree.is_live)
         return self._panels
+
+    def _place_on_screen(self) -> None:
+        """Where the user left the window; the first time, as large as the design wants
+        (1640x980) within the screen's free area, centred."""
+        if self.settings.geometry and self.restoreGeometry(QByteArray(self.settings.geometry)):
+            return
+        screen = QGuiApplication.primaryScreen()
+        if screen is None:
+            self.resize(*DEFAULT_SIZE)
+            return
+        area = screen.availableGeometry()
+        width = min(DEFAULT_SIZE[0], int(area.width() * 0.94))
+        height = min(DEFAULT_SIZE[1], int(area.height() * 0.94))
+        self.resize(width, height)
+        self.move(area.center().x() - width // 2, area.center().y() - height // 2)
+
+    def _remember_pass_settings(self, values: dict) -> None:
+        for name, value in values.items():
+            setattr(self.settings, name, value)
+        self.document.session.defaults = pass_defaults(self.settings)
+        self.settings.save()
 
     def showEvent(self, event) -> None:
         super().showEvent(event)
@@ -310,6 +336,9 @@ class MainWindow(QMainWindow):
         return result
 
     def closeEvent(self, event) -> None:
+        self.settings.geometry = bytes(self.saveGeometry().data())
+        self.settings.window_state = bytes(self.saveState().data())
+        self.settings.save()
         self.document.shutdown()  # a training loop stops between two steps
         for runner in self.runners():
             runner.cancel()

@@ -18,16 +18,16 @@ import re
 import threading
 from collections.abc import Callable
 
-from PySide6.QtCore import QObject, QSettings, Qt, Signal
+from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import QMainWindow, QMessageBox, QWidget
 
 from ..core.errors import NetExplorerError, UntrustedPickleError
 from ..core.sources import OpenOptions, open_source
 from ..core.tree import ModuleTree
+from . import settings as app_config
 from .progress import ProgressBar
 from .workers import TaskRunner
 
-SETTINGS_SCOPE = ("netexplorer", "netexplorer")  # organization, application
 RECENT_KEY = "recent/sources"
 FOLDER_KEY = "recent/folder"
 MAX_RECENT = 10
@@ -37,11 +37,6 @@ RUNS_COMMANDS = re.compile(
     r"^(posix|nt|os)\.(system|popen|exec\w*|spawn\w*)$|^subprocess\.|^builtins\.(exec|eval|"
     r"compile|__import__|open)$|^(runpy|pty|webbrowser|socket|shutil)\.|^importlib\."
 )
-
-
-def app_settings() -> QSettings:
-    """The app's settings store (tests replace this function with a temporary one)."""
-    return QSettings(*SETTINGS_SCOPE)
 
 
 def display_name(spec: str) -> str:
@@ -55,7 +50,7 @@ class RecentSources:
     """The files and folders opened last, newest first; missing ones are dropped on read."""
 
     def paths(self) -> list[str]:
-        settings = app_settings()
+        settings = app_config.app_settings()
         stored = settings.value(RECENT_KEY, []) or []
         if isinstance(stored, str):  # QSettings returns a one-item list as a plain string
             stored = [stored]
@@ -67,17 +62,17 @@ class RecentSources:
     def add(self, path: str) -> None:
         path = os.path.abspath(path)
         paths = [path, *(p for p in self.paths() if p != path)][:MAX_RECENT]
-        settings = app_settings()
+        settings = app_config.app_settings()
         settings.setValue(RECENT_KEY, paths)
         settings.setValue(FOLDER_KEY, os.path.dirname(os.path.normpath(path)))
 
     def clear(self) -> None:
-        app_settings().remove(RECENT_KEY)
+        app_config.app_settings().remove(RECENT_KEY)
 
     @staticmethod
     def last_folder() -> str:
         """Where the last file came from (the open dialogs start there)."""
-        folder = app_settings().value(FOLDER_KEY, "") or ""
+        folder = app_config.app_settings().value(FOLDER_KEY, "") or ""
         return folder if os.path.isdir(folder) else os.getcwd()
 
 

@@ -19,6 +19,7 @@ with `tensors_read`, which is not a pass result and changes neither.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -128,6 +129,10 @@ class PassSession(QObject):
         self._pacer = FramePacer(FRAME_SECONDS)
         self._failure = ""  # the error of the action running now, shown once it has finished
         self._sizes: dict[str, int] = {}  # path -> elements, to choose where to read
+        # what a new engine starts with (the window's saved settings); the sum of the output
+        # (the CLI's loss) has no minimum: training on it diverges, so the window starts on a
+        # loss that training can lower
+        self.defaults: dict[str, Any] = {"loss_name": "mse"}
 
     # -- state ------------------------------------------------------------------------------
 
@@ -163,9 +168,9 @@ class PassSession(QObject):
 
             try:
                 engine = PassEngine(tree, seed=seed)
-                # the sum of the output (the CLI's loss) has no minimum: training on it
-                # diverges, so the window starts on a loss that training can lower
-                engine.configure(loss_name="mse", capture_activations=True)
+                engine.configure(capture_activations=True)
+                with contextlib.suppress(NetExplorerError):  # a setting this version lacks
+                    engine.configure(**self.defaults)
                 self.engine = engine
                 self._sizes = {path: t.numel for path, t in tree.tensors.items()}
                 if not PassSession._warmed:

@@ -1,9 +1,20 @@
 """Fixtures for widget tests: a window on an example, and a guard against leftover work."""
 
 import pytest
+from PySide6.QtCore import QSettings
 
+from netexplorer.ui import settings
 from netexplorer.ui.main_window import MainWindow
 from netexplorer.ui.workers import wait_for_workers
+
+
+@pytest.fixture(autouse=True)
+def temporary_settings(monkeypatch, tmp_path):
+    """Each test starts from no saved settings (window geometry, pass settings, recent
+    files) and writes to a file of its own, never the user's."""
+    path = str(tmp_path / "settings.ini")
+    monkeypatch.setattr(settings, "app_settings", lambda: QSettings(path, QSettings.IniFormat))
+    return path
 
 
 @pytest.fixture(autouse=True)

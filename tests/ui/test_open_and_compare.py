@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PySide6.QtCore import QMimeData, QPoint, QPointF, QSettings, Qt, QUrl
+from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QApplication, QFileDialog, QMessageBox
 from safetensors.torch import save_file
@@ -32,14 +32,6 @@ TRAINING_CKPT = ROOT / "resources" / "examples" / "tied-training.ckpt"
 
 
 # -- fixtures and builders ------------------------------------------------------------------
-
-
-@pytest.fixture(autouse=True)
-def temporary_settings(monkeypatch, tmp_path):
-    """Recent files go to a settings file of this test, never the user's."""
-    path = str(tmp_path / "settings.ini")
-    monkeypatch.setattr(opening, "app_settings", lambda: QSettings(path, QSettings.IniFormat))
-    return path
 
 
 @pytest.fixture
