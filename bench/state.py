@@ -39,9 +39,9 @@ TARGET_MS = 50
 def measure(calls: int, seconds: float, scenario: str) -> tuple[float, float]:
     """(longest stall, longest select() call), in ms, for one scenario."""
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from graph import make_model
     from PySide6.QtCore import QElapsedTimer, QEventLoop, Qt, QTimer
 
-    from graph import make_model
     from netexplorer.ui.app import make_app
     from netexplorer.ui.main_window import MainWindow
 

@@ -304,7 +304,9 @@ class CompareView(QWidget):
         self._missing_note = ""
         self._set_comparison(compare_keys(a, b), keep=selected)
         self.runner.run(
-            iter_compare,
+            self.document.session.guarded(iter_compare)
+            if a is self.document.tree
+            else iter_compare,
             a,
             b,
             on_result=lambda comparison: self._set_comparison(comparison, keep=self._current_key()),
@@ -418,8 +420,9 @@ class CompareView(QWidget):
         else:
             self.shown_key = None
             self.difference.caption.setText(caption + " — reading both tensors…")
+            live = self.comparison.a is self.document.tree
             self.diff_runner.run(
-                difference_task,
+                self.document.session.guarded(difference_task) if live else difference_task,
                 self.comparison,
                 row.key,
                 on_result=self._on_difference,

@@ -85,7 +85,7 @@ class IdenticalTensorsDialog(QDialog):
         self.show()
         self.raise_()
         self.runner.run(
-            iter_identical_tensors,
+            self.document.session.guarded(iter_identical_tensors),  # no pass changes them
             tree,
             on_result=self._on_found,
             on_progress=lambda p: task.report(*p),

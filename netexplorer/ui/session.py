@@ -20,9 +20,10 @@ with `tensors_read`, which is not a pass result and changes neither.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -270,6 +271,27 @@ class PassSession(QObject):
             self._on_read(engine.snapshot_while_idle(paths))
         else:
             self._reader.run(engine.snapshot, paths, on_result=self._on_read)
+
+    def guarded(self, task: Callable[..., Any]) -> Callable[..., Any]:
+        """`task` (a function or a progress generator that reads the model's tensors in a
+        worker), made to hold the engine's state lock while it runs, so that no pass changes
+        what it reads; `task` itself for a checkpoint without code."""
+        engine = self.engine
+        if engine is None:
+            return task
+        if inspect.isgeneratorfunction(task):
+
+            def guarded_steps(*args: Any) -> Any:
+                with engine.reading():
+                    return (yield from task(*args))
+
+            return guarded_steps
+
+        def guarded_call(*args: Any) -> Any:
+            with engine.reading():
+                return task(*args)
+
+        return guarded_call
 
     # -- results ----------------------------------------------------------------------------
 

@@ -291,3 +291,30 @@ def test_a_large_live_tensor_is_copied_off_the_gui_thread(qtbot, monkeypatch, di
         timeout=10_000,
     )
     assert copied_on and threading.get_ident() not in copied_on
+
+
+def test_finding_identical_tensors_while_training_reads_a_model_no_step_changes(
+    qtbot, shown, monkeypatch
+):
+    from netexplorer.ui import identical_view
+
+    w = shown("example:tied", select="2.weight")
+    click(qtbot, w.controls.train_button)
+    qtbot.waitUntil(lambda: steps(w) > 3, timeout=20_000)
+    original = identical_view.iter_identical_tensors
+    seen: list[tuple[int, int]] = []
+
+    def hashing(tree):  # the steps taken before and after hashing every tensor
+        before = steps(w)
+        result = yield from original(tree)
+        seen.append((before, steps(w)))
+        return result
+
+    monkeypatch.setattr(identical_view, "iter_identical_tensors", hashing)
+    dialog = w.checkpoint_actions.identical
+    w.checkpoint_actions.identical_action.trigger()
+    qtbot.waitUntil(lambda: dialog.groups is not None, timeout=20_000)
+    assert seen and seen[0][0] == seen[0][1]  # no step while it read
+    click(qtbot, w.controls.train_button)
+    qtbot.waitUntil(lambda: w.controls.forward_button.isEnabled(), timeout=10_000)
+    dialog.close()

@@ -228,6 +228,13 @@ class PassEngine:
         with self._run_lock:
             yield
 
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        """Hold the state lock: for a worker that reads many of the model's tensors (hashing
+        them, comparing them with a checkpoint), so that no action changes them meanwhile."""
+        with self._state_lock:
+            yield
+
     def snapshot(self, paths: Iterable[str] | None = None) -> PassResult:
         """The current values, gradients and contributions of `paths` (default: the watched
         ones) and every gradient norm, without running anything. Waits for a running action."""
