@@ -20,11 +20,9 @@ import numpy as np
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QCheckBox,
-    QGridLayout,
     QHBoxLayout,
     QLabel,
     QSpinBox,
-    QStackedWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -35,8 +33,9 @@ from ..core.tree import ModuleNode, TensorNode
 from .document import Document, TensorData
 from .heatmap import HeatmapView
 from .optimizer_state import OptimizerStatePanel
+from .titled_heatmap import TitledHeatmap
+from .uses_view import UsesView
 
-USES_PER_ROW = 4
 MAX_ACTIVATIONS = 4
 
 
@@ -95,49 +94,6 @@ class SliceControls(QWidget):
         self._on_change()
 
 
-class TitledHeatmap(QWidget):
-    """A heatmap with a caption, or a message in its place."""
-
-    def __init__(self, parent: QWidget | None = None, compact: bool = False) -> None:
-        super().__init__(parent)
-        self.caption = QLabel(self)
-        self.caption.setTextFormat(Qt.TextFormat.RichText)
-        self.caption.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.view = HeatmapView(self, compact=compact)
-        self.message = QLabel(self)
-        self.message.setWordWrap(True)
-        self.message.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.message.setStyleSheet("color: #555; font-size: 14pt; background: #f4f4f4;")
-        self.stack = QStackedWidget(self)
-        self.stack.addWidget(self.view)
-        self.stack.addWidget(self.message)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(2, 2, 2, 2)
-        layout.addWidget(self.caption)
-        layout.addWidget(self.stack, 1)
-
-    def show_values(
-        self,
-        caption: str,
-        values: np.ndarray,
-        display,
-        levels=None,
-    ) -> None:
-        self.caption.setText(caption)
-        self.view.set_tensor(values, display, levels)
-        self.stack.setCurrentWidget(self.view)
-
-    def show_message(self, caption: str, text: str) -> None:
-        self.caption.setText(caption)
-        self.view.clear_tensor()
-        self.message.setText(text)
-        self.stack.setCurrentWidget(self.message)
-
-    @property
-    def showing_values(self) -> bool:
-        return self.stack.currentWidget() is self.view
-
-
 class HeatmapPanel(QWidget):
     def __init__(self, document: Document, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -165,10 +121,7 @@ class HeatmapPanel(QWidget):
         self.uses_label.setTextFormat(Qt.TextFormat.RichText)
         self.uses_label.setWordWrap(True)
         self.uses_label.setVisible(False)
-        self.uses_box = QWidget(self)
-        self.uses_grid = QGridLayout(self.uses_box)
-        self.uses_grid.setContentsMargins(0, 0, 0, 0)
-        self.uses: list[TitledHeatmap] = []  # grows as needed, reused across selections
+        self.uses_box = UsesView(self, on_readout=lambda i, t: self._on_readout(f"use {i}", t))
 
         self.readout = QLabel(" ", self)
         self.readout.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -209,6 +162,11 @@ class HeatmapPanel(QWidget):
     def loaded(self) -> TensorData | None:
         return self.data
 
+    @property
+    def uses(self) -> list[TitledHeatmap]:
+        """The per-use panels (shown or hidden; `uses_box.shown` for those on screen)."""
+        return self.uses_box.panels
+
     # -- document -> panel ------------------------------------------------------------------
 
     def _on_selection_changed(self, path: str | None) -> None:
@@ -244,7 +202,7 @@ class HeatmapPanel(QWidget):
         if data is None or tensor is None or data.path != tensor.path:
             return
         if self.data is None or self.data.path != data.path:  # another tensor: fresh axes
-            for view in (self.value, self.grad, *self.uses):
+            for view in (self.value, self.grad, *self.uses_box.panels):
                 view.view.clear_tensor()
         self.data = data
         self.value.show_values("<b>value</b>", data.values, data.display)
@@ -302,19 +260,8 @@ class HeatmapPanel(QWidget):
         self.uses_label.setVisible(bool(panels))
         self.uses_box.setVisible(bool(panels))
         self.uses_label.setText(note)
-        if not panels:
-            return
-        while len(self.uses) < len(panels):
-            view = TitledHeatmap(self.uses_box, compact=True)
-            index = len(self.uses)
-            view.view.readout_changed.connect(lambda t, i=index: self._on_readout(f"use {i}", t))
-            self.uses.append(view)
-            self.uses_grid.addWidget(view, index // USES_PER_ROW, index % USES_PER_ROW)
-        for view, (caption, values, display) in zip(self.uses, panels, strict=False):
-            view.show_values(caption, values, display, shared)
-            view.setVisible(True)
-        for view in self.uses[len(panels) :]:
-            view.setVisible(False)
+        if panels:
+            self.uses_box.show_panels(panels, shared)
 
     def _selected_module_activations(self) -> list[tuple[int, np.ndarray]]:
         node = self.document.selected_node()
