@@ -39,13 +39,12 @@ def save_screenshot(window: MainWindow, path: str) -> None:
     window.grab().save(str(Path(path)))
 
 
-def run_app(request: LaunchRequest) -> int:
-    """The window, as the request asks: open, select, run passes, then show (or draw a
-    screenshot and exit)."""
+def window_for(request: LaunchRequest) -> MainWindow:
+    """The window as the request asks, not yet shown: opened, passes started (through the
+    pass session, as the buttons do), selected, on the asked-for view. A bad source raises
+    (exit 2) before any window, or any worker of one, exists."""
     from ..core.launch import open_compared, open_requested
 
-    app = make_app()
-    # a bad source exits 2 before any window (and any worker of one) exists
     tree = open_requested(request) if request.opens_something else None
     compared = open_compared(request)  # B too: a bad file exits 2 before the window exists
     window = MainWindow(seed=request.seed)
@@ -53,12 +52,20 @@ def run_app(request: LaunchRequest) -> int:
         window.set_tree(tree)
     if compared is not None:  # the relative changes compute in a worker
         window.checkpoint_actions.compare_with_tree(compared)
-    if request.backward:  # through the session, as the Backward button does
+    if request.backward:
         window.document.session.run("backward", times=request.backward)
     if request.select:
         window.document.select(request.select)
     if request.view:
         window.set_view(request.view)
+    return window
+
+
+def run_app(request: LaunchRequest) -> int:
+    """The window, as the request asks: open, select, run passes, then show (or draw a
+    screenshot and exit)."""
+    app = make_app()
+    window = window_for(request)
     if request.screenshot:
         save_screenshot(window, request.screenshot)
         window.close()

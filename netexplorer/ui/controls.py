@@ -199,7 +199,10 @@ class PassControls(QWidget):
         self._steps, self._losses = [], []
         self.curve.setSymbol("o")
         self.curve.setData([], [])
-        self.curve_plot.enableAutoRange()  # not the last model's ranges
+        # not the last model's ranges: a first point alone keeps the width of the range it
+        # lands in, so start from a small one around step 0
+        self.curve_plot.setRange(xRange=(-1, 1), yRange=(0, 1), padding=0)
+        self.curve_plot.enableAutoRange()
         self.input_error.setVisible(False)
         if engine is not None:
             self._syncing = True

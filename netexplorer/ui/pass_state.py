@@ -157,11 +157,11 @@ class PassState(QObject):
     def take_result(self, result: PassResult) -> None:
         """A result: of an action that ran (kept as the last result), or a snapshot (only
         what the model holds is taken from it)."""
-        if result.ran:
-            self._set_result(result)
         if result.input:
             self._input = result.input
-        self._set_holdings(Holdings.of(result))
+        self._set_holdings(Holdings.of(result))  # first: whoever shows the result reads them
+        if result.ran:
+            self._set_result(result)
 
     def _set_result(self, result: PassResult | None) -> None:
         if result is not self._result:

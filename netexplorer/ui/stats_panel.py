@@ -203,7 +203,9 @@ class DetailsPanel(QScrollArea):
         label = module_label(m)
         if label:
             self._fact("Module", label)
-        self._fact("Parameters", f"{m.parameter_count:,} (a tied tensor counted once)")
+        tied = any(t.tie is not None for t in m.walk_tensors())
+        note = " (a tied tensor counted once)" if tied else ""
+        self._fact("Parameters", f"{m.parameter_count:,}{note}")
         self._fact("Tensors here", str(len(m.tensors)))
         self._fact("Child modules", str(len(m.children)))
         if m.shared_with:
@@ -287,7 +289,14 @@ class DetailsPanel(QScrollArea):
     def _set_grad_fact(self, data: TensorData, grad_norm: float | None) -> None:
         if not data.live:
             return
-        text = "None (no backward pass yet)" if grad_norm is None else f"norm {grad_norm:.6g}"
+        if grad_norm is not None:
+            text = f"norm {grad_norm:.6g}"
+        elif data.kind == "buffer":
+            text = "None (a buffer has no gradient)"
+        elif self.document.session.state.holdings.zeroed:
+            text = "None (set so by Zero grad)"
+        else:
+            text = "None (no backward pass yet)"
         if self._grad_label is None:
             self._grad_label = QLabel(self.facts_box)
             self.facts.addRow("Gradient", self._grad_label)
@@ -355,5 +364,6 @@ class DetailsPanel(QScrollArea):
                 f"<code>{html.escape(tree.default_input.describe())}</code>"
             )
         total = format_count(tree.total_parameters)
-        rows.append(f"<span style='color:#555'>parameters:</span> {total} (ties counted once)")
+        tied = " (ties counted once)" if tree.tie_groups else ""
+        rows.append(f"<span style='color:#555'>parameters:</span> {total}{tied}")
         return "<br>".join(rows)
