@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from PySide6.QtWidgets import QApplication
 
+from ..core.errors import NetExplorerError
 from .main_window import MainWindow
 from .workers import wait_for_workers
 
@@ -18,14 +19,32 @@ if TYPE_CHECKING:
 SCREENSHOT_SIZE = (1640, 980)
 
 
-def make_app() -> QApplication:
-    """The running QApplication, or a new one."""
+class NoDisplayError(NetExplorerError):
+    """The window was asked for where there is no screen to show it on."""
+
+
+def has_display() -> bool:
+    """Whether Qt can show a window here: a display server, another platform asked for
+    (QT_QPA_PLATFORM, e.g. offscreen), or not Linux."""
+    if not sys.platform.startswith("linux") or os.environ.get("QT_QPA_PLATFORM"):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def make_app(*, offscreen_ok: bool = True) -> QApplication:
+    """The running QApplication, or a new one. Without a display, drawing offscreen is
+    fine for screenshots and exports (`offscreen_ok`); a window a person should see raises
+    NoDisplayError instead of running invisibly forever."""
     app = QApplication.instance()
     if app is None:
-        if sys.platform.startswith("linux") and not (
-            os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
-        ):
-            os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # no screen: draw offscreen
+        if not has_display():
+            if not offscreen_ok:
+                raise NoDisplayError(
+                    "no display to show the window on (DISPLAY and WAYLAND_DISPLAY are not "
+                    "set): run it in a desktop session, or use --screenshot FILE, --summary "
+                    "or --json here"
+                )
+            os.environ["QT_QPA_PLATFORM"] = "offscreen"
         app = QApplication(sys.argv[:1])
         app.setApplicationName("netexplorer")
         app.setOrganizationName("netexplorer")
@@ -64,7 +83,7 @@ def window_for(request: LaunchRequest) -> MainWindow:
 def run_app(request: LaunchRequest) -> int:
     """The window, as the request asks: open, select, run passes, then show (or draw a
     screenshot and exit)."""
-    app = make_app()
+    app = make_app(offscreen_ok=bool(request.screenshot))
     window = window_for(request)
     if request.screenshot:
         save_screenshot(window, request.screenshot)

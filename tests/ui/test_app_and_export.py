@@ -1,5 +1,10 @@
 """Starting the window from the command line and a notebook; exporting heatmaps."""
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 from PySide6.QtGui import QImage
@@ -8,6 +13,8 @@ from torch import nn
 
 import netexplorer
 from netexplorer.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_screenshot_draws_the_window_offscreen(tmp_path):
@@ -71,3 +78,37 @@ def test_a_file_opened_from_the_command_line_is_in_open_recent(tmp_path, monkeyp
     for widget in QApplication.topLevelWidgets():
         widget.close()
     assert RecentSources().paths()[0] == str(path)
+
+
+def without_display() -> dict[str, str]:
+    env = dict(os.environ)
+    for name in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"):
+        env.pop(name, None)
+    return env
+
+
+def test_the_window_without_a_display_exits_2_with_one_line():
+    # `make run` on a machine without a screen: one line, not an invisible window forever
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "main.py"), "example:tied"],
+        env=without_display(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "no display" in lines[0] and "--screenshot" in lines[0]
+
+
+def test_a_screenshot_needs_no_display(tmp_path):
+    out = tmp_path / "shot.png"
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "main.py"), "example:tied", "--screenshot", str(out)],
+        env=without_display(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert not QImage(str(out)).isNull()

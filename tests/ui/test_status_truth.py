@@ -63,8 +63,10 @@ def test_after_zero_grad_the_details_say_why_grad_is_none(qtbot, window):
     press(qtbot, w, "zero_grad")
     facts = w.details
     qtbot.waitUntil(  # statistics refresh at most 4 times a second
-        lambda: facts._grad_label is not None
-        and facts._grad_label.text() == "None (set so by Zero grad)"
+        lambda: (
+            facts._grad_label is not None
+            and facts._grad_label.text() == "None (set so by Zero grad)"
+        )
     )
     assert "Zero grad" in w.heatmap_panel.grad.message.text()
     assert ".grad is None (set so by Zero grad)" in w.controls.status.text()
