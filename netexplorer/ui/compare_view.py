@@ -38,6 +38,7 @@ from ..core.compare import Comparison, TensorComparison, compare_keys, iter_comp
 from ..core.display import DisplayArray, display_array
 from ..core.text import shape_text
 from ..core.tree import ModuleTree
+from .appearance import MUTED
 from .document import Document
 from .heatmap_panel import TitledHeatmap
 from .opening import display_name
@@ -444,7 +445,7 @@ class CompareView(QWidget):
             facts.append(f"dtype {entry.dtype_a} → {entry.dtype_b}")
         caption = (
             f"<b>B − A</b> of <b>{html.escape(key)}</b><br>"
-            f"<span style='color:#444'>{' · '.join(facts)}</span>"
+            f"<span style='color:{MUTED}'>{' · '.join(facts)}</span>"
         )
         self.shown_key = key
         self.difference.show_values(caption, diff, display)
@@ -474,7 +475,7 @@ class CompareView(QWidget):
             (len(c.shape_changes), "shape"),
         ):
             label, color, _ = KINDS[kind]
-            style = f"background:{color}; padding:2px" if n else "color:#777"
+            style = f"background:{color}; padding:2px" if n else f"color:{MUTED}"
             text = _count(n, "shape change") if kind == "shape" else f"{_count(n, 'key')} {label}"
             counts.append(f"<span style='{style}'>{text}</span>")
         if c.dtype_changes:
@@ -483,13 +484,13 @@ class CompareView(QWidget):
         parts.append(" · ".join(counts))
         if c.prefix_a or c.prefix_b:
             parts.append(
-                "<span style='color:#555'>keys matched after removing "
+                f"<span style='color:{MUTED}'>keys matched after removing "
                 f"<code>{html.escape(c.prefix_a or '(nothing)')}</code> from A and "
                 f"<code>{html.escape(c.prefix_b or '(nothing)')}</code> from B</span>"
             )
         if not c.computed:
             note = self._missing_note or "computing relative changes…"
-            parts.append(f"<span style='color:#555'>{html.escape(note)}</span>")
+            parts.append(f"<span style='color:{MUTED}'>{html.escape(note)}</span>")
         return "<br>".join(parts)
 
     def _note(self, text: str) -> None:

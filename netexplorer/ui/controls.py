@@ -11,27 +11,29 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QDoubleSpinBox,
-    QGridLayout,
     QHBoxLayout,
     QLabel,
     QLineEdit,
     QPlainTextEdit,
     QPushButton,
     QSpinBox,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
 from ..core.errors import NetExplorerError
 from ..core.inputs import DISTRIBUTIONS, InputSpec
+from .appearance import Look, follow
 from .document import Document
 from .pass_state import Phase, status_html
-from .plotting import pg
+from .plotting import apply_plot_look, pg
 
-LOSS_LABELS = {
-    "sum": "sum of the output",
-    "mse": "MSE to a fixed random target",
-    "cross_entropy": "cross-entropy to random labels",
+LOSS_LABELS = {"sum": "sum", "mse": "MSE", "cross_entropy": "cross-entropy"}
+LOSS_TIPS = {
+    "sum": "The sum of the output (the notebook's loss; it has no minimum: training diverges)",
+    "mse": "Mean squared error to a fixed random target of the output's shape",
+    "cross_entropy": "Cross-entropy to fixed random class labels (classes in the last dimension)",
 }
 OPTIMIZER_LABELS = {"sgd": "SGD", "adam": "Adam"}
 MAX_CURVE_POINTS = 100_000
@@ -77,10 +79,20 @@ class PassControls(QWidget):
             buttons.addWidget(button)
             setattr(self, f"{name}_button", button)
         buttons.addStretch(1)
+        self.settings_button = QToolButton(self)
+        self.settings_button.setText("Settings")
+        self.settings_button.setCheckable(True)
+        self.settings_button.setChecked(True)
+        self.settings_button.setToolTip("Show or hide the loss, optimizer and input settings")
+        self.settings_button.toggled.connect(lambda on: self.settings_box.setVisible(on))
+        buttons.addWidget(self.settings_button)
 
         self.loss = QComboBox(self)
         for key, label in LOSS_LABELS.items():
             self.loss.addItem(label, key)
+            self.loss.setItemData(
+                self.loss.count() - 1, LOSS_TIPS[key], Qt.ItemDataRole.ToolTipRole
+            )
         self.loss.setToolTip("What backward differentiates")
         self.optimizer = QComboBox(self)
         for key, label in OPTIMIZER_LABELS.items():
@@ -114,22 +126,23 @@ class PassControls(QWidget):
         self.input_error.setStyleSheet("color: #c0392b;")
         self.input_error.setVisible(False)
 
-        settings = QGridLayout()
-        settings.addWidget(QLabel("Loss", self), 0, 0)
-        settings.addWidget(self.loss, 0, 1)
-        settings.addWidget(QLabel("Optimizer", self), 0, 2)
-        settings.addWidget(self.optimizer, 0, 3)
-        settings.addWidget(QLabel("lr", self), 0, 4)
-        settings.addWidget(self.lr, 0, 5)
-        settings.addWidget(self.record, 0, 6)
-        settings.addWidget(QLabel("Input", self), 1, 0)
-        input_row = QHBoxLayout()
-        for w in (self.shape, self.distribution, self.high, self.seed):
-            input_row.addWidget(w)
-        input_row.addWidget(self.input_error)
-        input_row.addStretch(1)
-        settings.addLayout(input_row, 1, 1, 1, 6)
-        settings.setColumnStretch(7, 1)
+        # three short rows: they fit a narrow column at presentation size, where they are
+        # folded away behind the Settings button (a lecture needs the heatmaps' space)
+        self.settings_box = QWidget(self)
+        settings = QVBoxLayout(self.settings_box)
+        settings.setContentsMargins(0, 0, 0, 0)
+        rows = (
+            (QLabel("Loss", self), self.loss, QLabel("Optimizer", self), self.optimizer,
+             QLabel("lr", self), self.lr),
+            (QLabel("Input", self), self.shape, self.distribution, self.high, self.seed),
+            (self.record, self.input_error),
+        )  # fmt: skip
+        for widgets in rows:
+            row = QHBoxLayout()
+            for w in widgets:
+                row.addWidget(w)
+            row.addStretch(1)
+            settings.addLayout(row)
 
         self.status = QLabel(self)
         self.status.setTextFormat(Qt.TextFormat.RichText)
@@ -141,9 +154,7 @@ class PassControls(QWidget):
         font.setFamily("monospace")
         self.output.setFont(font)
         self.output.setToolTip("The output of the last forward pass, like the notebook's net(X)")
-        self.curve_plot = pg.PlotWidget(self, background="w")
-        self.curve_plot.setLabel("bottom", "optimizer step")
-        self.curve_plot.setLabel("left", "loss")
+        self.curve_plot = pg.PlotWidget(self)
         self.curve_plot.showGrid(x=True, y=True, alpha=0.3)
         self.curve_plot.setMenuEnabled(False)
         for name in ("left", "bottom"):
@@ -157,7 +168,7 @@ class PassControls(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addLayout(buttons)
-        layout.addLayout(settings)
+        layout.addWidget(self.settings_box)
         layout.addWidget(self.status)
         layout.addLayout(bottom, 1)
 
@@ -178,7 +189,16 @@ class PassControls(QWidget):
         state.holdings_changed.connect(self._render)
         state.result_changed.connect(self._on_result_changed)
         self._syncing = False
+        follow(self.apply_look)
         self._on_engine_changed()
+
+    def apply_look(self, look: Look) -> None:
+        apply_plot_look(self.curve_plot, look, {"bottom": "optimizer step", "left": "loss"})
+        self.curve.setPen(pg.mkPen("#C0392B", width=2 * look.scale))
+        for name in self.actions:
+            getattr(self, f"{name}_button").setMinimumHeight(look.px(34))
+        self.shape.setMaximumWidth(look.px(130))
+        self.settings_button.setChecked(not look.presenting)
 
     # -- actions ----------------------------------------------------------------------------
 

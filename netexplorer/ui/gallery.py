@@ -12,6 +12,7 @@ import html
 from PySide6.QtCore import QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (
+    QApplication,
     QHBoxLayout,
     QLabel,
     QListWidget,
@@ -23,6 +24,7 @@ from PySide6.QtWidgets import (
 )
 
 from ..examples import EXAMPLES, Example
+from .appearance import MUTED, Look, follow
 from .icons import app_icon
 from .workers import TaskRunner
 
@@ -44,25 +46,16 @@ class GalleryPage(QWidget):
         super().__init__(parent)
         logo = QLabel(self)
         logo.setPixmap(app_icon().pixmap(56, 56))
-        heading = QLabel(
-            "<span style='font-size:22pt; font-weight:600'>netexplorer</span><br>"
-            "Look inside a PyTorch network: its modules as a tree, every parameter as a "
-            "heatmap, tied parameters linked, gradients live. Pick an example, or open a "
-            "checkpoint (File ▸ Open, Ctrl+O).",
-            self,
-        )
-        heading.setWordWrap(True)
+        self.logo = logo
+        self.heading = QLabel(self)
+        self.heading.setWordWrap(True)
         top = QHBoxLayout()
         top.addWidget(logo)
-        top.addWidget(heading, 1)
+        top.addWidget(self.heading, 1)
 
+        self._look = Look()
         self.list = QListWidget(self)
-        self.list.setMinimumWidth(300)
-        self.list.setMaximumWidth(420)
         self.list.setIconSize(QSize(0, 0))
-        font = self.list.font()
-        font.setPointSizeF(font.pointSizeF() * 1.2)
-        self.list.setFont(font)
         for example in EXAMPLES.values():
             item = QListWidgetItem(f"{example.title}\n   example:{example.name}")
             item.setData(Qt.ItemDataRole.UserRole, example.name)
@@ -86,10 +79,6 @@ class GalleryPage(QWidget):
         self.preview = QPlainTextEdit(self)
         self.preview.setReadOnly(True)
         self.preview.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
-        mono = QFont("monospace")
-        mono.setStyleHint(QFont.StyleHint.Monospace)
-        mono.setPointSizeF(self.font().pointSizeF() * 1.15)
-        self.preview.setFont(mono)
         self.preview.setToolTip("The network as print(net) shows it, with shapes and ties")
 
         right = QVBoxLayout()
@@ -108,7 +97,31 @@ class GalleryPage(QWidget):
         self._previewer = TaskRunner(self)
         self._preview_timer = QTimer(self, singleShot=True, interval=PREVIEW_DELAY_MS)
         self._preview_timer.timeout.connect(self._show_preview)
+        follow(self.apply_look)
         self.list.setCurrentRow(0)
+
+    def apply_look(self, look: Look) -> None:
+        """Every size of the gallery follows the text scale (a lecture starts here)."""
+        self.logo.setPixmap(app_icon().pixmap(look.px(56), look.px(56)))
+        self.heading.setText(
+            f"<span style='font-size:{look.pt(22):.1f}pt; font-weight:600'>netexplorer</span>"
+            "<br>Look inside a PyTorch network: its modules as a tree, every parameter as a "
+            "heatmap, tied parameters linked, gradients live. Pick an example, or open a "
+            "checkpoint (File ▸ Open, Ctrl+O)."
+        )
+        base = QApplication.font().pointSizeF()
+        font = QFont(QApplication.font())
+        font.setPointSizeF(base * 1.2)
+        self.list.setFont(font)
+        self.list.setMinimumWidth(look.px(300))
+        self.list.setMaximumWidth(look.px(420))
+        mono = QFont("monospace")
+        mono.setStyleHint(QFont.StyleHint.Monospace)
+        mono.setPointSizeF(base * 1.15)
+        self.preview.setFont(mono)
+        self.open_button.setMinimumHeight(look.px(36))
+        self._look = look
+        self._on_current_changed(self.list.currentRow())
 
     def current_example(self) -> Example | None:
         item = self.list.currentItem()
@@ -124,13 +137,15 @@ class GalleryPage(QWidget):
         example = self.current_example()
         if example is None:
             return
+        look = self._look
         self.title.setText(
-            f"<span style='font-size:18pt; font-weight:600'>{html.escape(example.title)}</span>"
+            f"<span style='font-size:{look.pt(18):.1f}pt; font-weight:600'>"
+            f"{html.escape(example.title)}</span>"
         )
         self.explanation.setText(
-            f"<p style='font-size:13pt'>{html.escape(example.explanation)}</p>"
+            f"<p style='font-size:{look.pt(13):.1f}pt'>{html.escape(example.explanation)}</p>"
             f"<p>Input: <code>{html.escape(example.default_input.describe())}</code> &nbsp; "
-            f"<span style='color:#555'>Command line: <code>netexplorer example:{example.name}"
+            f"<span style='color:{MUTED}'>Command line: <code>netexplorer example:{example.name}"
             "</code></span></p>"
         )
         self._show_preview()

@@ -18,7 +18,9 @@ import html
 
 import numpy as np
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QFontMetrics
 from PySide6.QtWidgets import (
+    QApplication,
     QCheckBox,
     QHBoxLayout,
     QLabel,
@@ -30,6 +32,7 @@ from PySide6.QtWidgets import (
 from ..core.display import DisplayArray, display_array
 from ..core.text import shape_text
 from ..core.tree import ModuleNode, TensorNode
+from .appearance import MUTED, Look, follow
 from .document import Document, TensorData
 from .heatmap import HeatmapView
 from .optimizer_state import OptimizerStatePanel
@@ -101,8 +104,6 @@ class HeatmapPanel(QWidget):
         self.title = QLabel(self)
         self.title.setTextFormat(Qt.TextFormat.RichText)
         self.title.setWordWrap(True)
-        # two lines, always: a title that changes height re-lays out every heatmap below it
-        self.title.setFixedHeight(2 * self.title.fontMetrics().lineSpacing() + 6)
         self.title.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
         self.slices = SliceControls(self)
         self.slices.setVisible(False)
@@ -147,9 +148,17 @@ class HeatmapPanel(QWidget):
         document.tensor_loading.connect(self._on_tensor_loading)
         document.tensor_load_failed.connect(self._show_message)
         document.tree_changed.connect(lambda _tree: self._show_message("Nothing selected"))
+        follow(self.apply_look)
         # the window makes its panels after the tree may be open and a tensor selected
         self._on_selection_changed(document.selected)
         self._on_tensor_data_changed(document.tensor_data)
+
+    def apply_look(self, look: Look) -> None:
+        # two lines, always (at this text size): a title that changes height re-lays out
+        # every heatmap below it
+        metrics = QFontMetrics(QApplication.font())
+        self.title.setFixedHeight(2 * metrics.lineSpacing() + 6)
+        self.uses_box.set_scale(look.scale)
 
     # -- compatibility with the single-view API ---------------------------------------------
 
@@ -281,7 +290,7 @@ class HeatmapPanel(QWidget):
             node = self.document.tree.node(selected) if self.document.tree else None
             if isinstance(node, ModuleNode):
                 via = (
-                    " <span style='color:#666'>(first parameter of "
+                    f" <span style='color:{MUTED}'>(first parameter of "
                     f"{html.escape(selected or 'net')})</span>"
                 )
         nan_note = ""
@@ -289,7 +298,7 @@ class HeatmapPanel(QWidget):
             nan_note = " · <span style='color:#c0c'>NaN shown magenta</span>"
         return (
             f"<b>{html.escape(tensor.path)}</b>{via} &nbsp; <code>{html.escape(tensor.access)}"
-            f"</code><br><span style='color:#444'>{html.escape(data.display.description)} · "
+            f"</code><br><span style='color:{MUTED}'>{html.escape(data.display.description)} · "
             f"{tensor.dtype}</span>{nan_note}"
         )
 

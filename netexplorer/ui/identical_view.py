@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 from ..core.identical import IdenticalGroup, iter_identical_tensors
 from ..core.text import shape_text
 from ..core.tree import ModuleTree
+from .appearance import MUTED
 from .document import Document
 from .opening import display_name
 from .progress import ProgressBar
@@ -124,7 +125,7 @@ class IdenticalTensorsDialog(QDialog):
         if constant:
             parts.append(
                 f"<b>{_groups(len(constant))}</b> of constant tensors: "
-                "<span style='color:#666'>all values equal (fresh zero biases, unit norms), "
+                f"<span style='color:{MUTED}'>all values equal (fresh zero biases, unit norms), "
                 "likely a coincidence</span>."
             )
         self.summary.setText(" ".join(parts) + " Click a path to select it.")

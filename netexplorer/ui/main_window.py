@@ -35,6 +35,7 @@ from .icons import app_icon
 from .progress import ProgressBar
 from .settings import Settings, pass_defaults
 from .tree_view import TreePanel
+from .view_actions import ViewActions
 from .workers import TaskRunner, run_until
 
 if TYPE_CHECKING:
@@ -86,10 +87,11 @@ class MainWindow(QMainWindow):
         self.source_label = QLabel("", self)
         self.statusBar().addPermanentWidget(self.source_label)
 
-        self._make_actions()
-        self.checkpoint_actions = CheckpointActions(self)  # Open…, drops, Compare, Tools
         self.settings = Settings.load()
         self.document.session.defaults = pass_defaults(self.settings)
+        self.view_actions = ViewActions(self)  # text size, presentation, theme, colour map
+        self._make_actions()
+        self.checkpoint_actions = CheckpointActions(self)  # Open…, drops, Compare, Tools
         self._place_on_screen()
 
     # -- actions ----------------------------------------------------------------------------
@@ -97,18 +99,18 @@ class MainWindow(QMainWindow):
     def _make_actions(self) -> None:
         menu = self.menuBar()
         file_menu = menu.addMenu("&File")
-        self.gallery_action = self._action(
+        self.gallery_action = self.make_action(
             "Examples gallery", "Ctrl+E", self.show_gallery, "Back to the built-in examples"
         )
         file_menu.addAction(self.gallery_action)
-        self.export_action = self._action(
+        self.export_action = self.make_action(
             "Export heatmap…",
             "Ctrl+Shift+S",
             self.export_heatmap,
             "Save the heatmap as PNG or SVG, for slides",
         )
         file_menu.addAction(self.export_action)
-        self.export_graph_action = self._action(
+        self.export_graph_action = self.make_action(
             "Export graph…",
             "Ctrl+Shift+G",
             lambda: self.graph_panel.export_with_dialog(),
@@ -117,33 +119,28 @@ class MainWindow(QMainWindow):
         file_menu.addAction(self.export_graph_action)
         file_menu.addSeparator()
         file_menu.addAction(
-            self._action("Quit", QKeySequence.StandardKey.Quit, self.close, "Close netexplorer")
+            self.make_action("Quit", QKeySequence.StandardKey.Quit, self.close, "Close netexplorer")
         )
         self.pass_menu = menu.addMenu("&Passes")  # filled by build_panels
         view_menu = menu.addMenu("&View")
         view_menu.addAction(
-            self._action(
+            self.make_action(
                 "Graph",
                 "Ctrl+G",
                 lambda: self.centre.setCurrentWidget(self.graph_panel),
                 "Module calls, data flow and tie links as a graph",
             )
         )
+        view_menu.addSeparator()
+        self.view_actions.fill(view_menu)
+        view_menu.addSeparator()
         view_menu.addAction(
-            self._action("Larger text", QKeySequence.StandardKey.ZoomIn, lambda: self.zoom(1.15))
-        )
-        view_menu.addAction(
-            self._action(
-                "Smaller text", QKeySequence.StandardKey.ZoomOut, lambda: self.zoom(1 / 1.15)
-            )
-        )
-        view_menu.addAction(
-            self._action(
+            self.make_action(
                 "Find in tree", QKeySequence.StandardKey.Find, self.tree_panel.focus_filter
             )
         )
         help_menu = menu.addMenu("&Help")
-        help_menu.addAction(self._action("Keyboard shortcuts", "F1", self.show_shortcuts))
+        help_menu.addAction(self.make_action("Keyboard shortcuts", "F1", self.show_shortcuts))
 
     # -- plotting panels --------------------------------------------------------------------
 
@@ -228,19 +225,14 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(LOADING_PANELS)
             QTimer.singleShot(PANELS_AFTER_SHOW_MS, self, self.build_panels)  # not once closed
 
-    def _action(self, text: str, shortcut, slot, tip: str = "") -> QAction:
+    def make_action(self, text: str, shortcut, slot, tip: str = "") -> QAction:
+        """An action of this window, with its shortcut and tooltips."""
         action = QAction(text, self)
         action.setShortcut(QKeySequence(shortcut))
         action.triggered.connect(slot)
         action.setToolTip(tip or text)
         action.setStatusTip(tip or text)
         return action
-
-    def zoom(self, factor: float) -> None:
-        app = QApplication.instance()
-        font = app.font()
-        font.setPointSizeF(max(6.0, min(40.0, font.pointSizeF() * factor)))
-        app.setFont(font)
 
     def show_shortcuts(self) -> None:
         rows = [

@@ -14,11 +14,13 @@ import html
 import json
 from typing import Any
 
+from .appearance import MUTED
+
 MAX_DEPTH = 3  # deeper containers are shown as one line of JSON
 MAX_ROWS = 30  # rows of one container before "… N more"
 MAX_TEXT = 160  # characters of one value
 INDENT = "&nbsp;" * 4
-KEY_STYLE = "color:#555"
+KEY_STYLE = f"color:{MUTED}"
 
 
 def metadata_rows(meta: dict[str, Any]) -> list[str]:

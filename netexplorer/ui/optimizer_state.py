@@ -18,6 +18,7 @@ from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 from ..core.display import DisplayArray, display_array
 from ..core.handles import TensorHandle
 from ..core.tree import ModuleTree, TensorNode
+from .appearance import MUTED
 from .document import Document
 from .heatmap import HeatmapView, format_value
 from .workers import GUI_THREAD_ELEMENTS, TaskRunner
@@ -157,7 +158,11 @@ class OptimizerStatePanel(QWidget):
             meaning = MEANINGS.get(name, "")
             view.caption.setText(
                 f"<b>{html.escape(name)}</b>"
-                + (f"<br><span style='color:#555'>{html.escape(meaning)}</span>" if meaning else "")
+                + (
+                    f"<br><span style='color:{MUTED}'>{html.escape(meaning)}</span>"
+                    if meaning
+                    else ""
+                )
             )
             view.view.set_tensor(values[name], display)
             view.setToolTip(f"optimizer state {name!r} of {path}, {display.description}")
@@ -184,7 +189,7 @@ class OptimizerStatePanel(QWidget):
             text += " · " + ", ".join(scalars)
         if self._stored_under and self._stored_under != tensor.path:
             text += (
-                f"<br><span style='color:#555'>of the tied tensor "
+                f"<br><span style='color:{MUTED}'>of the tied tensor "
                 f"{html.escape(self._stored_under)}</span>"
             )
         return text

@@ -28,6 +28,8 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Signal
 
+from .appearance import MUTED
+
 if TYPE_CHECKING:  # torch loads when a live model is opened, not when the window starts
     from ..core.passes import PassResult
 
@@ -191,7 +193,7 @@ def status_html(state: PassState) -> str:
     result's loss and note. Everything in it comes from `state`."""
     phase = state.phase
     if phase is Phase.UNAVAILABLE:
-        return f"<span style='color:#666'>Passes: {html.escape(state.unavailable_reason)}</span>"
+        return f"<span style='color:{MUTED}'>Passes: {html.escape(state.unavailable_reason)}</span>"
     holdings, result = state.holdings, state.result
     parts = [f"step {holdings.steps}", grad_status(holdings)]
     if result is not None and result.loss is not None:

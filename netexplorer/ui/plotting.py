@@ -21,3 +21,23 @@ import pyqtgraph as pg
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=False)
 
 __all__ = ["pg"]
+
+
+def apply_plot_look(plot: pg.PlotWidget, look, labels: dict[str, str]) -> None:
+    """A plot (loss curve, histogram) in the window's look: background, axis colours, tick
+    and label fonts at the text scale. `labels`: axis name -> its label."""
+    from PySide6.QtGui import QFont
+
+    colors = look.colors
+    plot.setBackground(colors.background)
+    font = QFont()
+    font.setPointSizeF(look.pt(9))
+    for name in ("left", "bottom"):
+        axis = plot.getAxis(name)
+        axis.setPen(colors.text)
+        axis.setTextPen(colors.text)
+        axis.setStyle(tickFont=font, tickTextOffset=look.px(4))
+        if name in labels:
+            plot.setLabel(
+                name, labels[name], color=colors.text, **{"font-size": f"{look.pt(9.5):.1f}pt"}
+            )

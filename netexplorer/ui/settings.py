@@ -1,5 +1,6 @@
 """The window's settings, typed and kept in one place (napari's habit): where the window was,
-and how passes were set up (loss, optimizer, learning rate, per-use recording).
+how passes were set up (loss, optimizer, learning rate, per-use recording), and how it looks
+(text scale, presentation scale, theme, colour map).
 
 `Settings.load()` reads them (defaults for anything missing or unreadable: a settings file
 from another version never stops the app); `save()` writes them. Qt's settings store is the
@@ -31,6 +32,10 @@ class Settings:
     optimizer_name: str = "sgd"
     lr: float = 0.0  # 0: the optimizer's own default here
     record: bool = True  # per-use gradients
+    scale: float = 1.0  # of all text and drawing (Ctrl++ / Ctrl+-)
+    presentation_scale: float = 1.8  # the scale of presentation mode
+    theme: str = "light"
+    colormap: str = "CET-D1"
 
     @classmethod
     def load(cls) -> Settings:
@@ -46,6 +51,9 @@ class Settings:
         settings = cls(**values)
         if not (math.isfinite(settings.lr) and settings.lr >= 0):
             settings.lr = 0.0
+        for name in ("scale", "presentation_scale"):  # out of range: the default
+            if not (math.isfinite(getattr(settings, name)) and 0.5 <= getattr(settings, name) <= 4):
+                setattr(settings, name, getattr(cls, name))
         return settings
 
     def save(self) -> None:

@@ -8,8 +8,9 @@ from typing import Any
 
 import numpy as np
 from PySide6.QtCore import QElapsedTimer, Qt, QTimer, Signal
-from PySide6.QtGui import QGuiApplication
+from PySide6.QtGui import QFont, QGuiApplication
 from PySide6.QtWidgets import (
+    QApplication,
     QFormLayout,
     QGridLayout,
     QGroupBox,
@@ -26,10 +27,11 @@ from ..core.display import TensorStats, iter_tensor_stats
 from ..core.tasks import run_to_end
 from ..core.text import shape_text
 from ..core.tree import ModuleNode, ModuleTree, TensorNode
+from .appearance import MUTED, Look, follow
 from .document import Document, TensorData
 from .heatmap import format_value
 from .metadata_view import metadata_rows
-from .plotting import pg
+from .plotting import apply_plot_look, pg
 from .workers import GUI_THREAD_ELEMENTS, TaskRunner
 
 LIVE_STATS_MS = 250
@@ -72,9 +74,6 @@ class DetailsPanel(QScrollArea):
         self.heading = QLabel(body)
         self.heading.setTextFormat(Qt.TextFormat.RichText)
         self.heading.setWordWrap(True)
-        font = self.heading.font()
-        font.setPointSizeF(font.pointSizeF() * 1.3)
-        self.heading.setFont(font)
         layout.addWidget(self.heading)
 
         access_row = QHBoxLayout()
@@ -96,26 +95,26 @@ class DetailsPanel(QScrollArea):
         layout.addWidget(self.facts_box)
 
         self.stats_box = QGroupBox("Statistics", body)
-        grid = QGridLayout(self.stats_box)
+        self.stats_grid = QGridLayout(self.stats_box)
         self.stat_labels: dict[str, QLabel] = {}
-        for i, (key, name) in enumerate(STAT_ROWS):
-            grid.addWidget(QLabel(name, self.stats_box), i // 2, (i % 2) * 2)
+        self._stat_names: list[QLabel] = []
+        for key, name in STAT_ROWS:
+            self._stat_names.append(QLabel(name, self.stats_box))
             value = QLabel("—", self.stats_box)
             value.setFont(mono)
             value.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-            grid.addWidget(value, i // 2, (i % 2) * 2 + 1)
             self.stat_labels[key] = value
         self.stats_note = QLabel("", self.stats_box)
-        grid.addWidget(self.stats_note, len(STAT_ROWS) // 2 + 1, 0, 1, 4)
+        self.stats_note.setWordWrap(True)
+        self._stat_pairs = 0  # (name, value) pairs per row: 2, or 1 where that is too wide
+        self._arrange_stats(2)
         layout.addWidget(self.stats_box)
 
-        self.histogram = pg.PlotWidget(body, background="w")
+        self.histogram = pg.PlotWidget(body)
         self.histogram.setMinimumHeight(150)
         self.histogram.setMenuEnabled(False)
         self.histogram.setMouseEnabled(x=False, y=False)
         self.histogram.hideButtons()
-        self.histogram.setLabel("bottom", "value")
-        self.histogram.setLabel("left", "count")
         self.histogram.setToolTip("Histogram of the finite values")
         for name in ("left", "bottom"):
             self.histogram.getAxis(name).enableAutoSIPrefix(False)
@@ -138,6 +137,7 @@ class DetailsPanel(QScrollArea):
         self._pending_timer.timeout.connect(self._show_pending)
         self.stats: TensorStats | None = None
         self._stats_key: tuple[str, int] | None = None  # (path, data version) shown
+        follow(self.apply_look)
         document.tree_changed.connect(self._on_tree_changed)
         document.selection_changed.connect(self._on_selection_changed)
         document.tensor_data_changed.connect(self._on_tensor_data_changed)
@@ -145,6 +145,47 @@ class DetailsPanel(QScrollArea):
         self._on_tree_changed(document.tree)
         self._on_selection_changed(document.selected)
         self._on_tensor_data_changed(document.tensor_data)
+
+    def _arrange_stats(self, pairs: int) -> None:
+        """Statistics in `pairs` (name, value) pairs per row."""
+        if pairs == self._stat_pairs:
+            return
+        self._stat_pairs = pairs
+        grid = self.stats_grid
+        for name, value in zip(self._stat_names, self.stat_labels.values(), strict=True):
+            grid.removeWidget(name)
+            grid.removeWidget(value)
+        grid.removeWidget(self.stats_note)
+        for i, (name, value) in enumerate(
+            zip(self._stat_names, self.stat_labels.values(), strict=True)
+        ):
+            grid.addWidget(name, i // pairs, (i % pairs) * 2)
+            grid.addWidget(value, i // pairs, (i % pairs) * 2 + 1)
+        rows = (len(STAT_ROWS) + pairs - 1) // pairs
+        grid.addWidget(self.stats_note, rows, 0, 1, 2 * pairs)
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._fit_stats()
+
+    def _fit_stats(self) -> None:
+        """Two pairs of statistics per row where they fit, else one (large text, a narrow
+        column): the panel never needs more width than it has."""
+        names = max(label.sizeHint().width() for label in self._stat_names)
+        values = max(
+            label.fontMetrics().horizontalAdvance("-0.0000000e+00")
+            for label in self.stat_labels.values()
+        )
+        needed = 2 * (names + values) + 5 * self.stats_grid.horizontalSpacing() + 40
+        self._arrange_stats(2 if self.viewport().width() >= needed else 1)
+
+    def apply_look(self, look: Look) -> None:
+        apply_plot_look(self.histogram, look, {"bottom": "value", "left": "count"})
+        self.histogram.setMinimumHeight(look.px(150))
+        font = QFont(QApplication.font())
+        font.setPointSizeF(font.pointSizeF() * 1.3)
+        self.heading.setFont(font)
+        QTimer.singleShot(0, self, self._fit_stats)  # once the labels have the new font
 
     # -- document -> panel ------------------------------------------------------------------
 
@@ -186,7 +227,7 @@ class DetailsPanel(QScrollArea):
             links = ", ".join(_link(p) for p in partners)
             self._fact(
                 "Tied with",
-                f"{links}<br><span style='color:#555'>one tensor: its gradient is the sum "
+                f"{links}<br><span style='color:{MUTED}'>one tensor: its gradient is the sum "
                 "over every use</span>",
                 rich=True,
             )
@@ -360,10 +401,10 @@ class DetailsPanel(QScrollArea):
         rows += metadata_rows(meta)  # nested dicts (hyper_parameters, config) indented
         if tree.default_input is not None:
             rows.append(
-                f"<span style='color:#555'>input:</span> "
+                f"<span style='color:{MUTED}'>input:</span> "
                 f"<code>{html.escape(tree.default_input.describe())}</code>"
             )
         total = format_count(tree.total_parameters)
         tied = " (ties counted once)" if tree.tie_groups else ""
-        rows.append(f"<span style='color:#555'>parameters:</span> {total}{tied}")
+        rows.append(f"<span style='color:{MUTED}'>parameters:</span> {total}{tied}")
         return "<br>".join(rows)

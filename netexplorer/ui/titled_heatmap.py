@@ -6,6 +6,7 @@ import numpy as np
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QStackedWidget, QVBoxLayout, QWidget
 
+from .appearance import Look, follow
 from .heatmap import HeatmapView
 
 
@@ -21,7 +22,6 @@ class TitledHeatmap(QWidget):
         self.message = QLabel(self)
         self.message.setWordWrap(True)
         self.message.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.message.setStyleSheet("color: #555; font-size: 14pt; background: #f4f4f4;")
         self.stack = QStackedWidget(self)
         self.stack.addWidget(self.view)
         self.stack.addWidget(self.message)
@@ -29,6 +29,13 @@ class TitledHeatmap(QWidget):
         layout.setContentsMargins(2, 2, 2, 2)
         layout.addWidget(self.caption)
         layout.addWidget(self.stack, 1)
+        follow(self.apply_look)
+
+    def apply_look(self, look: Look) -> None:
+        c = look.colors
+        self.message.setStyleSheet(
+            f"color: {c.muted}; font-size: {look.pt(14):.1f}pt; background: {c.panel};"
+        )
 
     def show_values(
         self,

@@ -14,14 +14,16 @@ from PySide6.QtCore import (
     QItemSelectionModel,
     QModelIndex,
     QPersistentModelIndex,
+    QSize,
     QSortFilterProxyModel,
     Qt,
     QTimer,
     Signal,
 )
-from PySide6.QtGui import QColor, QFont
+from PySide6.QtGui import QColor, QFont, QFontMetrics
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QApplication,
     QHeaderView,
     QLineEdit,
     QTreeView,
@@ -33,6 +35,7 @@ from ..core.describe import format_count, module_label
 from ..core.errors import UnknownPathError
 from ..core.text import shape_text
 from ..core.tree import ModuleNode, ModuleTree, Node, TensorNode
+from .appearance import Look, follow
 from .document import Document
 from .icons import alias_icon, kind_icon, tie_color, tie_icon
 
@@ -85,6 +88,7 @@ class ModuleTreeModel(QAbstractItemModel):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self.highlight_alpha = HIGHLIGHT_ALPHA  # of the tie group's colour behind its rows
         self._tree: ModuleTree | None = None
         self._highlight: dict[str, QColor] = {}
         self._grad_norms: dict[str, float | None] = {}
@@ -229,7 +233,7 @@ class ModuleTreeModel(QAbstractItemModel):
             if node is self._tree.root and isinstance(node, ModuleNode):
                 return None
             color = QColor(self._highlight[node.path])
-            color.setAlpha(HIGHLIGHT_ALPHA)
+            color.setAlpha(self.highlight_alpha)
             return color
         if role == Qt.ItemDataRole.FontRole and node.path in self._highlight:
             font = QFont()
@@ -357,6 +361,7 @@ class TreePanel(QWidget):
         layout.addWidget(self.filter_edit)
         layout.addWidget(self.view)
 
+        follow(self.apply_look)
         document.tree_changed.connect(self._on_tree_changed)
         document.selection_changed.connect(self._on_selection_changed)
         document.session.state.holdings_changed.connect(self._on_holdings_changed)
@@ -374,10 +379,23 @@ class TreePanel(QWidget):
             self.view.expandAll()
         else:
             self.view.expandToDepth(1)
+        self._size_columns()
+
+    def _size_columns(self) -> None:
+        """Columns as wide as their text (at the current text size): names never elide."""
+        metrics = QFontMetrics(QApplication.font())
         self.view.setColumnWidth(NAME, max(self.view.sizeHintForColumn(NAME) + 24, 160))
         for column in (TYPE, SHAPE, PARAMS, TIES):
             self.view.resizeColumnToContents(column)
-        self.view.setColumnWidth(GRAD, self.view.fontMetrics().horizontalAdvance("0.000000 ") + 16)
+        self.view.setColumnWidth(GRAD, metrics.horizontalAdvance("0.000000 ") + 16)
+
+    def apply_look(self, look: Look) -> None:
+        # presenting: the tie group's rows in a stronger colour, visible from the back row
+        self.model.highlight_alpha = 170 if look.presenting else HIGHLIGHT_ALPHA
+        self.view.setIconSize(QSize(look.px(16), look.px(16)))
+        if self.model.tree is not None:
+            # after Qt has applied the new font to the view's items
+            QTimer.singleShot(0, self, self._size_columns)
 
     def _on_selection_changed(self, path: str | None) -> None:
         self._update_highlight(path)

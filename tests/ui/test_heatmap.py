@@ -1,6 +1,7 @@
 """The heatmap: orientation, symmetric diverging levels, hover readout from the full tensor,
 NaN drawn distinctly, and big tensors loaded off the GUI thread."""
 
+import itertools
 import threading
 
 import numpy as np
@@ -170,3 +171,75 @@ def test_a_module_shows_its_first_parameter_and_conv_a_mosaic(qtbot):
     panel.slices._spins[0].setValue(2)
     panel.slices._spins[1].setValue(1)
     np.testing.assert_array_equal(panel.view.image.image, net[0].weight[2, 1].detach().numpy())
+
+
+def tick_labels_and_room(view: HeatmapView) -> tuple[list[str], list[float], float]:
+    """The bottom axis's labels, their centres in pixels, and the widest label's width."""
+    from PySide6.QtGui import QFontMetricsF
+
+    axis = view.plot.getAxis("bottom")
+    ticks = axis._tickLevels[0] if axis._tickLevels else []
+    metrics = QFontMetricsF(view.tick_font)
+    box = view.plot.getViewBox()
+    centres = [view.mapFromScene(box.mapViewToScene(QPointF(x, 0))).x() for x, _ in ticks]
+    widest = max((metrics.horizontalAdvance(label) for _, label in ticks), default=0.0)
+    return [label for _, label in ticks], centres, widest
+
+
+def shown_view(qtbot, values: np.ndarray, size=(520, 420)) -> HeatmapView:
+    view = HeatmapView()
+    qtbot.addWidget(view)
+    view.resize(*size)
+    view.show()
+    qtbot.waitExposed(view)
+    view.set_tensor(values, display_array(values))
+    qtbot.wait(50)
+    return view
+
+
+def test_column_ticks_of_a_32_wide_tensor_never_touch(qtbot):
+    view = shown_view(qtbot, np.random.default_rng(0).normal(size=(32, 32)).astype(np.float32))
+    labels, centres, widest = tick_labels_and_room(view)
+    assert len(labels) >= 3
+    gaps = [b - a for a, b in itertools.pairwise(centres)]
+    assert min(gaps) >= widest + 4  # "101214" before: every index on a narrow axis
+
+
+def test_a_wider_view_gets_more_ticks_and_a_larger_scale_fewer(qtbot):
+    from netexplorer.ui.appearance import appearance
+
+    values = np.random.default_rng(1).normal(size=(8, 64)).astype(np.float32)
+    view = shown_view(qtbot, values, size=(500, 300))
+    narrow = len(tick_labels_and_room(view)[0])
+    view.resize(1400, 300)
+    qtbot.waitUntil(lambda: len(tick_labels_and_room(view)[0]) > narrow)
+    wide = len(tick_labels_and_room(view)[0])
+    look = appearance().look
+    try:
+        appearance().update(scale=2.0)
+        qtbot.waitUntil(lambda: len(tick_labels_and_room(view)[0]) < wide)
+        _labels, centres, widest = tick_labels_and_room(view)
+        assert view.tick_font.pointSizeF() >= 17  # the ticks grew with the text
+        assert min(b - a for a, b in itertools.pairwise(centres)) >= widest + 4
+    finally:
+        appearance().set_look(look)
+
+
+def test_large_cells_show_their_numbers_and_small_ones_do_not(qtbot):
+    values = np.array([[0.2216, -0.3525], [1.5, 0.0]], dtype=np.float32)
+    view = shown_view(qtbot, values)
+    numbers = view.numbers
+    assert numbers._texts == [["0.2216", "-0.3525"], ["1.5000", "0.0000"]]
+    transform = view.plot.getViewBox().childTransform()
+    cell_px = abs(
+        view.mapFromScene(view.plot.getViewBox().mapViewToScene(QPointF(1, 0))).x()
+        - view.mapFromScene(view.plot.getViewBox().mapViewToScene(QPointF(0, 0))).x()
+    )
+    assert transform is not None and numbers.fits(cell_px, cell_px)
+    many = np.random.default_rng(2).normal(size=(30, 30)).astype(np.float32)
+    view.set_tensor(many, display_array(many))
+    assert numbers.data is not None  # 900 cells: numbers only where they fit...
+    small_px = cell_px * 2 / 30
+    assert not numbers.fits(small_px, small_px)  # ...which 30 columns in this view are not
+    image = view.grab().toImage()
+    assert not image.isNull()

@@ -12,6 +12,7 @@ from PySide6.QtCore import QEvent, QPointF, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QPainter
 from PySide6.QtWidgets import QApplication, QGraphicsView, QLabel, QToolTip, QWidget
 
+from ..appearance import Look, follow
 from .items import (
     BoxItem,
     EdgeItem,
@@ -71,11 +72,24 @@ class GraphCanvas(QGraphicsView):
         self.message = QLabel(self)
         self.message.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.message.setWordWrap(True)
-        self.message.setStyleSheet("color: #455a64; font-size: 16pt; background: transparent;")
         self.message.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
         self.overview = Overview(self)
         self.horizontalScrollBar().valueChanged.connect(self.overview.sync)
         self.verticalScrollBar().valueChanged.connect(self.overview.sync)
+        self.look_scale = 1.0  # the text scale: the graph is drawn that much larger
+        follow(self.apply_look)
+
+    def apply_look(self, look: Look) -> None:
+        """The graph zooms with the text scale (its labels are part of the drawing), and the
+        canvas takes the theme's background."""
+        self.message.setStyleSheet(
+            f"color: {look.colors.muted}; font-size: {look.pt(16):.1f}pt; background: transparent;"
+        )
+        ratio = look.scale / self.look_scale
+        self.look_scale = look.scale
+        if ratio != 1.0 and self.scene() is not None:
+            self.scale(ratio, ratio)
+            self.overview.sync()
 
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
@@ -101,7 +115,8 @@ class GraphCanvas(QGraphicsView):
         return self.transform().m11()
 
     def zoom(self, factor: float) -> None:
-        factor = max(0.03, min(4.0, self.scale_factor * factor)) / self.scale_factor
+        most = 4.0 * self.look_scale
+        factor = max(0.03, min(most, self.scale_factor * factor)) / self.scale_factor
         self.scale(factor, factor)
         self.overview.sync()
 
@@ -118,9 +133,10 @@ class GraphCanvas(QGraphicsView):
         # the legend and the overview take the bottom of the view: the graph goes above them
         reserved = self.legend.height() + 20 if self.legend.isVisibleTo(self) else 0
         height = max(area.height() - reserved, area.height() / 2)
-        scale = min(area.width() / rect.width(), height / rect.height(), MAX_FIT_SCALE)
-        if readable and scale < READABLE_SCALE:
-            scale = READABLE_SCALE
+        scale = min(area.width() / rect.width(), height / rect.height())
+        scale = min(scale, MAX_FIT_SCALE * self.look_scale)
+        if readable and scale < READABLE_SCALE * self.look_scale:
+            scale = READABLE_SCALE * self.look_scale
             reserved = max(reserved, Overview.MAX_H + 30)
         self.resetTransform()
         self.scale(scale, scale)

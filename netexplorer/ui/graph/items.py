@@ -198,6 +198,21 @@ def format_norm(value: float) -> str:
 # -- fonts and sizes ------------------------------------------------------------------------
 
 
+class HighlightWidths:
+    """Border widths of selected and tie-linked nodes and boxes: thicker in presentation
+    mode (one setting for every scene: the window has one look)."""
+
+    def __init__(self) -> None:
+        self.set(2.0)
+
+    def set(self, line_width: float) -> None:
+        self.node = 1.75 * line_width
+        self.box = 1.5 * line_width
+
+
+HIGHLIGHT = HighlightWidths()
+
+
 def _font(px: float, bold: bool = False) -> QFont:
     font = QFont()
     font.setPixelSize(round(px))
@@ -367,7 +382,7 @@ class NodeItem(QGraphicsItem):
         border = IO_BORDER if io else COLLAPSED_BORDER if self.is_collapsed else NODE_BORDER
         width = 1.6
         if self.highlight is not None:
-            border, width = self.highlight, 3.5
+            border, width = self.highlight, HIGHLIGHT.node
         elif self.hovered:
             border, width = SELECTED_COLOR, 2.5
         painter.setPen(QPen(border, width))
@@ -465,7 +480,7 @@ class BoxItem(QGraphicsItem):
             painter.fillRect(self.header_rect(), BOX_HEADER)
             return
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-        painter.setPen(QPen(border, 3.0 if self.highlight is not None else 1.4))
+        painter.setPen(QPen(border, HIGHLIGHT.box if self.highlight is not None else 1.4))
         painter.setBrush(fill)
         painter.drawRoundedRect(self.rect, 9, 9)
         header = self.header_rect()

@@ -37,6 +37,7 @@ from PySide6.QtWidgets import (
 
 from ...core.errors import NetExplorerError
 from ...core.tree import ModuleTree
+from ..appearance import Look, appearance, follow
 from ..document import Document
 from ..workers import TaskRunner
 from .builder import GraphBuilder
@@ -90,10 +91,6 @@ class GraphPanel(QWidget):
         self.note = QLabel(self)
         self.note.setWordWrap(True)
         self.note.setTextFormat(Qt.TextFormat.RichText)
-        self.note.setStyleSheet(
-            "background: #fff3cd; color: #5d4200; border: 1px solid #f0c36d; "
-            "border-radius: 4px; padding: 6px; font-size: 12pt;"
-        )
         self.note.setVisible(False)
 
         layout = QVBoxLayout(self)
@@ -102,11 +99,21 @@ class GraphPanel(QWidget):
         layout.addWidget(self.note)
         layout.addWidget(self.canvas, 1)
 
+        follow(self.apply_look)
         document.tree_changed.connect(self._on_tree_changed)
         document.selection_changed.connect(lambda _path: self.selection.apply(scroll=True))
         document.session.state.holdings_changed.connect(self._on_holdings_changed)
         document.session.state.result_changed.connect(self._on_result_changed)
         self._on_tree_changed(document.tree)
+
+    def apply_look(self, look: Look) -> None:
+        self.note.setStyleSheet(
+            "background: #fff3cd; color: #5d4200; border: 1px solid #f0c36d; "
+            f"border-radius: 4px; padding: 6px; font-size: {look.pt(12):.1f}pt;"
+        )
+        self.status.setStyleSheet(f"color: {look.colors.muted};")
+        if self.graph_scene is not None:
+            self.graph_scene.set_line_width(look.line_width)
 
     def _make_toolbar(self) -> None:
         def button(text: str, tip: str, slot: Callable[[], None]) -> QPushButton:
@@ -139,7 +146,6 @@ class GraphPanel(QWidget):
             "Export…", "Save the graph as PNG or SVG, for slides", self.export_with_dialog
         )
         self.status = QLabel(self)
-        self.status.setStyleSheet("color: #455a64;")
         self.toolbar = QHBoxLayout()
         for w in (
             self.fit_button,
@@ -231,6 +237,7 @@ class GraphPanel(QWidget):
             scene.set_grad_norms(self._norms)
         if self._contributions:
             scene.set_contributions(self._contributions)
+        scene.set_line_width(appearance().look.line_width)
         self._set_scene(scene)
         self._message("")
         note = laid.graph.note

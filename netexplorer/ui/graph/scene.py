@@ -35,6 +35,7 @@ from ...core.text import shape_text
 from ...core.tree import ModuleTree
 from .items import (
     BOUNDS_MARGIN,
+    HIGHLIGHT,
     KIND_EXPLANATIONS,
     KIND_NAMES,
     MAX_LABEL_TENSORS,
@@ -277,6 +278,12 @@ class GraphScene(QGraphicsScene):
         self.setSceneRect(self.bounds)
 
     # -- selection --------------------------------------------------------------------------
+
+    def set_line_width(self, width: float) -> None:
+        """Highlights this thick (the window's look: thicker when presenting)."""
+        if HIGHLIGHT.node != 1.75 * width:
+            HIGHLIGHT.set(width)
+            self.update()
 
     def highlight(self, primary: list[str]) -> None:
         """Mark `primary` as selected, and every node joined to them by tie links (in the
