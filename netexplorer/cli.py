@@ -15,7 +15,7 @@ from .core.errors import NetExplorerError
 from .core.launch import LaunchRequest
 
 PROG = "netexplorer"
-VIEWS = ("tree", "heatmap", "graph")
+VIEWS = ("tree", "heatmap", "graph", "values")
 
 
 class UsageError(NetExplorerError):

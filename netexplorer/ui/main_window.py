@@ -8,7 +8,7 @@ The tree of a file opened from the command line is on screen in about half the t
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from PySide6.QtCore import QByteArray, QElapsedTimer, Qt, QTimer
 from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
@@ -43,6 +43,18 @@ if TYPE_CHECKING:
     from .graph import GraphPanel
     from .heatmap_panel import HeatmapPanel
     from .stats_panel import DetailsPanel
+    from .values_view import ValuesPanel
+
+
+class Panels(NamedTuple):
+    """The panels made after the window shows (they import pyqtgraph)."""
+
+    heatmap: HeatmapPanel
+    graph: GraphPanel
+    values: ValuesPanel
+    details: DetailsPanel
+    controls: PassControls
+
 
 GALLERY, EXPLORER = range(2)
 DEFAULT_SIZE = (1640, 980)
@@ -75,7 +87,7 @@ class MainWindow(QMainWindow):
         self.splitter.setStretchFactor(1, 5)
         self.splitter.setStretchFactor(2, 2)
         self.splitter.setSizes([600, 640, 400])
-        self._panels: tuple[HeatmapPanel, DetailsPanel, GraphPanel, PassControls] | None = None
+        self._panels: Panels | None = None
 
         self.pages = QStackedWidget(self)
         self.pages.addWidget(self.gallery)
@@ -123,14 +135,16 @@ class MainWindow(QMainWindow):
         )
         self.pass_menu = menu.addMenu("&Passes")  # filled by build_panels
         view_menu = menu.addMenu("&View")
-        view_menu.addAction(
-            self.make_action(
-                "Graph",
-                "Ctrl+G",
-                lambda: self.centre.setCurrentWidget(self.graph_panel),
-                "Module calls, data flow and tie links as a graph",
+        for text, keys, panel, tip in (
+            ("Heatmap", ("Ctrl+1",), "heatmap_panel", "The selected tensor as heatmaps"),
+            ("Graph", ("Ctrl+2", "Ctrl+G"), "graph_panel", "Module calls, data flow, tie links"),
+            ("Values", ("Ctrl+3",), "values_panel", "The selection as Python prints it"),
+        ):
+            action = self.make_action(
+                text, keys[0], lambda _c=False, p=panel: self.show_panel(p), tip
             )
-        )
+            action.setShortcuts([QKeySequence(k) for k in keys])
+            view_menu.addAction(action)
         view_menu.addSeparator()
         self.view_actions.fill(view_menu)
         view_menu.addSeparator()
@@ -150,39 +164,63 @@ class MainWindow(QMainWindow):
 
     @property
     def heatmap_panel(self) -> HeatmapPanel:
-        return self.build_panels()[0]
+        return self.build_panels().heatmap
 
     @property
     def details(self) -> DetailsPanel:
-        return self.build_panels()[1]
+        return self.build_panels().details
 
     @property
     def graph_panel(self) -> GraphPanel:
-        return self.build_panels()[2]
+        return self.build_panels().graph
+
+    @property
+    def values_panel(self) -> ValuesPanel:
+        return self.build_panels().values
 
     @property
     def controls(self) -> PassControls:
-        return self.build_panels()[3]
+        return self.build_panels().controls
 
-    def build_panels(self) -> tuple[HeatmapPanel, DetailsPanel, GraphPanel, PassControls]:
-        """Make the heatmap, details, graph and pass controls (once); each catches up with
-        what the document already shows."""
+    def build_panels(self) -> Panels:
+        """Make the heatmap, graph, values, details and pass controls (once); each catches
+        up with what the document already shows."""
         if self._panels is not None:
             return self._panels
         from .controls import PassControls
         from .graph import GraphPanel
         from .heatmap_panel import HeatmapPanel
         from .stats_panel import DetailsPanel
+        from .values_view import ValuesPanel
 
-        heatmap = HeatmapPanel(self.document, self)
-        details = DetailsPanel(self.document, self)
-        graph = GraphPanel(self.document, self)
-        controls = PassControls(self.document, self)
-        self._panels = (heatmap, details, graph, controls)
+        panels = Panels(
+            heatmap=HeatmapPanel(self.document, self),
+            graph=GraphPanel(self.document, self),
+            values=ValuesPanel(self.document, self),
+            details=DetailsPanel(self.document, self),
+            controls=PassControls(self.document, self),
+        )
+        self._panels = panels
         current = self.centre.currentIndex()
-        self.centre.insertTab(0, heatmap, "Heatmap")
-        self.centre.insertTab(1, graph, "Graph")
-        self.centre.setCurrentIndex(current + 2 if current >= 0 else 0)
+        for i, (widget, title, tip) in enumerate(
+            (
+                (
+                    panels.heatmap,
+                    "Heatmap",
+                    "The selected tensor, its gradient and each use (Ctrl+1)",
+                ),
+                (panels.graph, "Graph", "Module calls, data flow and tie links (Ctrl+2)"),
+                (
+                    panels.values,
+                    "Values",
+                    "The selection as Python prints it, and print(net) (Ctrl+3)",
+                ),
+            )
+        ):
+            self.centre.insertTab(i, widget, title)
+            self.centre.setTabToolTip(i, tip)
+        self.centre.setCurrentIndex(current + 3 if current >= 0 else 0)
+        controls, details = panels.controls, panels.details
         self.centre_split.addWidget(controls)
         self.centre_split.setStretchFactor(0, 3)
         self.centre_split.setStretchFactor(1, 1)
@@ -291,6 +329,11 @@ class MainWindow(QMainWindow):
         self.pages.setCurrentIndex(EXPLORER)
         first = next(iter(tree.tensors), None)
         self.document.select(first if first is not None else "")
+
+    def show_panel(self, name: str) -> None:
+        """Bring a centre tab to the front (`heatmap_panel`, `graph_panel`, `values_panel`)."""
+        self.pages.setCurrentIndex(EXPLORER)
+        self.centre.setCurrentWidget(getattr(self, name))
 
     def set_view(self, view: str) -> None:
         """--view: which part the window opens on."""

@@ -60,3 +60,21 @@ def dialogs(monkeypatch):
     for kind in ("warning", "critical", "information"):
         monkeypatch.setattr(QMessageBox, kind, record(kind))
     return shown
+
+
+@pytest.fixture
+def press(qtbot):
+    """press(window, key, modifiers=None): a key pressed in `window` as a person does it:
+    the window active, the key sent to the widget with the focus (where Qt looks up
+    shortcuts from)."""
+    from PySide6.QtCore import Qt
+    from PySide6.QtTest import QTest
+    from PySide6.QtWidgets import QApplication
+
+    def press_key(window, key, modifiers=None) -> None:
+        window.activateWindow()
+        qtbot.waitUntil(window.isActiveWindow, timeout=2000)
+        target = QApplication.focusWidget() or window
+        QTest.keyClick(target, key, modifiers or Qt.KeyboardModifier.NoModifier)
+
+    return press_key

@@ -63,7 +63,7 @@ wait_for_workers()
     assert int(rows) > 0
     assert (pg_before, built_before) == ("False", "False")
     assert (pg_after, shown, stats, controls) == ("True", "2.weight", "True", "True")
-    assert " ".join(tabs) == "['Heatmap', 'Graph']"
+    assert " ".join(tabs) == "['Heatmap', 'Graph', 'Values']"
 
 
 def test_panels_made_late_catch_up_with_a_checkpoint_and_its_selection(qtbot, tmp_path):
