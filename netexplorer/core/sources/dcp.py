@@ -785,7 +785,7 @@ def _object_value(folder: str, item: _ObjectItem, trust: bool) -> Any:
     c = item.chunk
     where = f"{c.byte_length:,} bytes in {c.file}" if c.file else "no file named"
     if not trust:
-        return f"<not loaded: a pickled object ({where}); open with --trust to read it>"
+        return f"<not loaded: a pickle, {where}; --trust reads it>"
     try:
         if c.file is None:
             raise SourceError("no shard file is named for it")

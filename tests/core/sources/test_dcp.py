@@ -161,6 +161,15 @@ def test_the_shard_files_and_ranks_are_in_the_metadata(written):
     assert files["__2_0.distcp"]["bytes"] == (written / "fsdp" / "__2_0.distcp").stat().st_size
 
 
+def test_opening_and_showing_every_tensor_writes_nothing(written):
+    folder = written / "fsdp"
+    before = {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in folder.iterdir()}
+    for handle in every_handle(open_source(str(folder))).values():
+        handle.array()
+    after = {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in folder.iterdir()}
+    assert after == before
+
+
 # -- the command line ---------------------------------------------------------------------------
 
 
