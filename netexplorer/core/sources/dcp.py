@@ -245,9 +245,20 @@ def load_bytes(path: str, size: int, window: tuple[int, int], trust: bool) -> An
                 untrusted_message(path, f"needs code to load ({', '.join(needed)})"),
                 globals_needed=needed,
             ) from None
-        raise SourceError(first_line(exc, with_type=True)) from None
+        raise SourceError(_torch_reason(exc)) from None
     except (Exception, SystemExit) as exc:
-        raise SourceError(first_line(exc, with_type=True)) from None
+        raise SourceError(_torch_reason(exc)) from None
+
+
+def _torch_reason(exc: BaseException) -> str:
+    """torch.load's reason in a few words: its weights-only refusals start with a paragraph
+    of advice, the reason is on the line that says what is unsupported."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    detail = next((line for line in lines if "Unsupported" in line), lines[0] if lines else "")
+    detail = detail.removeprefix("WeightsUnpickler error: ")
+    if len(detail) > 160:
+        detail = detail[:157] + "..."
+    return f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
 
 
 def _shard_size(folder: str, name: str) -> int:
