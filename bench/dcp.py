@@ -105,8 +105,8 @@ def _write_rank(rank: int, init_file: str, folder: str) -> None:
 def write_checkpoint(folder: Path) -> None:
     import torch.multiprocessing as mp
 
-    init = os.path.join(tempfile.mkdtemp(prefix="dcp-bench-init-"), "rendezvous")
-    mp.spawn(_write_rank, args=(init, str(folder)), nprocs=WORLD)
+    with tempfile.TemporaryDirectory(prefix="dcp-bench-init-") as rendezvous:
+        mp.spawn(_write_rank, args=(os.path.join(rendezvous, "file"), str(folder)), nprocs=WORLD)
 
 
 def folder_bytes(folder: Path) -> int:

@@ -121,6 +121,6 @@ def write_single(out: str) -> None:
 
 if __name__ == "__main__":
     target = sys.argv[1]
-    init = os.path.join(tempfile.mkdtemp(prefix="dcp-init-"), "rendezvous")
-    mp.spawn(_write_rank, args=(init, target), nprocs=WORLD)
+    with tempfile.TemporaryDirectory(prefix="dcp-init-") as rendezvous:
+        mp.spawn(_write_rank, args=(os.path.join(rendezvous, "file"), target), nprocs=WORLD)
     write_single(target)
