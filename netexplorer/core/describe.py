@@ -61,6 +61,8 @@ def _tensor_entry(
         "access": t.access,
         "tie": t.tie,
     }
+    if t.handle.chunks is not None:  # a tensor of a distributed checkpoint: its pieces
+        entry["shards"] = [c.as_dict() for c in t.handle.chunks]
     if stats:
         from .display import tensor_stats  # numpy: only when values are asked for
 

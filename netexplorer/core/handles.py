@@ -94,6 +94,10 @@ class TensorHandle:
 
     shape: tuple[int, ...]
     dtype: str
+    # How a tensor saved in pieces is split: one ShardChunk (sources/dcp.py) per piece, with
+    # its offsets and sizes in the tensor and the rank and file that hold it, for a tensor of
+    # a distributed checkpoint; None for a tensor stored whole.
+    chunks: tuple[Any, ...] | None = None
 
     @property
     def has_values(self) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..tree import ModuleTree
 from .base import OpenOptions, Reader
+from .dcp import DistributedCheckpointReader
 from .examples import ExampleReader
 from .factory import FactoryReader
 from .hf_folder import HuggingFaceFolderReader
@@ -35,6 +36,7 @@ def readers() -> list[Reader]:
 register(ExampleReader())
 register(FactoryReader())
 register(SafetensorsReader())
+register(DistributedCheckpointReader())
 register(HuggingFaceFolderReader())
 register(TorchScriptReader())
 register(TorchFileReader())

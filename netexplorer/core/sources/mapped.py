@@ -7,6 +7,7 @@ until pages are touched, and tensors are read only when they are shown.
 
 from __future__ import annotations
 
+import io
 import os
 import threading
 from typing import TYPE_CHECKING
@@ -60,3 +61,43 @@ class MappedFile:
             raise SourceError(
                 f"cannot read {self.path}: the file changed size since it was opened; open it again"
             )
+
+
+class FileWindow(io.RawIOBase):
+    """Bytes [begin, begin + length) of an open binary file, read as a file of their own:
+    positions start at 0 and reads stop at the window's end. For an archive saved inside a
+    larger file (each chunk of a distributed checkpoint's shard is one `torch.save`), so
+    that zipfile finds that archive's directory and not the last one of the file."""
+
+    def __init__(self, f: io.BufferedIOBase, begin: int, length: int) -> None:
+        super().__init__()
+        self._f = f
+        self._begin = begin
+        self._length = length
+        self._position = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self._length}[whence]
+        if base + offset < 0:
+            raise ValueError("negative seek position")
+        self._position = base + offset
+        return self._position
+
+    def readinto(self, buffer) -> int:  # type: ignore[override]
+        count = max(0, min(len(buffer), self._length - self._position))
+        if count == 0:
+            return 0
+        self._f.seek(self._begin + self._position)
+        data = self._f.read(count)
+        buffer[: len(data)] = data
+        self._position += len(data)
+        return len(data)

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
 from ..handles import ITEMSIZE, TensorHandle, decode_raw, raw_view_dtype
-from .mapped import MappedFile
+from .mapped import FileWindow, MappedFile
 
 if TYPE_CHECKING:
     import numpy as np
@@ -77,8 +77,8 @@ class Storage:
     key: str
     dtype: str | None  # None: an untyped storage, whose tensor names the dtype
     nbytes: int
-    file: MappedFile  # offsets of `file` are absolute (data_start 0)
-    begin: int  # absolute offset of the entry's bytes in the file
+    file: MappedFile  # its data_start is where the archive starts in the file
+    begin: int  # offset of the entry's bytes from the archive's start
 
 
 @dataclass(frozen=True, slots=True, eq=False)  # compared by identity, as torch tensors are
@@ -165,13 +165,19 @@ class StoredTensorHandle(TensorHandle):
         return ("torch-zip", t.storage.file.path, t.storage.key, t.offset, t.shape, t.stride)
 
 
-def read_plain_zip(path: str, size: int) -> Any:
+def read_plain_zip(path: str, size: int, window: tuple[int, int] | None = None) -> Any:
     """The object saved in the torch zip file at `path` (of `size` bytes), with a
     `StoredTensor` for every tensor. Raises NotPlain when the file needs torch.load: a
-    global outside the allow-list, a compressed or big-endian archive, anything damaged."""
+    global outside the allow-list, a compressed or big-endian archive, anything damaged.
+
+    `window` = (begin, length): the archive is those bytes of the file, not the whole file
+    (a shard of a distributed checkpoint holds one `torch.save` archive per chunk)."""
+    begin, length = window or (0, size)
     try:
-        with open(path, "rb") as f, zipfile.ZipFile(f) as archive:
-            obj = _ArchiveReader(path, size, f, archive).load()
+        with open(path, "rb") as raw:
+            f = raw if window is None else FileWindow(raw, begin, length)
+            with zipfile.ZipFile(f) as archive:
+                obj = _ArchiveReader(path, size, f, archive, begin, length).load()
         _check_no_bare_storage(obj)
         return obj
     except NotPlain:
@@ -208,13 +214,21 @@ class _DType:
 
 
 class _ArchiveReader:
-    def __init__(self, path: str, size: int, f: io.BufferedReader, archive: zipfile.ZipFile):
+    def __init__(
+        self,
+        path: str,
+        size: int,
+        f: io.BufferedReader | FileWindow,
+        archive: zipfile.ZipFile,
+        begin: int = 0,
+        length: int | None = None,
+    ):
         self.path = path
         self.f = f
         self.infos = {info.filename: info for info in archive.infolist()}
         self.archive = archive
-        self.file = MappedFile(path, 0, size)
-        self.size = size
+        self.file = MappedFile(path, begin, size)  # offsets below are from the archive's start
+        self.size = size if length is None else length
         self.storages: dict[str, Storage] = {}
         pickles = [n for n in self.infos if n.endswith("/data.pkl") and n.count("/") == 1]
         if len(pickles) != 1:
