@@ -327,6 +327,11 @@ class PassSession(QObject):
             self.read()  # what the model holds after the failure
         elif self.state.phase is not Phase.UNAVAILABLE:
             self.state.set_phase(Phase.IDLE)
+            # a tensor selected after the last result was made: read it now
+            carried = self.state.result.watched if self.state.result is not None else {}
+            missing = [p for p in engine.config.watch if p not in carried] if engine else []
+            if missing:
+                self.read(missing)
 
     def _input_text(self) -> str:
         if self.engine is None:

@@ -426,7 +426,9 @@ class PassEngine:
             loss_name=config.loss_label,
             input=self._input_text(config),
             grad_norms=self._grad_norms(),
-            watched=self._watched(config.watch if paths is None else paths),
+            # the paths watched now, not when the action began: the selection may have
+            # changed while it ran
+            watched=self._watched(self.config.watch if paths is None else paths),
             uses=self.uses.uses_by_path(),
             note=note,
             zeroed=self.zeroed,
