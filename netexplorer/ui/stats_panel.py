@@ -32,6 +32,7 @@ from .document import Document, TensorData
 from .heatmap import format_value
 from .metadata_view import metadata_rows
 from .plotting import apply_plot_look, pg
+from .shard_picture import ShardPicture
 from .workers import GUI_THREAD_ELEMENTS, TaskRunner
 
 LIVE_STATS_MS = 250
@@ -120,6 +121,13 @@ class DetailsPanel(QScrollArea):
             self.histogram.getAxis(name).enableAutoSIPrefix(False)
         layout.addWidget(self.histogram)
 
+        self.shards_box = QGroupBox("Shards", body)  # a distributed checkpoint's chunks
+        self.shards = ShardPicture(self.shards_box)
+        self.shards.setToolTip("How this tensor is split across the ranks' shard files")
+        QVBoxLayout(self.shards_box).addWidget(self.shards)
+        self.shards_box.setVisible(False)
+        layout.addWidget(self.shards_box)
+
         self.source_box = QGroupBox("Source", body)
         self.source = QLabel(self.source_box)
         self.source.setWordWrap(True)
@@ -201,6 +209,7 @@ class DetailsPanel(QScrollArea):
         self._stats_runner.cancel()
         self.stats = None
         self._stats_key = None
+        self.shards_box.setVisible(False)
         if tree is None or path is None:
             self.heading.setText("Nothing selected")
             self.access.setText("")
@@ -233,6 +242,16 @@ class DetailsPanel(QScrollArea):
             )
         self.stats_box.setVisible(True)
         self.histogram.setVisible(True)
+        chunks = getattr(t.handle, "chunks", None)
+        self.shards_box.setVisible(chunks is not None)
+        if chunks is not None:
+            self.shards.set_layout(t.shape, chunks)
+            ranks = len({c.rank for c in chunks})
+            n = len(chunks)
+            held = (
+                f"{n} chunk{'s' if n != 1 else ''} held by {ranks} rank{'s' if ranks != 1 else ''}"
+            )
+            self._fact("Shards", held)
         if not t.handle.has_values:
             self._set_stats(None, "a meta tensor has no values")
         data = self.document.tensor_data

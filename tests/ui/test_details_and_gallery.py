@@ -134,3 +134,27 @@ def test_gallery_previews_the_structure_like_print_net(qtbot, window):
     text = gallery.preview.toPlainText()
     assert "(4): Linear(in_features=8, out_features=8, bias=True)" in text
     assert "<tie 0: 2.weight = 4.weight>" in text
+
+
+def test_a_distributed_checkpoint_tensor_shows_its_shards(qtbot, window, tmp_path):
+    import warnings
+
+    import torch
+    import torch.distributed.checkpoint as dcp
+
+    state = {"fc.weight": torch.randn(6, 4), "fc.bias": torch.randn(6)}
+    with warnings.catch_warnings():  # "assuming the intent is to save in a single process"
+        warnings.simplefilter("ignore")
+        dcp.save(state, checkpoint_id=str(tmp_path / "step_1"))
+    w = window(str(tmp_path / "step_1"), select="fc.weight")
+    details = w.details
+    assert details.shards_box.isVisibleTo(details)
+    facts = {
+        details.facts.itemAt(i, details.facts.ItemRole.LabelRole)
+        .widget()
+        .text(): details.facts.itemAt(i, details.facts.ItemRole.FieldRole).widget().text()
+        for i in range(details.facts.rowCount())
+    }
+    assert facts["Shards"] == "1 chunk held by 1 rank"
+    w.document.select("fc")
+    assert not details.shards_box.isVisibleTo(details)
