@@ -68,6 +68,7 @@ class TensorImageItem(pg.ImageItem):
         if ev.isExit():
             self.cell_hovered.emit(None)
             return
+        ev.acceptClicks(Qt.MouseButton.LeftButton)  # double clicks on a cell come here
         pos = ev.pos()
         self.cell_hovered.emit((math.floor(pos.y()), math.floor(pos.x())))
 

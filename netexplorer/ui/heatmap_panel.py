@@ -28,11 +28,13 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+from shiboken6 import isValid
 
 from ..core.display import DisplayArray, display_array
 from ..core.text import shape_text
 from ..core.tree import ModuleNode, TensorNode
 from .appearance import MUTED, Look, follow
+from .cell_editor import CellEditor
 from .document import Document, TensorData
 from .heatmap import HeatmapView
 from .optimizer_state import OptimizerStatePanel
@@ -112,6 +114,8 @@ class HeatmapPanel(QWidget):
         self.grad = TitledHeatmap(self)
         self.grad.setVisible(False)
         self.value.view.readout_changed.connect(lambda t: self._on_readout("", t))
+        self.value.view.cell_double_clicked.connect(self.edit_cell)
+        self.editor: CellEditor | None = None
         self.grad.view.readout_changed.connect(lambda t: self._on_readout("grad", t))
         top = QHBoxLayout()
         top.addWidget(self.value, 1)
@@ -311,6 +315,25 @@ class HeatmapPanel(QWidget):
         self.slices.setVisible(False)
         self.title.setText(text)
         self.readout.setText(" ")
+
+    def edit_cell(self, index: tuple[int, ...]) -> None:
+        """A field over the cell to type its new value (a live model's float tensor)."""
+        data, tensor = self.data, self.tensor
+        if data is None or tensor is None or not data.live or data.values.dtype.kind != "f":
+            self.readout.setText("Values of a checkpoint are read-only: open it live to edit")
+            return
+        cell = self.value.view.cell_rect(index)
+        if cell is None:
+            return
+        if self.editor is not None and isValid(self.editor):  # it deletes itself when left
+            self.editor.close()
+        self.editor = CellEditor(self.value.view, index, float(data.values[index]), cell)
+        self.editor.accepted.connect(lambda i, v, p=tensor.path: self._set_value(p, i, v))
+
+    def _set_value(self, path: str, index: tuple[int, ...], value: float) -> None:
+        self.editor = None
+        if not self.document.session.edit_value(path, index, value):
+            self.readout.setText("Not now: a pass is running (edit when it has finished)")
 
     def _on_readout(self, where: str, text: str) -> None:
         self.readout.setText((f"{where}: {text}" if where else text) if text else " ")

@@ -30,6 +30,7 @@ from ..core.sources import OpenOptions, open_source
 from ..core.tree import ModuleTree
 from .checkpoint_actions import CheckpointActions
 from .document import Document
+from .edit_actions import EditActions
 from .gallery import GalleryPage
 from .icons import app_icon
 from .progress import ProgressBar
@@ -133,6 +134,7 @@ class MainWindow(QMainWindow):
         file_menu.addAction(
             self.make_action("Quit", QKeySequence.StandardKey.Quit, self.close, "Close netexplorer")
         )
+        self.edit_actions = EditActions(self)  # Undo, Initialise
         self.pass_menu = menu.addMenu("&Passes")  # filled by build_panels
         view_menu = menu.addMenu("&View")
         for text, keys, panel, tip in (
@@ -329,6 +331,7 @@ class MainWindow(QMainWindow):
         self.pages.setCurrentIndex(EXPLORER)
         first = next(iter(tree.tensors), None)
         self.document.select(first if first is not None else "")
+        self.tree_panel.view.setFocus()  # arrow keys walk the tree; shortcuts reach the window
 
     def show_panel(self, name: str) -> None:
         """Bring a centre tab to the front (`heatmap_panel`, `graph_panel`, `values_panel`)."""

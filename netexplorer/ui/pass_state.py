@@ -39,6 +39,9 @@ ACTION_WORDS = {
     "zero_grad": "zero grad",
     "step": "optimizer step",
     "train": "training",
+    "edit": "edit",
+    "init": "initialisation",
+    "undo": "undo",
 }
 
 
@@ -59,6 +62,7 @@ class Holdings:
     backward_passes: int = 0  # accumulated in .grad since the last zero grad
     zeroed: bool = False  # .grad is None because Zero grad set it so
     grad_norms: Mapping[str, float | None] = field(default_factory=dict)
+    undo: str = ""  # what Undo would undo ("" when nothing was edited)
 
     @property
     def has_grad(self) -> bool:
@@ -66,7 +70,13 @@ class Holdings:
 
     @classmethod
     def of(cls, result: PassResult) -> Holdings:
-        return cls(result.step, result.backward_passes, result.zeroed, dict(result.grad_norms))
+        return cls(
+            result.step,
+            result.backward_passes,
+            result.zeroed,
+            dict(result.grad_norms),
+            result.undo,
+        )
 
 
 class PassState(QObject):
@@ -218,8 +228,11 @@ def status_html(state: PassState) -> str:
     text = f"{head} {html.escape(line)}" if head else html.escape(line)
     if phase is Phase.FAILED:
         text = f"<span style='color:#c0392b'><b>{html.escape(state.error)}</b></span><br>{text}"
-    elif result is not None and result.note and phase is Phase.IDLE:
-        text += f"<br><span style='color:#a60'>{html.escape(result.note)}</span>"
+    elif result is not None and phase is Phase.IDLE:
+        if result.edit:
+            text += f"<br><b>{html.escape(result.edit)}</b>"
+        if result.note:
+            text += f"<br><span style='color:#a60'>{html.escape(result.note)}</span>"
     return text
 
 

@@ -204,6 +204,32 @@ class PassSession(QObject):
         )
         return True
 
+    def edit_value(self, path: str, index: tuple[int, ...], value: float) -> bool:
+        """`….data[index] = value` on the live model, in the worker (then a forward pass,
+        so that the output and the loss follow). False when no action may start now."""
+        return self._start("edit", "edit_value", path, tuple(index), float(value))
+
+    def initialise(self, paths: list[str], scheme: str, value: float = 1.0) -> bool:
+        """An initialisation scheme on the tensors at `paths` (core/passes/edits.py)."""
+        return self._start("init", "initialise", list(paths), scheme, float(value))
+
+    def undo(self) -> bool:
+        """Put back what the newest edit or initialisation changed."""
+        return self._start("undo", "undo")
+
+    def _start(self, action: str, method: str, *args: Any) -> bool:
+        if self.engine is None or not self.state.can_act or self.busy:
+            return False
+        self._failure = ""
+        self.state.set_phase(Phase.RUNNING, action)
+        self._runner.run(
+            getattr(self.engine, method),
+            *args,
+            on_result=self.state.take_result,
+            on_error=self._on_error,
+        )
+        return True
+
     def train(self, steps: int | None = None) -> bool:
         """Train until Pause (or `steps` steps). False when no action may start now."""
         engine = self.engine

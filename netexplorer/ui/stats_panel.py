@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 from PySide6.QtCore import QElapsedTimer, Qt, QTimer, Signal
-from PySide6.QtGui import QFont, QGuiApplication
+from PySide6.QtGui import QFont, QGuiApplication, QTextDocument
 from PySide6.QtWidgets import (
     QApplication,
     QFormLayout,
@@ -28,6 +28,7 @@ from ..core.tasks import run_to_end
 from ..core.text import shape_text
 from ..core.tree import ModuleNode, ModuleTree, TensorNode
 from .appearance import MUTED, Look, follow
+from .cell_editor import ElementSetter
 from .document import Document, TensorData
 from .heatmap import format_value
 from .metadata_view import metadata_rows
@@ -240,6 +241,12 @@ class DetailsPanel(QScrollArea):
                 "over every use</span>",
                 rich=True,
             )
+        if tree.is_live and t.dtype.startswith(("float", "bfloat")) and t.numel:
+            setter = ElementSetter(t.shape, self.facts_box)
+            setter.requested.connect(
+                lambda index, value, p=t.path: self.document.session.edit_value(p, index, value)
+            )
+            self.facts.addRow("Set element", setter)
         self.stats_box.setVisible(True)
         self.histogram.setVisible(True)
         chunks = getattr(t.handle, "chunks", None)
@@ -399,6 +406,18 @@ class DetailsPanel(QScrollArea):
         label.setTextInteractionFlags(Qt.TextInteractionFlag.TextBrowserInteraction)
         label.linkActivated.connect(self._on_link)
         self.facts.addRow(name, label)
+
+    def fact_texts(self) -> dict[str, str]:
+        """Each fact row's name and the plain text of its value (rows that hold a text)."""
+        out = {}
+        for row in range(self.facts.rowCount()):
+            name = self.facts.itemAt(row, QFormLayout.ItemRole.LabelRole).widget()
+            value = self.facts.itemAt(row, QFormLayout.ItemRole.FieldRole).widget()
+            if isinstance(name, QLabel) and isinstance(value, QLabel):
+                document = QTextDocument()
+                document.setHtml(value.text())
+                out[name.text()] = document.toPlainText()
+        return out
 
     def _clear_facts(self) -> None:
         self._grad_label = None

@@ -24,12 +24,7 @@ def make_details(qtbot, net, select):
 
 
 def facts(panel) -> dict[str, str]:
-    out = {}
-    for row in range(panel.facts.rowCount()):
-        label = panel.facts.itemAt(row, panel.facts.ItemRole.LabelRole).widget().text()
-        field = panel.facts.itemAt(row, panel.facts.ItemRole.FieldRole).widget().text()
-        out[label] = field
-    return out
+    return panel.fact_texts()
 
 
 def test_tensor_details_show_access_shape_dtype_and_statistics(qtbot):
@@ -149,12 +144,7 @@ def test_a_distributed_checkpoint_tensor_shows_its_shards(qtbot, window, tmp_pat
     w = window(str(tmp_path / "step_1"), select="fc.weight")
     details = w.details
     assert details.shards_box.isVisibleTo(details)
-    facts = {
-        details.facts.itemAt(i, details.facts.ItemRole.LabelRole)
-        .widget()
-        .text(): details.facts.itemAt(i, details.facts.ItemRole.FieldRole).widget().text()
-        for i in range(details.facts.rowCount())
-    }
+    facts = details.fact_texts()
     assert facts["Shards"] == "1 chunk held by 1 rank"
     w.document.select("fc")
     assert not details.shards_box.isVisibleTo(details)

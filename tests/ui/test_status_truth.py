@@ -106,20 +106,10 @@ def test_an_exact_zero_mismatch_is_not_called_rounding(qtbot, window):
 
 def test_no_tie_note_where_there_are_no_ties(qtbot, window):
     w = shown(qtbot, window("example:mlp", select="0"))
-    facts = {
-        w.details.facts.itemAt(i, w.details.facts.ItemRole.LabelRole)
-        .widget()
-        .text(): w.details.facts.itemAt(i, w.details.facts.ItemRole.FieldRole).widget().text()
-        for i in range(w.details.facts.rowCount())
-    }
+    facts = w.details.fact_texts()
     assert "tied" not in facts["Parameters"]
     assert "ties counted once" not in w.details.source.text()
     w.open_source_now("example:tied")
     w.document.select("2")
-    facts = {
-        w.details.facts.itemAt(i, w.details.facts.ItemRole.LabelRole)
-        .widget()
-        .text(): w.details.facts.itemAt(i, w.details.facts.ItemRole.FieldRole).widget().text()
-        for i in range(w.details.facts.rowCount())
-    }
+    facts = w.details.fact_texts()
     assert "a tied tensor counted once" in facts["Parameters"]

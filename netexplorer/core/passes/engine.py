@@ -46,6 +46,7 @@ from ..text import first_line
 from ..tree import ModuleTree
 from .config import PassConfig
 from .diagnosis import Diagnosis
+from .edits import EditHistory
 from .input_guess import infer_input_spec
 from .losses import LossEvaluator, first_output
 from .optimizer import OptimizerStep
@@ -100,6 +101,7 @@ class PassEngine:
         self.uses = UseBook(self.index, grads_before=grads_before)
         self._loss = LossEvaluator(self.diagnosis.non_finite_culprit)
         self._optimizer_step = OptimizerStep(self.index.parameters)
+        self.edits = EditHistory(self.index)
         self._run_lock = threading.RLock()
         self._state_lock = threading.RLock()
         # A TorchScript model runs as compiled code, where neither hooks nor modes reach.
@@ -219,6 +221,36 @@ class PassEngine:
                 result = self._result("train", config, start, fw, note=self.contributions_note)
             done += 1
             yield result
+
+    def edit_value(self, path: str, index: tuple[int, ...], value: float) -> PassResult:
+        """`net.….data[index] = value` (every path of a tied tensor changes), then a forward
+        pass, so that the output and the loss follow."""
+        access = self.tree.tensors[path].access if path in self.tree.tensors else path
+        return self._edit("edit", lambda: self.edits.set_value(path, index, value, access))
+
+    def initialise(self, paths: list[str], scheme: str, value: float = 1.0) -> PassResult:
+        """An initialisation scheme (edits.SCHEMES) on the tensors at `paths`, seeded by the
+        config's seed and the number of edits so far; then a forward pass."""
+        seed = self.config.seed * 1000 + self.edits.count
+        return self._edit("init", lambda: self.edits.initialise(paths, scheme, value, seed))
+
+    def undo(self) -> PassResult:
+        """Put back the tensors of the newest edit; then a forward pass."""
+        return self._edit("undo", self.edits.undo)
+
+    def _edit(self, action: str, change: Callable[[], str]) -> PassResult:
+        with self._action() as config:
+            start = time.perf_counter()
+            description = change()
+            self._norms = None
+            try:
+                fw = self._forward(config, grad=False, loss_required=False)
+            except PassError as exc:  # the edit stands; the output cannot be shown
+                result = self._result(action, config, start, note=str(exc))
+            else:
+                result = self._result(action, config, start, fw, note=fw.loss_note)
+            result.edit = f"undid {description}" if action == "undo" else description
+            return result
 
     @contextmanager
     def exclusive(self) -> Iterator[None]:
@@ -432,6 +464,7 @@ class PassEngine:
             uses=self.uses.uses_by_path(),
             note=note,
             zeroed=self.zeroed,
+            undo=self.edits.last,
         )
         if fw is not None:
             result.output = TorchHandle(fw.output.detach()).array()

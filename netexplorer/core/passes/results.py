@@ -11,7 +11,7 @@ import numpy as np
 from ..contributions import Contribution, Use
 from ..display import sum_mismatch
 
-ACTIONS = ("forward", "backward", "zero_grad", "step", "train")
+ACTIONS = ("forward", "backward", "zero_grad", "step", "train", "edit", "init", "undo")
 
 
 @dataclass
@@ -52,6 +52,8 @@ class PassResult:
     activations: dict[Use, np.ndarray] | None = None  # (site, call) -> that call's output
     note: str = ""  # what the user should know (no gradient yet, contributions incomplete)
     zeroed: bool = False  # .grad is None because Zero grad set it so (not: never computed)
+    edit: str = ""  # an edit, init or undo: what changed (net[2].weight.data[0, 0] = 100)
+    undo: str = ""  # what Undo would undo now ("" when nothing)
     seconds: float = 0.0
 
     @property
