@@ -8,6 +8,7 @@ The tree of a file opened from the command line is on screen in about half the t
 
 from __future__ import annotations
 
+import html
 from typing import TYPE_CHECKING, NamedTuple
 
 from PySide6.QtCore import QByteArray, QElapsedTimer, Qt, QTimer
@@ -58,6 +59,14 @@ class Panels(NamedTuple):
 
 
 GALLERY, EXPLORER = range(2)
+# keys that act without a menu action (listed in Help ▸ Keyboard shortcuts)
+MORE_KEYS = {
+    "Esc (in the tree or its filter)": "Clear the filter",
+    "Up / Down, Left / Right (in the tree)": "Move in the tree, fold and unfold modules",
+    "Double-click a heatmap cell": "Type a new value (live models)",
+    "F, + / - (in the graph)": "Fit the graph, zoom in and out",
+    "Esc (while work shows progress)": "Cancel that work",
+}
 DEFAULT_SIZE = (1640, 980)
 APP_NAME = "netexplorer"
 PANELS_AFTER_SHOW_MS = 100  # time for the first paint of the tree (or the gallery)
@@ -152,9 +161,20 @@ class MainWindow(QMainWindow):
         view_menu.addSeparator()
         view_menu.addAction(
             self.make_action(
-                "Find in tree", QKeySequence.StandardKey.Find, self.tree_panel.focus_filter
+                "Find in tree", QKeySequence.StandardKey.Find, self.tree_panel.focus_filter,
+                "Filter the tree by name, path or type (Esc clears the filter)",
             )
-        )
+        )  # fmt: skip
+        self.next_tensor = self.make_action(
+            "Next tensor", "Alt+Down", lambda: self.step_tensor(1),
+            "Select the next parameter or buffer (state_dict order)",
+        )  # fmt: skip
+        self.previous_tensor = self.make_action(
+            "Previous tensor", "Alt+Up", lambda: self.step_tensor(-1),
+            "Select the previous parameter or buffer",
+        )  # fmt: skip
+        view_menu.addAction(self.next_tensor)
+        view_menu.addAction(self.previous_tensor)
         help_menu = menu.addMenu("&Help")
         help_menu.addAction(self.make_action("Keyboard shortcuts", "F1", self.show_shortcuts))
 
@@ -274,14 +294,38 @@ class MainWindow(QMainWindow):
         action.setStatusTip(tip or text)
         return action
 
+    def shortcuts(self) -> list[tuple[str, str]]:
+        """(keys, what they do) for every shortcut of the window, and the keys that work
+        without an action (Help ▸ Keyboard shortcuts)."""
+        rows: dict[str, str] = {}
+        for action in self.findChildren(QAction):
+            keys = [k.toString(QKeySequence.SequenceFormat.NativeText) for k in action.shortcuts()]
+            keys = [k for k in keys if k]
+            if keys:
+                rows[" or ".join(keys)] = action.text().replace("&", "")
+        rows.update(MORE_KEYS)
+        return list(rows.items())
+
     def show_shortcuts(self) -> None:
-        rows = [
-            f"<tr><td><b>{a.shortcut().toString(QKeySequence.SequenceFormat.NativeText)}"
-            f"</b>&nbsp;&nbsp;</td><td>{a.text()}</td></tr>"
-            for a in self.findChildren(QAction)
-            if not a.shortcut().isEmpty()
-        ]
-        QMessageBox.information(self, "Keyboard shortcuts", f"<table>{''.join(rows)}</table>")
+        rows = "".join(
+            f"<tr><td><b>{html.escape(keys)}</b>&nbsp;&nbsp;</td><td>{html.escape(text)}</td></tr>"
+            for keys, text in self.shortcuts()
+        )
+        QMessageBox.information(self, "Keyboard shortcuts", f"<table>{rows}</table>")
+
+    def step_tensor(self, step: int) -> None:
+        """Select the next (1) or previous (-1) tensor, from the selection or the start."""
+        tree = self.document.tree
+        if tree is None or not tree.tensors:
+            return
+        paths = list(tree.tensors)
+        shown = self.document.shown_tensor()
+        if shown is None:
+            target = paths[0] if step > 0 else paths[-1]
+        else:
+            here = paths.index(shown.path)
+            target = paths[max(0, min(len(paths) - 1, here + step))]
+        self.document.select(target)
 
     def export_heatmap(self, path: str | None = None) -> None:
         """Save the centre heatmap; asks for a file name when none is given."""

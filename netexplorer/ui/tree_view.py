@@ -11,6 +11,7 @@ import math
 
 from PySide6.QtCore import (
     QAbstractItemModel,
+    QEvent,
     QItemSelectionModel,
     QModelIndex,
     QPersistentModelIndex,
@@ -361,6 +362,10 @@ class TreePanel(QWidget):
         layout.addWidget(self.filter_edit)
         layout.addWidget(self.view)
 
+        # Esc clears the filter from the box or the tree: a key handler, not a shortcut,
+        # which would be ambiguous with the progress bar's Cancel (Esc) while work runs
+        self.filter_edit.installEventFilter(self)
+        self.view.installEventFilter(self)
         follow(self.apply_look)
         document.tree_changed.connect(self._on_tree_changed)
         document.selection_changed.connect(self._on_selection_changed)
@@ -452,6 +457,22 @@ class TreePanel(QWidget):
         self.proxy.set_text(self.filter_edit.text())
         if self.filter_edit.text():
             self.view.expandAll()
+
+    def eventFilter(self, watched, event) -> bool:
+        if (
+            event.type() == QEvent.Type.KeyPress
+            and event.key() == Qt.Key.Key_Escape
+            and self.filter_edit.text()
+        ):
+            self.clear_filter()
+            return True
+        return super().eventFilter(watched, event)
+
+    def clear_filter(self) -> None:
+        """Show every row again; the tree keeps the selection."""
+        self.filter_edit.clear()
+        self._apply_filter()
+        self.view.setFocus()
 
     def focus_filter(self) -> None:
         """Put the cursor in the filter box (Ctrl+F: the window's Find in tree action)."""
