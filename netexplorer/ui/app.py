@@ -11,6 +11,9 @@ from PySide6.QtWidgets import QApplication
 
 from ..core.errors import NetExplorerError
 from .main_window import MainWindow
+
+if TYPE_CHECKING:
+    from .notebook import Explorer
 from .workers import wait_for_workers
 
 if TYPE_CHECKING:
@@ -98,26 +101,25 @@ def run_app(request: LaunchRequest) -> int:
     return status
 
 
-def show_module(net: Any, *, select: str | None = None, block: bool | None = None) -> MainWindow:
-    """`netexplorer.show(net)`: the explorer on a live module."""
+def show_module(net: Any, *, select: str | None = None, block: bool | None = None) -> Explorer:
+    """`netexplorer.show(net)`: the explorer on a live module (ui/notebook.py). In IPython
+    or Jupyter it returns at once (the shell's Qt event loop keeps the window live); in a
+    plain script it blocks until the window is closed. `block` decides it otherwise."""
     from ..core.tree import tree_from_module
+    from .notebook import Explorer, ModelWatcher, enable_qt_loop, ipython_shell
 
-    app = make_app()
+    app = make_app(offscreen_ok=False)  # no display: one clear error, never a hidden window
     window = MainWindow()
     window.set_tree(tree_from_module(net, source=f"live {type(net).__name__}"))
+    watcher = ModelWatcher(window.document, window)
     if select is not None:
         window.document.select(select)
     window.show()
-    if block is None:  # in IPython with `%gui qt` the event loop already runs
-        block = not _ipython_runs_qt()
+    shell = ipython_shell()
+    if block is None:
+        block = shell is None
+    if shell is not None and not block:
+        window.statusBar().showMessage(enable_qt_loop(shell), 8000)
     if block:
         app.exec()
-    return window
-
-
-def _ipython_runs_qt() -> bool:
-    shell = sys.modules.get("IPython")
-    if shell is None:
-        return False
-    ip = shell.get_ipython() if hasattr(shell, "get_ipython") else None
-    return bool(ip is not None and getattr(ip, "active_eventloop", None) in ("qt", "qt5", "qt6"))
+    return Explorer(window, watcher)

@@ -192,7 +192,7 @@ def grad_status(holdings: Holdings) -> str:
     if n:
         return f"{n} backward pass{'es' if n != 1 else ''} accumulated in .grad"
     if holdings.has_grad:
-        return ".grad holds gradients from before the explorer"
+        return ".grad holds gradients computed outside the explorer"
     if holdings.zeroed:
         return ".grad is None (set so by Zero grad)"
     return ".grad is None (no backward pass yet)"

@@ -55,7 +55,7 @@ def test_export_heatmap_mistakes_exit_2(tmp_path, capsys):
 
 def test_show_opens_the_explorer_on_a_live_module(qtbot):
     net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 1))
-    window = netexplorer.show(net, select="0.bias", block=False)
+    window = netexplorer.show(net, select="0.bias", block=False).window
     qtbot.addWidget(window)
     assert window.isVisible()
     assert window.document.tree.module is net

@@ -140,7 +140,7 @@ class BadLayer(nn.Module):
 
 def test_a_forward_that_raises_leaves_the_window_usable(qtbot, dialogs):
     net = Exploding()
-    w = netexplorer.show(net, select="first.weight", block=False)
+    w = netexplorer.show(net, select="first.weight", block=False).window
     qtbot.addWidget(w)
     before = net.first.weight.detach().clone()
     click(qtbot, w, "backward")

@@ -65,7 +65,7 @@ class WithBatchNorm(nn.Module):
 def test_selecting_a_live_buffer_shows_its_values_and_follows_passes(qtbot, dialogs):
     torch.manual_seed(0)
     net = WithBatchNorm()
-    w = netexplorer.show(net, select="fc.weight", block=False)
+    w = netexplorer.show(net, select="fc.weight", block=False).window
     qtbot.addWidget(w)
     qtbot.waitExposed(w)
     w.build_panels()
@@ -160,7 +160,7 @@ class Exploding(nn.Module):
 
 
 def test_an_error_stays_said_after_selecting_another_tensor(qtbot, dialogs):
-    w = netexplorer.show(Exploding(), select="first.weight", block=False)
+    w = netexplorer.show(Exploding(), select="first.weight", block=False).window
     qtbot.addWidget(w)
     qtbot.waitExposed(w)
     w.build_panels()
@@ -252,7 +252,7 @@ class SlowInEval(nn.Module):
 
 def test_selecting_while_the_graph_is_built_never_waits_for_it(qtbot, dialogs):
     net = SlowInEval()
-    w = netexplorer.show(net, select="fc.weight", block=False)
+    w = netexplorer.show(net, select="fc.weight", block=False).window
     qtbot.addWidget(w)
     qtbot.waitExposed(w)
     w.set_view("graph")
@@ -281,7 +281,7 @@ def test_a_large_live_tensor_is_copied_off_the_gui_thread(qtbot, monkeypatch, di
         return original(tensor, copy)
 
     monkeypatch.setattr(handles, "_torch_to_numpy", recording)
-    w = netexplorer.show(net, select="1.weight", block=False)
+    w = netexplorer.show(net, select="1.weight", block=False).window
     qtbot.addWidget(w)
     qtbot.waitExposed(w)
     w.build_panels()

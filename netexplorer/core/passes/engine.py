@@ -260,6 +260,35 @@ class PassEngine:
         with self._run_lock:
             yield
 
+    def fingerprint(self, paths: Iterable[str] = ()) -> tuple:
+        """Something that changes when the model is changed from outside the engine (a
+        notebook cell: an optimizer step, `.data[0, 0] = 100`, a backward pass): every
+        parameter's version counter and gradient, and the values of `paths` themselves
+        (writes through `.data` leave version counters alone). Cheap enough to ask a few
+        times a second; like `snapshot_while_idle`, only while no action runs."""
+        parameters = self.index.parameters
+        versions = tuple(p._version for p in parameters)
+        grads = tuple(None if p.grad is None else (id(p.grad), p.grad._version) for p in parameters)
+        values = []
+        with torch.no_grad():
+            for path in paths:
+                t = self.index.tensor(path)
+                if t.device.type == "meta" or not t.numel():
+                    continue
+                flat = t.detach().reshape(-1)
+                if flat.numel() <= 1 << 16:
+                    values.append(hash(flat.cpu().numpy().tobytes()))
+                else:  # a sum and an absolute sum: enough for an edit by hand
+                    values.append((float(flat.double().sum()), float(flat.double().abs().sum())))
+        return versions, grads, tuple(values)
+
+    def changed_outside(self, grads_changed: bool) -> None:
+        """The model was changed from outside (see `fingerprint`): forget what was computed
+        from it; gradients not made here do not add up to per-use contributions."""
+        self._norms = None
+        if grads_changed:
+            self.uses.add_unrecorded_backward()
+
     @contextmanager
     def reading(self) -> Iterator[None]:
         """Hold the state lock: for a worker that reads many of the model's tensors (hashing
