@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
         "source",
         nargs="?",
         metavar="SOURCE",
-        help="example:NAME | a checkpoint file | a folder | pkg.module:factory",
+        help="example:NAME | a checkpoint file | a folder | pkg.module:factory | a lesson (.json)",
     )
     p.add_argument("--summary", action="store_true", help="print the tree and exit")
     p.add_argument("--json", action="store_true", help="print the JSON description and exit")

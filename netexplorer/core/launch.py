@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import NetExplorerError
 
 if TYPE_CHECKING:  # the readers load when something is opened, not when the window starts
+    from .lesson import Lesson
     from .sources import OpenOptions
     from .tree import ModuleTree
 
@@ -45,14 +46,26 @@ class LaunchError(NetExplorerError):
     """A request that cannot be carried out as asked (one line, exit status 2)."""
 
 
+def requested_lesson(request: LaunchRequest) -> Lesson | None:
+    """The lesson when SOURCE is a lesson file (checked: LessonError says what is wrong)."""
+    from .lesson import is_lesson_file, load_lesson
+
+    if request.source and is_lesson_file(request.source):
+        return load_lesson(request.source)
+    return None
+
+
 def open_requested(request: LaunchRequest) -> ModuleTree:
-    """Open the source (or --model with --weights) as the request asks; check --select and
-    that --backward has a live model to run on."""
+    """Open the source (or --model with --weights) as the request asks (a lesson: what it
+    opens first); check --select and that --backward has a live model to run on."""
     from .sources import open_source
     from .sources.factory import build_with_weights
 
+    lesson = requested_lesson(request)
     if request.model:
         tree = build_with_weights(request.model, request.weights, request.open_options())
+    elif lesson is not None:
+        tree = open_source(lesson.resolve(lesson.source) or "", request.open_options())
     elif request.source:
         tree = open_source(request.source, request.open_options())
     else:

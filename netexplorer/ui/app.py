@@ -65,11 +65,14 @@ def window_for(request: LaunchRequest) -> MainWindow:
     """The window as the request asks, not yet shown: opened, passes started (through the
     pass session, as the buttons do), selected, on the asked-for view. A bad source raises
     (exit 2) before any window, or any worker of one, exists."""
-    from ..core.launch import open_compared, open_requested
+    from ..core.launch import open_compared, open_requested, requested_lesson
 
-    tree = open_requested(request) if request.opens_something else None
+    lesson = requested_lesson(request)
+    tree = open_requested(request) if request.opens_something and lesson is None else None
     compared = open_compared(request)  # B too: a bad file exits 2 before the window exists
     window = MainWindow(seed=request.seed)
+    if lesson is not None:  # it opens what it opens, in a worker, then its first step
+        window.lessons.start(lesson)
     if tree is not None:
         window.set_tree(tree)
     if compared is not None:  # the relative changes compute in a worker

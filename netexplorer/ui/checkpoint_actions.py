@@ -16,6 +16,7 @@ from PySide6.QtCore import QEvent, QObject, QUrl
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QFileDialog, QMainWindow, QMenu
 
+from ..core.lesson import is_lesson_file
 from ..core.sources.files import file_dialog_filters
 from ..core.tree import ModuleTree
 from .identical_view import IdenticalTensorsDialog
@@ -151,7 +152,12 @@ class CheckpointActions(QObject):
 
     def open(self, spec: str) -> None:
         """Open a source in a worker; the open model stays until the new one is ready, and
-        stays for good if opening fails or the user does not trust the file."""
+        stays for good if opening fails or the user does not trust the file. A lesson file
+        starts the lesson."""
+        if is_lesson_file(spec):
+            if self.window.open_lesson(spec):
+                self.recent.add(spec)
+            return
         self.opener.open(spec, lambda tree: self._on_opened(spec, tree))
 
     def _on_opened(self, spec: str, tree: ModuleTree) -> None:
@@ -175,7 +181,11 @@ class CheckpointActions(QObject):
 
     @staticmethod
     def _filters() -> str:
-        return ";;".join(file_dialog_filters())
+        checkpoints, *formats = file_dialog_filters()
+        everything = checkpoints.replace(")", " *.json)").replace(
+            "Checkpoints", "Checkpoints and lessons"
+        )
+        return ";;".join([everything, *formats[:-1], "Lessons (*.json)", formats[-1]])
 
     # -- recent -----------------------------------------------------------------------------
 

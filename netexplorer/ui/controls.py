@@ -215,7 +215,6 @@ class PassControls(QWidget):
     # -- state -> controls ------------------------------------------------------------------
 
     def _on_engine_changed(self) -> None:
-        engine = self.session.engine
         self._steps, self._losses = [], []
         self.curve.setSymbol("o")
         self.curve.setData([], [])
@@ -223,6 +222,13 @@ class PassControls(QWidget):
         # lands in, so start from a small one around step 0
         self.curve_plot.setRange(xRange=(-1, 1), yRange=(0, 1), padding=0)
         self.curve_plot.enableAutoRange()
+        self.sync_from_engine()
+        self._on_result_changed(self.session.state.result)
+        self._render()
+
+    def sync_from_engine(self) -> None:
+        """The settings' fields show the engine's settings (after it changed them)."""
+        engine = self.session.engine
         self.input_error.setVisible(False)
         if engine is not None:
             self._syncing = True
@@ -243,8 +249,6 @@ class PassControls(QWidget):
                 self.record.setChecked(config.record)
             finally:
                 self._syncing = False
-        self._on_result_changed(self.session.state.result)
-        self._render()
 
     def _render(self, *_args: object) -> None:
         """Status text, enabled actions and the Train/Pause button, from the pass state."""

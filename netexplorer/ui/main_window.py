@@ -9,6 +9,7 @@ The tree of a file opened from the command line is on screen in about half the t
 from __future__ import annotations
 
 import html
+import os
 from typing import TYPE_CHECKING, NamedTuple
 
 from PySide6.QtCore import QByteArray, QElapsedTimer, Qt, QTimer
@@ -27,13 +28,16 @@ from PySide6.QtWidgets import (
 )
 
 from ..core.errors import NetExplorerError
+from ..core.lesson import Lesson, LessonError, load_lesson, save_lesson
 from ..core.sources import OpenOptions, open_source
 from ..core.tree import ModuleTree
+from .appearance import appearance
 from .checkpoint_actions import CheckpointActions
 from .document import Document
 from .edit_actions import EditActions
 from .gallery import GalleryPage
 from .icons import app_icon
+from .lesson_panel import LessonPanel, LessonRunner
 from .progress import ProgressBar
 from .settings import Settings, pass_defaults
 from .tree_view import TreePanel
@@ -91,7 +95,14 @@ class MainWindow(QMainWindow):
         QVBoxLayout(self.details_column).setContentsMargins(0, 0, 0, 0)
         self.splitter = QSplitter(Qt.Orientation.Horizontal, self)
         self.splitter.addWidget(self.tree_panel)
-        self.splitter.addWidget(self.centre_split)
+        self.lessons = LessonRunner(self)  # a lesson's steps (File ▸ Open a lesson file)
+        self.lesson_panel = LessonPanel(self.lessons, self)
+        centre_column = QWidget(self)
+        column = QVBoxLayout(centre_column)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.addWidget(self.lesson_panel)
+        column.addWidget(self.centre_split, 1)
+        self.splitter.addWidget(centre_column)
         self.splitter.addWidget(self.details_column)
         self.splitter.setStretchFactor(0, 3)
         self.splitter.setStretchFactor(1, 5)
@@ -141,6 +152,14 @@ class MainWindow(QMainWindow):
         file_menu.addAction(self.export_graph_action)
         file_menu.addSeparator()
         file_menu.addAction(
+            self.make_action(
+                "Save lesson…", "Ctrl+Shift+L", self.save_lesson,
+                "Save this setup (source, seed, input, loss, selection, view, look) as a "
+                "lesson file; File ▸ Open opens it again",
+            )
+        )  # fmt: skip
+        file_menu.addSeparator()
+        file_menu.addAction(
             self.make_action("Quit", QKeySequence.StandardKey.Quit, self.close, "Close netexplorer")
         )
         self.edit_actions = EditActions(self)  # Undo, Initialise
@@ -175,6 +194,20 @@ class MainWindow(QMainWindow):
         )  # fmt: skip
         view_menu.addAction(self.next_tensor)
         view_menu.addAction(self.previous_tensor)
+        view_menu.addSeparator()
+        self.next_step = self.make_action(
+            "Next lesson step", "PgDown", self.lessons.next, "The lesson's next step"
+        )
+        self.next_step.setShortcuts([QKeySequence("PgDown"), QKeySequence("Alt+Right")])
+        self.previous_step = self.make_action(
+            "Previous lesson step", "PgUp", self.lessons.back, "The lesson's previous step"
+        )
+        self.previous_step.setShortcuts([QKeySequence("PgUp"), QKeySequence("Alt+Left")])
+        for action in (self.next_step, self.previous_step):
+            action.setEnabled(False)
+            view_menu.addAction(action)
+        self.lessons.step_changed.connect(self._sync_lesson_actions)
+        self.lessons.lesson_changed.connect(self._sync_lesson_actions)
         help_menu = menu.addMenu("&Help")
         help_menu.addAction(self.make_action("Keyboard shortcuts", "F1", self.show_shortcuts))
 
@@ -293,6 +326,78 @@ class MainWindow(QMainWindow):
         action.setToolTip(tip or text)
         action.setStatusTip(tip or text)
         return action
+
+    # -- lessons ----------------------------------------------------------------------------
+
+    def open_lesson(self, path: str) -> bool:
+        """Start the lesson in `path`; a file that is not a usable lesson gets a dialog
+        saying why, and what is open stays. Whether it started."""
+        try:
+            lesson = load_lesson(path)
+        except LessonError as exc:
+            QMessageBox.warning(self, "Cannot open lesson", str(exc))
+            return False
+        self.lessons.start(lesson)
+        return True
+
+    def current_lesson(self) -> Lesson:
+        """The setup on screen as a lesson (the open lesson's steps kept)."""
+        tree = self.document.tree
+        if tree is None:
+            raise LessonError("nothing is open: open an example or a checkpoint first")
+        engine = self.document.session.engine
+        look = appearance().look
+        lesson = Lesson(
+            title=self.lessons.lesson.title
+            if self.lessons.lesson
+            else f"netexplorer: {tree.source}",
+            source=tree.source,
+            seed=self.seed,
+            select=self.document.selected,
+            view=self.centre.tabText(self.centre.currentIndex()).lower() or None,
+            look={"present": look.presenting, "scale": look.scale, "theme": look.theme},
+        )
+        if lesson.view not in ("heatmap", "graph", "values"):
+            lesson.view = None
+        if engine is not None:
+            config = engine.config
+            lesson.input = config.input_spec
+            lesson.loss = config.loss_name
+            lesson.optimizer = config.optimizer_name
+            lesson.lr = config.lr
+            lesson.seed = config.seed
+        if self.lessons.lesson is not None:
+            lesson.steps = list(self.lessons.lesson.steps)
+        return lesson
+
+    def save_lesson(self, path: str | None = None) -> None:
+        """Save the setup as a lesson (asks where when `path` is not given)."""
+        try:
+            lesson = self.current_lesson()
+        except LessonError as exc:
+            QMessageBox.information(self, "Save lesson", str(exc))
+            return
+        if not path:
+            path, _ = QFileDialog.getSaveFileName(
+                self, "Save lesson", "lesson.json", "Lessons (*.json)"
+            )
+            if not path:
+                return
+        if os.path.exists(lesson.source):  # a file beside the lesson travels with it
+            lesson.source = os.path.relpath(lesson.source, os.path.dirname(os.path.abspath(path)))
+        try:
+            save_lesson(lesson, path)
+        except OSError as exc:
+            QMessageBox.warning(
+                self, "Cannot save lesson", f"Cannot write {path}: {exc.strerror or exc}"
+            )
+            return
+        self.statusBar().showMessage(f"Saved the lesson {path}", 5000)
+
+    def _sync_lesson_actions(self, *_args: object) -> None:
+        runner = self.lessons
+        self.next_step.setEnabled(runner.lesson is not None and not runner.at_end)
+        self.previous_step.setEnabled(runner.lesson is not None and runner.index > 0)
 
     def shortcuts(self) -> list[tuple[str, str]]:
         """(keys, what they do) for every shortcut of the window, and the keys that work

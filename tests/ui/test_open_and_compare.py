@@ -121,7 +121,8 @@ def test_file_open_offers_every_format_and_opens_in_a_worker(qtbot, window, monk
     w.checkpoint_actions.open_action.trigger()
     assert w.document.tree.source == "example:tied"  # still open while the worker reads
     qtbot.waitUntil(lambda: w.document.tree.source == str(files["tied"]), timeout=10_000)
-    assert offered[0].startswith("Checkpoints (") and "*.safetensors" in offered[0]
+    assert offered[0].startswith("Checkpoints and lessons (") and "*.safetensors" in offered[0]
+    assert "Lessons (*.json)" in offered[0]
     assert "All files (*)" in offered[0] and "PyTorch files" in offered[0]
     assert "2.weight" in w.document.tree.tensors and w.document.selected == "0.weight"
     assert str(files["tied"]) in w.windowTitle()
