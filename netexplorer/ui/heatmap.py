@@ -124,7 +124,9 @@ class CellNumbers(pg.GraphicsObject):
     def paint(self, painter: QPainter, option, widget=None) -> None:
         if self.data is None:
             return
-        transform = painter.deviceTransform()
+        # cell sizes and centres in the painter's logical pixels (the world transform: on
+        # screen and in an export drawn at a larger device pixel ratio alike)
+        transform = painter.worldTransform()
         width, height = abs(transform.m11()), abs(transform.m22())
         if not self.fits(width, height):
             return

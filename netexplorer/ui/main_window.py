@@ -150,6 +150,13 @@ class MainWindow(QMainWindow):
             "Save the graph as PNG or SVG, for slides",
         )
         file_menu.addAction(self.export_graph_action)
+        file_menu.addAction(
+            self.make_action(
+                "Export for slides…", "Ctrl+Shift+E", self.export_for_slides,
+                "The heatmap, the graph, the loss curve or the whole window as PNG or SVG, "
+                "at a chosen size and scale",
+            )
+        )  # fmt: skip
         file_menu.addSeparator()
         file_menu.addAction(
             self.make_action(
@@ -431,6 +438,11 @@ class MainWindow(QMainWindow):
             here = paths.index(shown.path)
             target = paths[max(0, min(len(paths) - 1, here + step))]
         self.document.select(target)
+
+    def export_for_slides(self) -> None:
+        from .slides_export import ExportDialog
+
+        ExportDialog(self).exec()
 
     def export_heatmap(self, path: str | None = None) -> None:
         """Save the centre heatmap; asks for a file name when none is given."""

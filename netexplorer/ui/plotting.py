@@ -37,6 +37,7 @@ def apply_plot_look(plot: pg.PlotWidget, look, labels: dict[str, str]) -> None:
         axis.setPen(colors.text)
         axis.setTextPen(colors.text)
         axis.setStyle(tickFont=font, tickTextOffset=look.px(4))
+        axis.enableAutoSIPrefix(False)  # "loss (x0.001)" reads worse than the numbers
         if name in labels:
             plot.setLabel(
                 name, labels[name], color=colors.text, **{"font-size": f"{look.pt(9.5):.1f}pt"}

@@ -9,19 +9,19 @@ from PySide6.QtCore import QPointF, QRectF, QSize
 from PySide6.QtGui import QColor, QImage, QPainter
 from PySide6.QtSvg import QSvgGenerator
 
-from ...core.errors import NetExplorerError
 from .items import legend_size, paint_legend
 from .scene import GraphScene
 
 EXPORT_MARGIN = 24.0
 
 
-def export_graph(scene: GraphScene, path: str | Path) -> None:
-    """Write the whole graph (not only what is in view) and its legend to PNG or SVG."""
+def export_graph(scene: GraphScene, path: str | Path, scale: float = 2.0) -> None:
+    """Write the whole graph (not only what is in view) and its legend to PNG (`scale` times
+    the scene's size in pixels, within 12,000 across) or SVG."""
+    from ..export import check_format, write_atomically
+
     path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in (".png", ".svg"):
-        raise NetExplorerError(f"cannot export to {path.name}: use a .png or .svg file name")
+    suffix = check_format(path)
     source = scene.bounds.adjusted(-EXPORT_MARGIN, -EXPORT_MARGIN, EXPORT_MARGIN, EXPORT_MARGIN)
     legend = scene.legend()
     size = legend_size(legend)
@@ -33,19 +33,20 @@ def export_graph(scene: GraphScene, path: str | Path) -> None:
         scene.render(painter, QRectF(0, 0, source.width(), source.height()), source)
         paint_legend(painter, QPointF(EXPORT_MARGIN, source.height()), legend)
 
-    if suffix == ".svg":
-        generator = QSvgGenerator()
-        generator.setFileName(str(path))
-        generator.setSize(QSize(math.ceil(width), math.ceil(height)))
-        generator.setViewBox(QRectF(0, 0, width, height))
-        generator.setTitle("netexplorer graph")
-        painter = QPainter(generator)
-        try:
-            draw(painter)
-        finally:
-            painter.end()
-    else:
-        k = max(0.1, min(2.0, 12000 / max(width, height)))  # crisp, within image limits
+    def write(target: str) -> bool:
+        if suffix == ".svg":
+            generator = QSvgGenerator()
+            generator.setFileName(target)
+            generator.setSize(QSize(math.ceil(width), math.ceil(height)))
+            generator.setViewBox(QRectF(0, 0, width, height))
+            generator.setTitle("netexplorer graph")
+            painter = QPainter(generator)
+            try:
+                draw(painter)
+            finally:
+                painter.end()
+            return True
+        k = max(0.1, min(scale, 12000 / max(width, height)))  # crisp, within image limits
         image = QImage(math.ceil(width * k), math.ceil(height * k), QImage.Format.Format_RGB32)
         image.fill(QColor("#ffffff"))
         painter = QPainter(image)
@@ -54,7 +55,6 @@ def export_graph(scene: GraphScene, path: str | Path) -> None:
             draw(painter)
         finally:
             painter.end()
-        if not image.save(str(path)):
-            raise NetExplorerError(f"cannot write {path}: check the folder exists and is writable")
-    if not path.is_file() or path.stat().st_size == 0:
-        raise NetExplorerError(f"cannot write {path}: check the folder exists and is writable")
+        return image.save(target, "PNG")
+
+    write_atomically(path, write)
