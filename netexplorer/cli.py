@@ -62,6 +62,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--meta", action="store_true", help="with --model: structure only, no memory")
     p.add_argument("--compare", metavar="FILE", help="compare SOURCE with a second checkpoint")
     p.add_argument(
+        "--present",
+        action="store_true",
+        help="open in presentation mode (large text, full screen, for a projector)",
+    )
+    p.add_argument(
         "--export-heatmap",
         metavar="FILE",
         help="write the selected tensor's heatmap as PNG or SVG and exit",
@@ -105,6 +110,7 @@ def launch_request(args: argparse.Namespace) -> LaunchRequest:
         compare=args.compare,
         screenshot=args.screenshot,
         export_heatmap=args.export_heatmap,
+        present=args.present,
     )
 
 

@@ -31,6 +31,7 @@ class LaunchRequest:
     compare: str | None = None  # a second checkpoint to compare with
     screenshot: str | None = None  # draw the window into this PNG and exit
     export_heatmap: str | None = None  # write the selected tensor's heatmap and exit
+    present: bool = False  # open in presentation mode
 
     @property
     def opens_something(self) -> bool:

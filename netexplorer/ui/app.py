@@ -83,6 +83,8 @@ def window_for(request: LaunchRequest) -> MainWindow:
         window.document.select(request.select)
     if request.view:
         window.set_view(request.view)
+    if request.present:
+        window.view_actions.set_presenting(True)
     return window
 
 

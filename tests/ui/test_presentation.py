@@ -132,3 +132,12 @@ def test_look_settings_survive_a_restart(qtbot, window):
     assert look.scale == pytest.approx(1.15)
     assert again.settings.presentation_scale == pytest.approx(PRESENTATION_SCALE * 1.15)
     assert again.view_actions.themes["dark"].isChecked()
+
+
+def test_present_on_the_command_line(qtbot):
+    from netexplorer.core.launch import LaunchRequest
+    from netexplorer.ui.app import window_for
+
+    w = window_for(LaunchRequest(source="example:tied", present=True))
+    qtbot.addWidget(w)
+    assert appearance().look.presenting and w.view_actions.present.isChecked()
