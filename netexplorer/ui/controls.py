@@ -126,7 +126,7 @@ class PassControls(QWidget):
         self.input_error.setStyleSheet("color: #c0392b;")
         self.input_error.setVisible(False)
 
-        # three short rows: they fit a narrow column at presentation size, where they are
+        # two short rows: they fit a narrow column at presentation size, where they are
         # folded away behind the Settings button (a lecture needs the heatmaps' space)
         self.settings_box = QWidget(self)
         settings = QVBoxLayout(self.settings_box)
@@ -134,8 +134,8 @@ class PassControls(QWidget):
         rows = (
             (QLabel("Loss", self), self.loss, QLabel("Optimizer", self), self.optimizer,
              QLabel("lr", self), self.lr),
-            (QLabel("Input", self), self.shape, self.distribution, self.high, self.seed),
-            (self.record, self.input_error),
+            (QLabel("Input", self), self.shape, self.distribution, self.high, self.seed,
+             self.record, self.input_error),
         )  # fmt: skip
         for widgets in rows:
             row = QHBoxLayout()

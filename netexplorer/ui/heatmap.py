@@ -326,6 +326,10 @@ class HeatmapView(pg.GraphicsLayoutWidget):
             self.plot.hideAxis("left")
             self.plot.hideAxis("bottom")
             return
+        if self.look.presenting:  # a projector: the heatmap's room, not "row" and "column"
+            self.plot.setLabel("left", "")
+            self.plot.setLabel("bottom", "")
+            return
         if display.layout == "mosaic" and display.kernel is not None:
             labels = ("output channel", "input channel")
         elif display.layout == "strip":

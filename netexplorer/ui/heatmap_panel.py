@@ -163,6 +163,7 @@ class HeatmapPanel(QWidget):
         metrics = QFontMetrics(QApplication.font())
         self.title.setFixedHeight(2 * metrics.lineSpacing() + 6)
         self.uses_box.set_scale(look.scale)
+        self.readout.setVisible(not look.presenting)  # hovering is not how a class looks
 
     # -- compatibility with the single-view API ---------------------------------------------
 

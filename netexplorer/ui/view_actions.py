@@ -19,8 +19,8 @@ if TYPE_CHECKING:
     from .main_window import MainWindow
 
 STEP = 1.15
-PRESENTATION_COLUMNS = (0.2, 0.6, 0.2)  # tree, heatmaps and controls, details
-PRESENTATION_ROWS = (0.68, 0.32)  # heatmaps, pass controls
+PRESENTATION_COLUMNS = (0.18, 0.56, 0.26)  # tree, heatmaps and controls, details
+PRESENTATION_ROWS = (0.72, 0.28)  # heatmaps, pass controls
 
 
 class ViewActions(QObject):
