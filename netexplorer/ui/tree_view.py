@@ -371,6 +371,7 @@ class TreePanel(QWidget):
         document.selection_changed.connect(self._on_selection_changed)
         document.session.state.holdings_changed.connect(self._on_holdings_changed)
         self._syncing = False
+        self._filtering = False
 
     # -- document -> view -------------------------------------------------------------------
 
@@ -445,7 +446,10 @@ class TreePanel(QWidget):
     # -- view -> document -------------------------------------------------------------------
 
     def _on_current_row_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
-        if self._syncing or not current.isValid():
+        # A row the filter hides moves "current" to another row in the middle of the
+        # proxy's filter change: selecting it then would change the model (highlights)
+        # while the proxy rebuilds its mapping, which crashed Qt. Filtering is not choosing.
+        if self._syncing or self._filtering or not current.isValid():
             return
         self._syncing = True
         try:
@@ -454,9 +458,31 @@ class TreePanel(QWidget):
             self._syncing = False
 
     def _apply_filter(self) -> None:
-        self.proxy.set_text(self.filter_edit.text())
-        if self.filter_edit.text():
-            self.view.expandAll()
+        self._filtering = True
+        try:
+            self.proxy.set_text(self.filter_edit.text())
+            if self.filter_edit.text():
+                self.view.expandAll()
+        finally:
+            self._filtering = False
+        self._mark_current(self.document.selected)
+
+    def _mark_current(self, path: str | None) -> None:
+        """The selected row as the view's current row, where the filter shows it."""
+        if path is None:
+            return
+        proxy_index = self.proxy.mapFromSource(self.model.index_for_path(path))
+        if not proxy_index.isValid() or self.view.currentIndex() == proxy_index:
+            return
+        self._syncing = True
+        try:
+            self.view.selectionModel().setCurrentIndex(
+                proxy_index,
+                QItemSelectionModel.SelectionFlag.ClearAndSelect
+                | QItemSelectionModel.SelectionFlag.Rows,
+            )
+        finally:
+            self._syncing = False
 
     def eventFilter(self, watched, event) -> bool:
         if (

@@ -143,3 +143,46 @@ def test_each_init_scheme_from_the_menu(qtbot, window, monkeypatch, scheme):
     w.document.select("0.weight")
     np.testing.assert_array_equal(w.heatmap_panel.data.values, weight)
     assert w.edit_actions.undo.isEnabled()
+
+
+def test_edited_weights_save_as_a_new_checkpoint_that_reopens(qtbot, window, tmp_path):
+    from netexplorer.core.sources import open_source
+
+    w = up(qtbot, window, "example:tied", "2.weight")
+    w.document.session.edit_value("2.weight", (0, 0), 100.0)
+    idle(qtbot, w)
+    for name in ("edited.pt", "edited.safetensors"):
+        path = tmp_path / name
+        assert w.edit_actions.save_to(str(path))
+        qtbot.waitUntil(lambda p=path: p.exists(), timeout=10_000)
+        qtbot.waitUntil(lambda: not w.edit_actions._saver.busy, timeout=10_000)
+        tree = open_source(str(path))
+        assert tree.tensors["2.weight"].handle.array()[0, 0] == 100.0
+        if name.endswith(".pt"):
+            assert tree.tie_group("2.weight") is not None  # the tie is kept
+    assert not list(tmp_path.glob(".edited-*"))  # no temporary file left
+
+
+def test_saving_over_the_opened_file_asks_and_no_keeps_it(qtbot, window, tmp_path, monkeypatch):
+    import hashlib
+
+    from PySide6.QtWidgets import QMessageBox
+
+    from netexplorer.examples import EXAMPLES
+
+    source = tmp_path / "model.pt"
+    torch.save(EXAMPLES["tied"].build(0), source)  # a whole module: opens live with --trust
+    from netexplorer.core.sources import OpenOptions, open_source
+
+    w = up(qtbot, window, "example:tied", "2.weight")
+    w.set_tree(open_source(str(source), OpenOptions(trust=True)))
+    before = hashlib.sha256(source.read_bytes()).hexdigest()
+    asked = []
+    monkeypatch.setattr(
+        QMessageBox,
+        "question",
+        staticmethod(lambda *a, **k: asked.append(a[1]) or QMessageBox.StandardButton.No),
+    )
+    assert not w.edit_actions.save_to(str(source))
+    assert asked == ["Replace the file you opened?"]
+    assert hashlib.sha256(source.read_bytes()).hexdigest() == before

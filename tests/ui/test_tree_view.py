@@ -92,3 +92,21 @@ def test_three_kinds_of_sharing_look_different(qtbot):
     assert ties("embed")[1] is None  # the modules of a cross-module tie are not aliases
     # tie group colours differ between groups
     assert ties("body.0.weight")[1] != ties("body.0.bias")[1]
+
+
+def test_filtering_away_the_current_row_keeps_the_selection_and_does_not_crash(qtbot, window):
+    # found by the monkey test: a filter that hid the current row moved "current" during the
+    # proxy's filter change; selecting that row re-entered the model and Qt crashed
+    w = window("example:sharing")
+    w.show()
+    qtbot.waitExposed(w)
+    panel = w.tree_panel
+    panel.filter_edit.setText("weight")
+    panel._apply_filter()
+    w.document.select("body.0.bias")  # hidden by the filter: the filter is cleared to show it
+    assert panel.filter_edit.text() == ""
+    panel.filter_edit.setText("weight")
+    panel._apply_filter()  # hides the current row again
+    assert w.document.selected == "body.0.bias"  # filtering is not choosing
+    panel.clear_filter()
+    assert panel.view.currentIndex().data(PATH_ROLE) == "body.0.bias"
