@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench system-deps clean
+.PHONY: run test lint bench soak system-deps clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,11 @@ lint: $(STAMP)
 
 test: $(STAMP) system-deps lint
 	QT_QPA_PLATFORM=offscreen NETEXPLORER_E2E=required $(BIN)/python -m pytest -q
+
+MINUTES ?= 10
+# soak: train the tied example with the window live for MINUTES, watch memory and stalls
+soak: $(STAMP)
+	QT_QPA_PLATFORM=offscreen $(BIN)/python bench/soak.py --minutes $(MINUTES)
 
 bench: $(STAMP)
 	for b in bench/*.py; do echo "== $$b"; QT_QPA_PLATFORM=offscreen $(BIN)/python $$b || exit 1; done

@@ -160,6 +160,9 @@ class PassControls(QWidget):
         for name in ("left", "bottom"):
             self.curve_plot.getAxis(name).enableAutoSIPrefix(False)
         self.curve = self.curve_plot.plot([], [], pen=pg.mkPen("#C0392B", width=2), antialias=True)
+        # a long run has 100,000 points: drawn at most a few per pixel, and only those in view
+        self.curve.setDownsampling(auto=True, method="peak")
+        self.curve.setClipToView(True)
         self.curve_plot.setToolTip("Loss per optimizer step while training")
         bottom = QHBoxLayout()
         bottom.addWidget(self.output, 1)
