@@ -150,6 +150,7 @@ class PassControls(QWidget):
         self.output = QPlainTextEdit(self)
         self.output.setReadOnly(True)
         self.output.setMaximumBlockCount(200)
+        self.output.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)  # rows as printed
         font = self.output.font()
         font.setFamily("monospace")
         self.output.setFont(font)
