@@ -57,6 +57,9 @@ MODULE = "module"
 CONTAINER = "container"
 INPUT = "input"
 OUTPUT = "output"
+FOLD = "fold"  # a run of alike sibling calls shown as one node ("Block ×24")
+
+FOLD_MIN = 3  # a run this long or longer folds (two blocks are clearer side by side)
 
 # tie link kinds
 TIED_TENSOR = "tied_tensor"
@@ -95,6 +98,10 @@ class GraphNode:
     children: list[str] = field(default_factory=list)  # ids, for containers
     calls_at_site: int = 1  # calls of this path in the pass: the loop badge when above 1
     shapes: list[tuple[int, ...]] = field(default_factory=list)  # output (input: its own)
+    tensor_shapes: tuple[tuple[str, tuple[int, ...]], ...] = ()  # its own, for folds
+    members: tuple[str, ...] = ()  # a fold: the ids of the calls it stands for
+    fold_key: str = ""  # a fold: opening it opens every run of these calls (Graph.folds)
+    span: str = ""  # a fold: which calls, `blocks.0 … blocks.23`
 
     @property
     def is_container(self) -> bool:
@@ -104,6 +111,8 @@ class GraphNode:
         """What a node shows: type, then where it is (and which call, in a loop)."""
         if self.kind in (INPUT, OUTPUT):
             return [self.kind, *(shape_text(s, "compact") for s in self.shapes[:1])]
+        if self.kind == FOLD:
+            return [f"{self.type or 'module'} ×{len(self.members)}", self.span]
         where = self.path or "(model)"
         if self.calls_at_site > 1:
             where += f"  [{(self.call or 0) + 1}/{self.calls_at_site}]"
@@ -204,6 +213,7 @@ class Graph:
             (n.path, n.call): n.id for n in nodes if n.path is not None and n.call is not None
         }
         self._tensor_nodes: dict[str, list[str]] = {}  # tensor path -> ids of nodes using it
+        self._folds: list[GraphNode] | None = None
 
     # -- lookup -----------------------------------------------------------------------------
 
@@ -237,21 +247,95 @@ class Graph:
                 out[node_id] = value
         return out
 
+    # -- folds ------------------------------------------------------------------------------
+
+    def folds(self) -> list[GraphNode]:
+        """Runs of at least FOLD_MIN alike calls side by side under one parent (the blocks
+        of a transformer), each as a FOLD node standing for them. Alike: the same kind,
+        type and output shapes, and alike calls inside, recursively. A run whose calls share
+        tensors with each other (one module called in a loop, a shared block) does not fold:
+        the sharing is what there is to see. Alike also means tensors of the same names and
+        shapes, so that a checkpoint's layers (no output shapes) fold too. A fold's
+        `fold_key` names the parent and the kind of call: opening one opens every run of
+        them there."""
+        if self._folds is None:
+            self._folds = self._find_folds()
+        return self._folds
+
+    def _find_folds(self) -> list[GraphNode]:
+        interned: dict[Hashable, int] = {}
+        signature: dict[str, int] = {}
+        for n in reversed(self.nodes):  # children before their parents
+            key = (
+                n.kind,
+                n.type,
+                tuple(n.shapes),
+                n.tensor_shapes,
+                tuple(signature[c] for c in n.children),
+            )
+            signature[n.id] = interned.setdefault(key, len(interned))
+        by_parent: dict[str | None, list[GraphNode]] = {}
+        for n in self.nodes:
+            if n.kind in (MODULE, CONTAINER) and n.parent is not None:
+                by_parent.setdefault(n.parent, []).append(n)
+        shared = self._members_sharing()
+        folds: list[GraphNode] = []
+        for parent, children in by_parent.items():
+            for _, run in itertools.groupby(children, key=lambda n: signature[n.id]):
+                members = list(run)
+                if len(members) < FOLD_MIN or any(m.id in shared for m in members):
+                    continue
+                first, last = members[0], members[-1]
+                if first.path == last.path:
+                    span = f"{first.path}  [calls {(first.call or 0) + 1}–{(last.call or 0) + 1}]"
+                else:
+                    span = f"{first.path} … {last.path}"
+                folds.append(
+                    GraphNode(
+                        id=f"fold:{first.id}",
+                        kind=FOLD,
+                        path=first.path,
+                        call=first.call,
+                        type=first.type,
+                        parent=parent,
+                        depth=first.depth,
+                        shapes=list(last.shapes),
+                        members=tuple(m.id for m in members),
+                        fold_key=f"{parent}/{signature[first.id]}",
+                        span=span,
+                    )
+                )
+        return folds
+
+    def _members_sharing(self) -> set[str]:
+        """Ids of the calls that share tensors with a sibling call (or a sibling's insides)."""
+        out: set[str] = set()
+        for link in self.tie_links:
+            a, b = self.by_id[link.a], self.by_id[link.b]
+            ancestors_a = {}
+            node: GraphNode | None = a
+            while node is not None:
+                ancestors_a[node.parent] = node.id
+                node = self.by_id.get(node.parent) if node.parent is not None else None
+            node = b
+            while node is not None:
+                mine = ancestors_a.get(node.parent)
+                if mine is not None:  # the children of one parent that hold a and b
+                    if mine != node.id:
+                        out.update((mine, node.id))
+                    break
+                node = self.by_id.get(node.parent) if node.parent is not None else None
+        return out
+
     # -- collapse ---------------------------------------------------------------------------
 
-    def default_depth(self, max_nodes: int = 60) -> int:
-        """The deepest depth whose view shows at most `max_nodes` nodes (at least 1)."""
-        deepest = max((n.depth for n in self.nodes), default=0)
+    def default_depth(self, max_nodes: int = 60, *, fold: bool = False) -> int:
+        """The deepest depth whose view (with `fold`, runs of alike calls folded) shows at
+        most `max_nodes` nodes (at least 1)."""
+        deepest = max((n.depth for n in self.nodes if n.kind == CONTAINER), default=0) + 1
         best = 1
         for depth in range(1, deepest + 1):
-            shown = sum(
-                1
-                for n in self.nodes
-                if (n.depth < depth and n.kind != CONTAINER)
-                or n.depth == depth
-                or n.kind in (INPUT, OUTPUT)
-            )
-            if shown > max_nodes:
+            if len(self.view(depth=depth, fold=fold).nodes) > max_nodes:
                 break
             best = depth
         return best
@@ -262,14 +346,24 @@ class Graph:
         *,
         depth: int | None = None,
         expanded: Collection[str] = (),
+        fold: bool = False,
+        unfolded: Collection[str] = (),
     ) -> GraphView:
         """What is visible when the containers at the module paths in `collapsed` are shut,
         and, with `depth`, every container at that depth or deeper (depth 1 shows the
         model's children; 0 shuts the model itself) except those whose path is in
-        `expanded`. Edges and tie links are mapped onto what is visible: merged, without
-        self-loops or duplicates."""
+        `expanded`. With `fold`, runs of alike calls are folded into one node (`folds()`)
+        unless their `fold_key` is in `unfolded`. Edges and tie links are mapped onto what
+        is visible: merged, without self-loops or duplicates."""
         collapsed = set(collapsed)
         expanded = set(expanded)
+        unfolded = set(unfolded)
+        fold_of: dict[str, GraphNode] = {}
+        if fold:
+            for fold in self.folds():
+                if fold.fold_key not in unfolded:
+                    for member in fold.members:
+                        fold_of[member] = fold
         shut = {
             n.id
             for n in self.nodes
@@ -280,6 +374,8 @@ class Graph:
             )
         }
         rep: dict[str, str] = {}
+        shown_folds: dict[str, GraphNode] = {}
+        visible: list[GraphNode] = []
         for n in self.nodes:  # a parent always comes before its children
             parent = n.parent
             if parent is None:
@@ -288,11 +384,16 @@ class Graph:
                 rep[n.id] = rep[parent]
             elif parent in shut:
                 rep[n.id] = parent
+            elif n.id in fold_of:
+                fold = fold_of[n.id]
+                rep[n.id] = fold.id
+                if fold.id not in shown_folds:
+                    shown_folds[fold.id] = fold
+                    visible.append(fold)
             else:
                 rep[n.id] = n.id
-        visible = [
-            n for n in self.nodes if rep[n.id] == n.id and (n.kind != CONTAINER or n.id in shut)
-        ]
+            if rep[n.id] == n.id and (n.kind != CONTAINER or n.id in shut):
+                visible.append(n)
         boxes = [
             n
             for n in self.nodes
@@ -308,8 +409,9 @@ class Graph:
             nodes=visible,
             boxes=boxes,
             edges=self._visible_edges(rep, box_ids),
-            tie_links=self._visible_links(rep, shut),
+            tie_links=self._visible_links(rep, shut, shown_folds),
             representative=rep,
+            folds=shown_folds,
         )
 
     def _visible_edges(self, rep: dict[str, str], box_ids: set[str]) -> list[DataEdge]:
@@ -322,13 +424,16 @@ class Graph:
             out[DataEdge(source, target, source_port, target_port)] = None
         return list(out)
 
-    def _visible_links(self, rep: dict[str, str], shut: set[str]) -> list[TieLink]:
+    def _visible_links(
+        self, rep: dict[str, str], shut: set[str], folds: dict[str, GraphNode]
+    ) -> list[TieLink]:
         merged: dict[tuple[str, str, str], TieLink] = {}
+        order = {**self.order, **{f.id: self.order[f.members[0]] for f in folds.values()}}
         for link in self.tie_links:
             a, b = rep[link.a], rep[link.b]
             if a == b or (self.root_id in (a, b) and self.root_id not in shut):
                 continue  # inside one collapsed box, or on the model itself, which is no box
-            if self.order[a] > self.order[b]:
+            if order[a] > order[b]:
                 a, b = b, a
                 pairs = [(pb, pa) for pa, pb in link.paths]
             else:
@@ -337,7 +442,7 @@ class Graph:
             target = merged.get(key)
             if target is None:
                 target = merged[key] = TieLink(a, b, link.kind)
-            node_a, node_b = self.by_id[a], self.by_id[b]
+            node_a, node_b = folds.get(a) or self.by_id[a], folds.get(b) or self.by_id[b]
             for pair in pairs:
                 if pair not in target.paths:
                     target.paths.append(pair)
@@ -377,8 +482,12 @@ class GraphView:
     edges: list[DataEdge]
     tie_links: list[TieLink]
     representative: dict[str, str]
+    folds: dict[str, GraphNode] = field(default_factory=dict)  # the folds shown, by id
 
     def __post_init__(self) -> None:
+        self._order = dict(self.graph.order)
+        for fold in self.folds.values():
+            self._order[fold.id] = self._order[fold.members[0]]
         box_ids = {b.id for b in self.boxes}
         self._box_of: dict[str, str | None] = {}
         for n in (*self.boxes, *self.nodes):
@@ -386,6 +495,14 @@ class GraphView:
             while parent is not None and parent not in box_ids:
                 parent = self.graph.by_id[parent].parent
             self._box_of[n.id] = parent
+
+    def node(self, item_id: str) -> GraphNode:
+        """The node or box of a visible id (a fold, or one of the graph's nodes)."""
+        return self.folds.get(item_id) or self.graph.by_id[item_id]
+
+    def order(self, item_id: str) -> int:
+        """Where a visible node comes in call order (a fold: where its first call does)."""
+        return self._order[item_id]
 
     def box_of(self, item_id: str) -> str | None:
         """The box drawn around a visible node or box (None: the top level)."""
@@ -488,6 +605,7 @@ def hierarchy_graph(tree: ModuleTree, note: str = "") -> Graph:
                 parent=parent,
                 depth=0 if m.parent is None else nodes[int(parent[1:])].depth + 1,
                 children=[],
+                tensor_shapes=_tensor_shapes(m),
             )
         )
     for n in nodes:
@@ -497,6 +615,12 @@ def hierarchy_graph(tree: ModuleTree, note: str = "") -> Graph:
     graph = Graph(nodes, [], [], has_data_flow=False, note=note)
     graph.tie_links = _tie_links(tree, graph, nodes_at)
     return graph
+
+
+def _tensor_shapes(module: ModuleNode | None) -> tuple[tuple[str, tuple[int, ...]], ...]:
+    if module is None:
+        return ()
+    return tuple((t.name, tuple(t.handle.shape)) for t in module.tensors)
 
 
 def _scripted_path(tree: ModuleTree) -> str | None:
@@ -713,6 +837,7 @@ def _flow_graph(tree: ModuleTree, recorder: _FlowRecorder, batch: Any) -> Graph:
                 depth=c.depth,
                 calls_at_site=per_site[c.site],
                 shapes=recorder.output_shapes(c.index),
+                tensor_shapes=_tensor_shapes(tree.modules.get(c.site)),
             )
         )
     output_shapes = recorder.output_shapes(0)

@@ -38,6 +38,9 @@ WIDTH_STEP = 16.0
 LAYER_GAP = 48.0  # horizontal space between layers, where edges run
 NODE_GAP = 20.0  # vertical space between nodes of one layer
 LANE_GAP = 12.0  # vertical space beside an edge passing through a layer
+ROW_GAP = 64.0  # vertical space between the rows of a wrapped layout
+MAX_ROWS = 40  # the most rows the top level is wrapped into
+BOX_WRAP = 2.0  # a box wraps when it is this many times wider than the area to fit
 BOX_PAD = 12.0  # space inside a box around its contents
 BOX_TITLE_H = 22.0  # the box's title line, above its contents
 SWEEPS = 4
@@ -125,6 +128,15 @@ class GraphLayout:
     edges: list[EdgeRoute]
     width: float
     height: float
+    rows: list[tuple[float, float]] = field(default_factory=list)  # top level: (top, bottom)
+
+    def row_of(self, rect: Rect) -> int:
+        """Which row of the top level a rectangle is in (0 when it does not wrap)."""
+        middle = rect.y + rect.h / 2
+        for k, (_top, bottom) in enumerate(self.rows):
+            if middle <= bottom:
+                return k
+        return max(0, len(self.rows) - 1)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -136,24 +148,36 @@ class GraphLayout:
             ],
             "width": self.width,
             "height": self.height,
+            "rows": [list(r) for r in self.rows],
         }
 
 
-def layout_view(view: GraphView, node_size: NodeSize = default_node_size) -> GraphLayout:
-    """Lay out what `view` shows. Plain data in, plain data out: safe off the GUI thread."""
+def layout_view(
+    view: GraphView,
+    node_size: NodeSize = default_node_size,
+    fit: tuple[float, float] | None = None,
+) -> GraphLayout:
+    """Lay out what `view` shows. Plain data in, plain data out: safe off the GUI thread.
+
+    With `fit`, the (width, height) of the area the graph is to fit, wide layouts wrap:
+    their layers go into rows read like text, left to right and then the next row down,
+    each row about as wide as the others, and the flow from the end of one row runs
+    through the gap below it to the start of the next. The top level takes the number of
+    rows that lets it fit the area at the largest zoom; a box wraps only when it is
+    BOX_WRAP times wider than the area by itself."""
     with paused_gc():
-        return _layout(view, node_size)
+        return _layout(view, node_size, fit)
 
 
-def _layout(view: GraphView, node_size: NodeSize) -> GraphLayout:
+def _layout(view: GraphView, node_size: NodeSize, fit: tuple[float, float] | None) -> GraphLayout:
     graph = view.graph
-    order = graph.order
+    order = view.order
     chain = not graph.has_data_flow
 
     scopes: dict[str | None, _Scope] = {None: _Scope(None)}
     for box in view.boxes:
         scopes[box.id] = _Scope(box.id)
-    for item in sorted((*view.boxes, *view.nodes), key=lambda n: order[n.id]):
+    for item in sorted((*view.boxes, *view.nodes), key=lambda n: order(n.id)):
         scopes[view.box_of(item.id)].items.append(item.id)
 
     box_ids = {b.id for b in view.boxes}
@@ -167,14 +191,14 @@ def _layout(view: GraphView, node_size: NodeSize) -> GraphLayout:
     arranged: dict[str | None, _Arrangement] = {}
     alike: dict[Hashable, _Arrangement] = {}  # the twelve blocks of a transformer: once
     for box in sorted(view.boxes, key=lambda b: -b.depth):  # contents before their box
-        done = _arrange_alike(scopes[box.id], sizes, ports, chain, True, alike)
+        done = _arrange_alike(scopes[box.id], sizes, ports, chain, True, alike, fit)
         arranged[box.id] = done
         sizes[box.id] = (done.width, done.height)
         ports[box.id] = (
             done.entry_y - done.height / 2 if done.entry_y is not None else 0.0,
             done.exit_y - done.height / 2 if done.exit_y is not None else 0.0,
         )
-    arranged[None] = _arrange_alike(scopes[None], sizes, ports, chain, False, alike)
+    arranged[None] = _arrange_alike(scopes[None], sizes, ports, chain, False, alike, fit)
 
     origin: dict[str | None, Point] = {None: (0.0, 0.0)}
     node_rects: dict[str, Rect] = {}
@@ -201,7 +225,7 @@ def _layout(view: GraphView, node_size: NodeSize) -> GraphLayout:
                     points.append(point)
         routes.append(EdgeRoute(edge, points))
     top = arranged[None]
-    return GraphLayout(node_rects, box_rects, routes, top.width, top.height)
+    return GraphLayout(node_rects, box_rects, routes, top.width, top.height, top.rows)
 
 
 def _far(p: Point, q: Point) -> bool:
@@ -226,6 +250,7 @@ class _Arrangement:
     routes: dict[tuple[str, str], list[Point]]
     entry_y: float | None
     exit_y: float | None
+    rows: list[tuple[float, float]] = field(default_factory=list)  # (top, bottom) of each
 
 
 def _segments(
@@ -271,6 +296,7 @@ def _arrange_alike(
     chain: bool,
     framed: bool,
     alike: dict[Hashable, _Arrangement],
+    fit: tuple[float, float] | None = None,
 ) -> _Arrangement:
     """Arrange one box, reusing the arrangement of an earlier box of the same shape (items
     of the same sizes and ports, joined the same way)."""
@@ -294,11 +320,12 @@ def _arrange_alike(
         chain,
         framed,
         ends,
+        fit,
     )
     done = alike.get(key)
     if done is None:
         done = alike[key] = _arrange(
-            list(item_sizes), edges, item_sizes, item_ports, chain, framed, ends
+            list(item_sizes), edges, item_sizes, item_ports, chain, framed, ends, fit
         )
 
     def name(k: Hashable) -> str:
@@ -311,6 +338,7 @@ def _arrange_alike(
         routes={(name(a), name(b)): points for (a, b), points in done.routes.items()},
         entry_y=done.entry_y,
         exit_y=done.exit_y,
+        rows=done.rows,
     )
 
 
@@ -322,6 +350,7 @@ def _arrange(
     chain: bool,
     framed: bool,
     ends: tuple[Any, Any],
+    fit: tuple[float, float] | None = None,
 ) -> _Arrangement:
     """Lay out one box's items (and its ports) in its own coordinates."""
     import networkx as nx
@@ -457,14 +486,77 @@ def _arrange(
         if all(abs(d - drift) < SETTLED for d in shifts):
             break
 
-    # horizontal positions: one column per layer, as wide as its widest item
+    # rows: a layout wider than the area to fit wraps its layers into rows
     widths = [max((sizes[n][0] for n in nodes if n in sizes), default=0.0) for nodes in layers]
-    x = BOX_PAD if framed and not uses_entry else 0.0
-    columns = []
-    for w in widths:
+
+    def layer_of(n: Hashable) -> int:
+        return n[2] if isinstance(n, tuple) else layer[n]
+
+    def crossings(band: list[int]) -> dict[int, list[tuple[Hashable, Hashable]]]:
+        out: dict[int, list[tuple[Hashable, Hashable]]] = {}  # row -> steps into the next
+        for a, b in layered:
+            if band[layer_of(a)] != band[layer_of(b)]:
+                out.setdefault(band[layer_of(a)], []).append((a, b))
+        return out
+
+    def row_offsets(band: list[int], crossing: dict[int, list]) -> tuple[list[float], float]:
+        """How far down each row goes (each below the one before, with room for the flow
+        between them), and the height of them all."""
+        rows = band[-1] + 1
+        extent: list[list[float]] = [[math.inf, -math.inf] for _ in range(rows)]
+        for n, value in y.items():
+            e = extent[band[layer_of(n)]]
+            e[0] = min(e[0], value - height(n) / 2)
+            e[1] = max(e[1], value + height(n) / 2)
+        dy = [0.0] * rows
+        for k in range(1, rows):
+            gap = ROW_GAP + len(crossing.get(k - 1, ())) * LANE_GAP
+            dy[k] = dy[k - 1] + extent[k - 1][1] - extent[k][0] + gap
+        return dy, dy[-1] + extent[-1][1] - extent[0][0]
+
+    band = [0] * len(widths)
+    if fit is not None and len(widths) > 1:
+        total = sum(widths) + LAYER_GAP * (len(widths) - 1)
+        if framed:  # a box wraps only when it alone is far wider than the area: its
+            # residual lanes would cross every row, so a box a little too wide is scrolled
+            if total > BOX_WRAP * fit[0]:
+                band = _bands(widths, math.ceil(total / fit[0]))
+        elif total > fit[0]:  # the top level: as many rows as let it fit at the largest
+            # zoom; when it cannot fit at all, rows as wide as the area (scrolled down only)
+            best = -1.0
+            for count in range(1, min(len(widths), MAX_ROWS) + 1):
+                trial = _bands(widths, count)
+                crossing = crossings(trial)
+                lanes = max((len(steps) for steps in crossing.values()), default=0)
+                row_width = max(_row_widths(widths, trial)) + LAYER_GAP + 2 * lanes * LANE_GAP
+                zoom = min(fit[0] / row_width, fit[1] / row_offsets(trial, crossing)[1])
+                if zoom > best * 1.02:  # fewer rows unless more are clearly better
+                    band, best = trial, zoom
+            if best < 1.0:
+                band = _fill(widths, fit[0] - 2 * LAYER_GAP)
+    rows = band[-1] + 1 if band else 1
+    crossing = crossings(band)
+    for steps in crossing.values():
+        steps.sort(key=lambda step: (y[step[0]], y[step[1]]))
+    lanes = max((len(steps) for steps in crossing.values()), default=0)
+    margin = LAYER_GAP / 2 + lanes * LANE_GAP if rows > 1 else 0.0
+    if rows > 1:
+        dy, _ = row_offsets(band, crossing)
+        for n in y:
+            y[n] += dy[band[layer_of(n)]]
+
+    # horizontal positions: one column per layer, as wide as its widest item
+    first_x = (BOX_PAD if framed and not uses_entry else 0.0) + margin
+    columns: list[float] = []
+    row_right = [0.0] * rows
+    x = first_x
+    for k, w in enumerate(widths):
+        if k and band[k] != band[k - 1]:
+            x = first_x
         columns.append(x)
+        row_right[band[k]] = x + w
         x += w + LAYER_GAP
-    right = columns[-1] + widths[-1] if columns else 0.0
+    right = max(row_right) + margin if columns else 0.0
     width = right + BOX_PAD if framed and not uses_exit else right
 
     tops = [y[n] - height(n) / 2 for n in y]
@@ -478,6 +570,15 @@ def _arrange(
         rects[n] = Rect(round(left, 3), round(y[n] + shift - h / 2, 3), w, h)
     bottom = max([max(bottoms, default=0.0) + shift, *(r.bottom for r in rects.values())])
     total = bottom + (BOX_PAD if framed else 0.0)
+    row_extent: list[tuple[float, float]] = []
+    for k in range(rows):
+        inside = [n for n in y if band[layer_of(n)] == k]
+        row_extent.append(
+            (
+                min((y[n] - height(n) / 2 + shift for n in inside), default=0.0),
+                max((y[n] + height(n) / 2 + shift for n in inside), default=0.0),
+            )
+        )
 
     def start(n: Hashable) -> Point:
         if n == _ENTRY:
@@ -491,14 +592,33 @@ def _arrange(
         rect = rects[n]
         return rect.x, rect.y + rect.h / 2 + port_dy(n)[0]
 
+    def carry(a: Hashable, b: Hashable, p: Point, q: Point) -> list[Point]:
+        """From the end of one row to the start of the next: out to the right of the row,
+        down into the gap below it, back to the left, down to the next row."""
+        row = band[layer_of(a)]
+        steps = crossing[row]
+        lane = len(steps) - 1 - steps.index((a, b))  # the top one outermost: no crossings
+        out_x = row_right[row] + LAYER_GAP / 2 + lane * LANE_GAP
+        gap_y = row_extent[row][1] + ROW_GAP / 2 + lane * LANE_GAP
+        in_x = first_x - LAYER_GAP / 2 - (len(steps) - 1 - lane) * LANE_GAP
+        return [(out_x, p[1]), (out_x, gap_y), (in_x, gap_y), (in_x, q[1])]
+
     routes: dict[tuple[Any, Any], list[Point]] = {}
     for key, path in paths.items():
         points = [start(path[0])]
-        for w in path[1:-1]:
-            column = w[2]
-            points.append((columns[column], y[w] + shift))
-            points.append((columns[column] + widths[column], y[w] + shift))
-        points.append(end(path[-1]))
+        for i in range(1, len(path)):
+            previous, w = path[i - 1], path[i]
+            if i == len(path) - 1:
+                here = [end(w)]
+            else:
+                column = w[2]
+                here = [
+                    (columns[column], y[w] + shift),
+                    (columns[column] + widths[column], y[w] + shift),
+                ]
+            if (previous, w) in crossing.get(band[layer_of(previous)], ()):
+                points += carry(previous, w, points[-1], here[0])
+            points += here
         routes[key] = points
     return _Arrangement(
         width=width,
@@ -507,7 +627,46 @@ def _arrange(
         routes=routes,
         entry_y=y[_ENTRY] + shift if uses_entry else None,
         exit_y=y[_EXIT] + shift if uses_exit else None,
+        rows=row_extent,
     )
+
+
+def _fill(widths: list[float], capacity: float) -> list[int]:
+    """The row of each layer, in order, each row filled up to `capacity` wide (a layer is
+    never split: one wider than that has a row of its own)."""
+    out: list[int] = []
+    row, used = 0, -1.0  # -1: the row is empty
+    for w in widths:
+        if used >= 0 and used + LAYER_GAP + w > capacity:
+            row, used = row + 1, -1.0
+        used = w if used < 0 else used + LAYER_GAP + w
+        out.append(row)
+    return out
+
+
+def _bands(widths: list[float], rows: int) -> list[int]:
+    """The row of each layer, in order, for at most `rows` rows whose widest is as narrow
+    as it can be: the fill of the least width that needs no more rows, by bisection."""
+    low = max(widths, default=0.0)
+    high = sum(widths) + LAYER_GAP * max(0, len(widths) - 1)
+    best = _fill(widths, high)
+    for _ in range(40):
+        middle = (low + high) / 2
+        trial = _fill(widths, middle)
+        if trial[-1] + 1 <= rows:
+            best, high = trial, middle
+        else:
+            low = middle
+        if high - low < 1.0:
+            break
+    return best
+
+
+def _row_widths(widths: list[float], band: list[int]) -> list[float]:
+    out = [-LAYER_GAP] * (band[-1] + 1 if band else 1)
+    for w, row in zip(widths, band, strict=True):
+        out[row] += w + LAYER_GAP
+    return out
 
 
 def _reorder(

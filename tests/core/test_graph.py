@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from netexplorer.core.graph import (
+    FOLD,
     INPUT_ID,
     LOOP,
     NO_CODE_NOTE,
@@ -509,7 +510,14 @@ def test_layout_of_a_12_layer_transformer(transformer12):
     layers = [n for n in g.nodes if n.type == "TransformerEncoderLayer"]
     assert len(layers) == 12
     assert g.default_depth() == 2  # each layer one node
-    for view in (g.view(), g.view(depth=2), g.view(depth=g.default_depth())):
+    # folded, the twelve layers are one node, so every level inside them can be open
+    depth = g.default_depth(fold=True)
+    assert depth == max(n.depth for n in g.containers) + 1
+    folded = g.view(depth=depth, fold=True)
+    (fold,) = [n for n in folded.nodes if n.kind == FOLD]
+    assert fold.members == tuple(n.id for n in layers)
+    assert fold.label_lines()[0] == "TransformerEncoderLayer ×12"
+    for view in (g.view(), g.view(depth=2), g.view(depth=depth), folded):
         assert_readable(view)
     lay = layout_view(g.view(depth=2))
     xs = [lay.nodes[n.id].x for n in layers]

@@ -166,12 +166,13 @@ def test_selecting_in_the_tree_highlights_and_scrolls_to_the_node(qtbot, tied_gr
 def test_collapse_expand_and_the_depth_control_change_what_is_shown(qtbot, window):
     w = window("example:nested")
     panel = show_graph(qtbot, w)
-    assert panel.depth.value() == 3  # everything open
     leaves = {"0.block 1.0", "0.block 1.1", "0.block 1.2", "0.block 1.3"}
 
     def paths() -> set[str]:
         return {item.node.path for item in panel.graph_scene.nodes.values()}
 
+    relaid(qtbot, panel, panel.expand_button.click)
+    assert panel.depth.value() == 3  # everything open
     assert leaves <= paths()
     block = panel.graph_scene.boxes[at_path(panel, "0.block 1")]
     relaid(qtbot, panel, lambda: click(qtbot, panel, block.header_rect().center()))
@@ -290,28 +291,32 @@ def test_the_graph_waits_for_training_then_follows_it(qtbot, window):
     qtbot.waitUntil(lambda: not session.busy, timeout=10_000)
 
 
-def test_a_long_graph_opens_readable_with_an_overview_and_f_fits_it(qtbot, window):
-    w = window("example:tiny-gpt")
+def test_a_graph_too_big_to_read_whole_stays_readable_with_an_overview(qtbot, window):
+    w = window("example:tiny-gpt", select="blocks.0.ln1")
     panel = show_graph(qtbot, w)
+    relaid(qtbot, panel, panel.expand_button.click)  # every box open: too big for this window
     canvas = panel.canvas
-    assert canvas.scale_factor == pytest.approx(READABLE_SCALE)  # too long to fit readably
     bounds = panel.graph_scene.bounds
-    assert canvas.visible_scene_rect().left() <= bounds.left() + 1  # from its start
+    assert not canvas.fits_readably(bounds)
+    assert canvas.scale_factor == pytest.approx(READABLE_SCALE)  # not shrunk to fit
+    (ln1,) = panel.highlighted()[0]
+    assert canvas.visible_scene_rect().contains(panel.graph_scene.to_qrect(ln1))  # around it
     overview = canvas.overview
     qtbot.waitUntil(overview.isVisible)  # drawn on the next turn of the event loop
-    before = canvas.visible_scene_rect().center().x()
-    qtbot.mouseClick(overview, Qt.MouseButton.LeftButton, pos=overview.rect().center())
-    assert canvas.visible_scene_rect().center().x() > before + 100  # moved to the middle
+    before = canvas.visible_scene_rect().center()
+    qtbot.mouseClick(overview, Qt.MouseButton.LeftButton, pos=overview.rect().bottomRight())
+    after = canvas.visible_scene_rect().center()
+    assert after.x() + after.y() > before.x() + before.y() + 100  # moved to the far corner
     qtbot.keyClick(canvas, Qt.Key.Key_F)
-    assert canvas.visible_scene_rect().contains(bounds.adjusted(1, 1, -1, -1))
-    assert not overview.isVisible()
+    assert canvas.scale_factor == pytest.approx(READABLE_SCALE)
+    assert canvas.visible_scene_rect().contains(panel.graph_scene.to_qrect(ln1))
     scale = canvas.scale_factor
     qtbot.keyClick(canvas, Qt.Key.Key_Plus)
     assert canvas.scale_factor == pytest.approx(scale * 1.25)
-    qtbot.mouseClick(panel.zoom_in_button, Qt.MouseButton.LeftButton)
-    assert overview.isVisible()
     qtbot.mouseClick(panel.fit_button, Qt.MouseButton.LeftButton)
-    assert canvas.scale_factor == pytest.approx(scale) and not overview.isVisible()
+    assert canvas.scale_factor == pytest.approx(scale)
+    qtbot.keyClick(canvas, Qt.Key.Key_Z)  # zoom to the selection: at the text's own size
+    assert canvas.scale_factor == pytest.approx(1.0)
 
 
 def test_a_new_input_shape_rebuilds_the_graph_after_the_pass(qtbot, tied_graph):

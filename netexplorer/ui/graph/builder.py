@@ -20,7 +20,7 @@ from ...core.errors import NetExplorerError
 from ..document import Document
 from ..workers import TaskRunner
 from .items import LabelMetrics
-from .tasks import Collapse, LaidOut, build_graph, lay_out
+from .tasks import Collapse, LaidOut, Screen, build_graph, lay_out
 
 SHOWN_DELAY_MS = 100  # the longest a build waits for a tab just shown to paint
 RELAYOUT_DELAY_MS = 20  # the longest a new layout waits for the canvas to paint
@@ -37,10 +37,17 @@ class GraphBuilder(QObject):
     laid_out = Signal(object, bool, bool, object)
     failed = Signal(str)
 
-    def __init__(self, document: Document, metrics: LabelMetrics, parent: QObject) -> None:
+    def __init__(
+        self,
+        document: Document,
+        metrics: LabelMetrics,
+        parent: QObject,
+        screen: Callable[[], Screen | None] = lambda: None,
+    ) -> None:
         super().__init__(parent)
         self.document = document
         self.metrics = metrics
+        self.screen = screen  # the canvas's size, which layouts wrap to
         self.needs_build = False
         self.waiting = False  # for the pass session to be idle
         self._runner = TaskRunner(self)
@@ -120,6 +127,7 @@ class GraphBuilder(QObject):
             seed,
             lock,
             self.metrics.node_size,
+            self.screen(),
             on_result=lambda laid: self.laid_out.emit(laid, True, True, None),
             on_error=self._on_failed,
         )
@@ -142,6 +150,7 @@ class GraphBuilder(QObject):
                 laid.graph,
                 collapse,
                 self.metrics.node_size,
+                self.screen(),
                 on_result=done,
                 on_error=self._on_failed,
             )

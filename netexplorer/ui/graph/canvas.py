@@ -57,6 +57,9 @@ class GraphCanvas(QGraphicsView):
     item_clicked = Signal(object, QPointF)  # item, scene position
     item_double_clicked = Signal(object, QPointF)
     painted = Signal()  # the view was drawn on screen
+    fit_requested = Signal()  # F
+    zoom_to_selection_requested = Signal()  # Z
+    find_requested = Signal()  # /
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -148,6 +151,43 @@ class GraphCanvas(QGraphicsView):
         self.centerOn(QPointF(x, y))
         self.overview.sync()
 
+    def _graph_area(self) -> QRectF:
+        """The viewport less a margin and the legend's strip at the bottom."""
+        area = QRectF(self.viewport().rect().adjusted(6, 6, -6, -6))
+        reserved = self.legend.height() + 20 if self.legend.isVisibleTo(self) else 0
+        area.setHeight(max(area.height() - reserved, area.height() / 2))
+        return area
+
+    def fits_readably(self, rect: QRectF) -> bool:
+        """Whether `rect` fits the view at a zoom where labels stay readable."""
+        area = self._graph_area()
+        if rect.isEmpty() or area.isEmpty():
+            return True
+        scale = min(area.width() / rect.width(), area.height() / rect.height())
+        return scale >= READABLE_SCALE * self.look_scale
+
+    def show_rect(self, rect: QRectF, *, zoom: float | None = None) -> None:
+        """Zoom so that `rect` fills the view (never below a readable zoom, nor above the
+        text's own size; or at `zoom`, relative to the text scale) and centre it; a rect
+        too big to fit shows its top-left part."""
+        area = self._graph_area()
+        if rect.isEmpty() or area.isEmpty():
+            return
+        margin = 24.0
+        rect = rect.adjusted(-margin, -margin, margin, margin)
+        scale = min(area.width() / rect.width(), area.height() / rect.height())
+        scale = max(READABLE_SCALE, min(scale, 1.0)) if zoom is None else zoom
+        scale *= self.look_scale
+        self.resetTransform()
+        self.scale(scale, scale)
+        half_w, half_h = area.width() / 2 / scale, area.height() / 2 / scale
+        x = rect.center().x() if rect.width() <= 2 * half_w else rect.left() + half_w
+        y = rect.center().y() if rect.height() <= 2 * half_h else rect.top() + half_h
+        # the view's centre is the viewport's; the graph area is its top part
+        y += (self.viewport().height() / 2 - area.center().y()) / scale
+        self.centerOn(QPointF(x, y))
+        self.overview.sync()
+
     def wheelEvent(self, event) -> None:
         steps = event.angleDelta().y() / 120
         if steps:
@@ -161,7 +201,11 @@ class GraphCanvas(QGraphicsView):
         elif key == Qt.Key.Key_Minus:
             self.zoom(1 / 1.25)
         elif key == Qt.Key.Key_F:
-            self.fit()
+            self.fit_requested.emit()
+        elif key == Qt.Key.Key_Z:
+            self.zoom_to_selection_requested.emit()
+        elif key == Qt.Key.Key_Slash:
+            self.find_requested.emit()
         else:
             super().keyPressEvent(event)
 

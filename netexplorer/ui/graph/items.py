@@ -44,6 +44,7 @@ from PySide6.QtWidgets import (
 
 from ...core.graph import (
     CONTAINER,
+    FOLD,
     INPUT,
     LOOP,
     OUTPUT,
@@ -248,7 +249,8 @@ class LabelMetrics:
         padding, and room for the expand marker of a collapsed container."""
         lines = node.label_lines()
         widths = [self.width(lines[0], "type")] + [self.width(t, "path") for t in lines[1:]]
-        width = max(widths) + 2 * PAD_X + (MARKER_SPACE if node.kind == CONTAINER else 0.0)
+        marker = MARKER_SPACE if node.kind in (CONTAINER, FOLD) else 0.0
+        width = max(widths) + 2 * PAD_X + marker
         width = WIDTH_STEP * math.ceil(max(width, 72.0) / WIDTH_STEP)
         return width, LINE_H * len(lines) + 2 * PAD_Y
 
@@ -283,7 +285,7 @@ class NodeItem(QGraphicsItem):
         self.rect = to_qrect(rect)
         self.lines = node.label_lines()
         self.fill = IO_FILL if node.kind in (INPUT, OUTPUT) else NODE_FILL
-        if node.kind == CONTAINER:
+        if node.kind in (CONTAINER, FOLD):
             self.fill = COLLAPSED_FILL
         self.ink = INK
         self.grad_norm: float | None = None
@@ -292,7 +294,7 @@ class NodeItem(QGraphicsItem):
         self.hovered = False
         # asked for on every index update and paint: computed once
         self._badge = self._badge_rect()
-        bounds = self.rect.adjusted(-8, -8, 8, 8)
+        bounds = self.rect.adjusted(-8, -8, 10, 10)
         self._bounds = bounds.united(self._badge.adjusted(-2, -2, 2, 2)) if self._badge else bounds
         self.setZValue(self.Z)
         self.setAcceptHoverEvents(True)
@@ -303,7 +305,12 @@ class NodeItem(QGraphicsItem):
 
     @property
     def is_collapsed(self) -> bool:
-        return self.node.kind == CONTAINER
+        """A collapsed container or a fold: there is more inside, a click away."""
+        return self.node.kind in (CONTAINER, FOLD)
+
+    @property
+    def is_fold(self) -> bool:
+        return self.node.kind == FOLD
 
     def marker_rect(self) -> QRectF:
         """The expand marker of a collapsed container (empty for other nodes)."""
@@ -375,10 +382,11 @@ class NodeItem(QGraphicsItem):
             painter.setPen(Qt.PenStyle.NoPen)
             painter.setBrush(halo)
             painter.drawRoundedRect(r.adjusted(-7, -7, 7, 7), radius + 5, radius + 5)
-        if self.is_collapsed:  # a stack of cards: there is more inside
+        if self.is_collapsed:  # a stack of cards: there is more inside (a fold: many more)
             painter.setPen(QPen(COLLAPSED_BORDER, 1.5))
-            painter.setBrush(self.fill.darker(108))
-            painter.drawRoundedRect(r.translated(4, 4), radius, radius)
+            for depth in (2, 1) if self.is_fold else (1,):
+                painter.setBrush(self.fill.darker(100 + 8 * depth))
+                painter.drawRoundedRect(r.translated(4 * depth, 4 * depth), radius, radius)
         border = IO_BORDER if io else COLLAPSED_BORDER if self.is_collapsed else NODE_BORDER
         width = 1.6
         if self.highlight is not None:
@@ -625,6 +633,30 @@ class TieLinkItem(QGraphicsPathItem):
         self.ends = (start, end)
         self.setPath(path)
         return sideways, anchor
+
+    def set_across_rows(
+        self, a: QRectF, b: QRectF, top: float, side: float, above_b: float
+    ) -> QPointF:
+        """Between rows of a wrapped graph: up from the top of `a` to height `top` (above
+        its row), right to `side` (beyond the rows' right ends), down to `above_b` (in the
+        gap above the row of `b`), back left and down into the top of `b`. Nothing it
+        passes crosses a node. Returns where its label goes (on its first stretch)."""
+        ax, bx = a.center().x(), b.center().x()
+        r = max(0.0, min(BRACKET_RADIUS, (above_b - top) / 2, a.top() - top))
+        path = QPainterPath(QPointF(ax, a.top()))
+        path.lineTo(ax, top + r)
+        path.quadTo(ax, top, ax + r, top)
+        path.lineTo(side - r, top)
+        path.quadTo(side, top, side, top + r)
+        path.lineTo(side, above_b - r)
+        path.quadTo(side, above_b, side - r, above_b)
+        corner = min(r, max(0.0, b.top() - above_b))
+        path.lineTo(bx + corner, above_b)
+        path.quadTo(bx, above_b, bx, above_b + corner)
+        path.lineTo(bx, b.top())
+        self.ends = (QPointF(ax, a.top()), QPointF(bx, b.top()))
+        self.setPath(path)
+        return QPointF((ax + side) / 2, top)
 
     def boundingRect(self) -> QRectF:
         return super().boundingRect().adjusted(-6, -6, 6, 6)

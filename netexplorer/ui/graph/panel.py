@@ -23,11 +23,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QPointF, Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
     QLabel,
+    QLineEdit,
     QMessageBox,
     QPushButton,
     QSpinBox,
@@ -36,18 +37,21 @@ from PySide6.QtWidgets import (
 )
 
 from ...core.errors import NetExplorerError
+from ...core.graph import CONTAINER, FOLD, MODULE
 from ...core.tree import ModuleTree
 from ..appearance import Look, appearance, follow
 from ..document import Document
 from ..workers import TaskRunner
 from .builder import GraphBuilder
-from .canvas import GraphCanvas
+from .canvas import READABLE_SCALE, GraphCanvas
 from .export import export_graph
 from .items import BoxItem, LabelMetrics, LegendContent, LinkLabelItem, NodeItem, TieLinkItem
 from .loader import SceneLoader
 from .scene import GraphScene
 from .selection import GraphSelection
-from .tasks import Collapse, LaidOut, contribution_norms
+from .tasks import Collapse, LaidOut, Screen, contribution_norms
+
+LEGEND_RESERVE = 120  # px at the bottom of the canvas the legend and overview take
 
 
 class GraphPanel(QWidget):
@@ -73,7 +77,10 @@ class GraphPanel(QWidget):
         self.canvas.item_double_clicked.connect(self._on_item_double_clicked)
         self._overview_timer.timeout.connect(self._draw_overview)
 
-        self.builder = GraphBuilder(document, self.metrics, self)
+        self.builder = GraphBuilder(document, self.metrics, self, self.screen)
+        self._found: list[str] = []  # ids of the nodes the search box matches
+        self._found_at = -1  # which of them was shown last
+        self._focus_after_layout: str | None = None  # a node to zoom to once laid out
         self.builder.working.connect(self._on_working)
         self.builder.laid_out.connect(self._on_laid_out)
         self.builder.failed.connect(self._on_build_failed)
@@ -122,7 +129,12 @@ class GraphPanel(QWidget):
             b.clicked.connect(slot)
             return b
 
-        self.fit_button = button("Fit", "Fit the whole graph in view (F)", self.canvas.fit)
+        self.fit_button = button(
+            "Fit",
+            "Fit the graph in view (F): all of it when its labels stay readable, else the "
+            "selection and its tie links",
+            self.fit_view,
+        )
         self.zoom_out_button = button(
             "−", "Zoom out (-, or the mouse wheel)", lambda: self.canvas.zoom(1 / 1.25)
         )
@@ -140,8 +152,25 @@ class GraphPanel(QWidget):
         self.depth.valueChanged.connect(self._on_depth_changed)
         self.expand_button = button("Expand all", "Open every box", self.expand_all)
         self.collapse_button = button(
-            "Collapse all", "Collapse every box to one node", self.collapse_all
+            "Collapse all",
+            "Collapse every box to one node and fold repeated blocks again",
+            self.collapse_all,
         )
+        self.find_edit = QLineEdit(self)
+        self.find_edit.setPlaceholderText("Find in graph  (/)")
+        self.find_edit.setClearButtonEnabled(True)
+        self.find_edit.setToolTip(
+            "Find modules by path or type: Enter shows the next match (opening the folds and "
+            "boxes that hide it), Shift+Enter the previous one"
+        )
+        self.find_edit.setMaximumWidth(220)
+        self.find_edit.textChanged.connect(self._on_find_text)
+        self.find_edit.returnPressed.connect(lambda: self.find_next(1))
+        self.find_edit.installEventFilter(self)
+        self.find_count = QLabel(self)
+        self.canvas.find_requested.connect(self.focus_find)
+        self.canvas.fit_requested.connect(self.fit_view)
+        self.canvas.zoom_to_selection_requested.connect(self.zoom_to_selection)
         self.export_button = button(
             "Export…", "Save the graph as PNG or SVG, for slides", self.export_with_dialog
         )
@@ -155,6 +184,8 @@ class GraphPanel(QWidget):
             self.expand_button,
             self.collapse_button,
             self.export_button,
+            self.find_edit,
+            self.find_count,
         ):
             self.toolbar.addWidget(w)
         self.toolbar.addWidget(self.status, 1)
@@ -248,13 +279,19 @@ class GraphPanel(QWidget):
         parts = [f"{len(view.nodes)} nodes"]
         if view.boxes:
             parts.append(f"{len(view.boxes)} open box{'es' if len(view.boxes) != 1 else ''}")
+        if view.folds:
+            folded = sum(len(f.members) for f in view.folds.values())
+            parts.append(f"{folded} blocks folded")
         links = len(view.tie_links)
         parts.append(f"{links} tie link{'s' if links != 1 else ''}")
         self.status.setText(" · ".join(parts))
         self.status.setToolTip(f"laid out in {laid.seconds:.2f} s")
         self.selection.apply(scroll=False)
-        if fit:
-            self.canvas.fit(readable=True)
+        focus, self._focus_after_layout = self._focus_after_layout, None
+        if focus is not None and focus in laid.view.representative:
+            self._show_node(focus)
+        elif fit:
+            self.fit_view()
         elif anchor is not None:
             self._restore_anchor(*anchor)
         self._refresh_overview(0)
@@ -296,8 +333,146 @@ class GraphPanel(QWidget):
             self.collapse_button,
             self.export_button,
             self.fit_button,
+            self.find_edit,
         ):
             w.setEnabled(ready)
+
+    def screen(self) -> Screen:
+        """The canvas in scene units at the text scale, less the legend's strip: what a
+        default layout is wrapped and chosen to fit."""
+        area = self.canvas.viewport().rect()
+        scale = self.canvas.look_scale
+        height = max(200.0, area.height() - LEGEND_RESERVE)
+        return Screen(max(300.0, area.width()) / scale, height / scale)
+
+    # -- fit, zoom to the selection, find -----------------------------------------------
+
+    def fit_view(self) -> None:
+        """The whole graph when its labels stay readable; else, as it fits readably, the
+        selection with the nodes its tie links reach, or every tie link of the open level
+        with the selection, or the tie links alone; else the selection (or the start) at
+        the least readable zoom."""
+        scene = self.graph_scene
+        if scene is None:
+            return
+        if self.canvas.fits_readably(scene.bounds):
+            self.canvas.fit()
+            return
+        selected = self._selection_rect(with_links=False)
+        linked = self._selection_rect(with_links=True)
+        links = self._links_rect()
+        candidates = [linked if linked != selected else None]
+        if links is not None:
+            candidates += [_united([links, selected]) if selected is not None else None, links]
+        for rect in candidates:
+            if rect is not None and self.canvas.fits_readably(rect):
+                self.canvas.show_rect(rect)
+                return
+        if selected is not None:  # as much as is readable, around the selection
+            self.canvas.show_rect(selected, zoom=READABLE_SCALE)
+        else:
+            self.canvas.fit(readable=True)
+
+    def zoom_to_selection(self) -> None:
+        """Zoom to the selected nodes (Z), at the text's own size."""
+        rect = self._selection_rect(with_links=False)
+        if rect is not None:
+            self.canvas.show_rect(rect, zoom=1.0)
+
+    def _selection_rect(self, *, with_links: bool) -> QRectF | None:
+        scene = self.graph_scene
+        if scene is None:
+            return None
+        selected, partners = self.highlighted()
+        ids = [*selected, *(partners if with_links else ())]
+        rects = [scene.to_qrect(i) for i in ids]
+        if with_links and selected:
+            rects += [
+                g.label.sceneBoundingRect()
+                for g in scene.groups
+                if g.label is not None and any(n in selected for n in g.nodes)
+            ]
+        return _united(rects)
+
+    def _links_rect(self) -> QRectF | None:
+        scene = self.graph_scene
+        if scene is None or not scene.groups:
+            return None
+        rects = [scene.to_qrect(n) for g in scene.groups for n in g.nodes]
+        rects += [g.label.sceneBoundingRect() for g in scene.groups if g.label is not None]
+        return _united(rects)
+
+    def focus_find(self) -> None:
+        """Put the cursor in the search box (/ on the graph)."""
+        self.find_edit.setFocus()
+        self.find_edit.selectAll()
+
+    def eventFilter(self, watched, event) -> bool:
+        if watched is self.find_edit and event.type() == QEvent.Type.KeyPress:
+            if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and (
+                event.modifiers() & Qt.KeyboardModifier.ShiftModifier
+            ):
+                self.find_next(-1)
+                return True
+            if event.key() == Qt.Key.Key_Escape and self.find_edit.text():
+                self.find_edit.clear()
+                self.canvas.setFocus()
+                return True
+        return super().eventFilter(watched, event)
+
+    def _on_find_text(self, text: str) -> None:
+        self._found, self._found_at = self.find(text), -1
+        if not text.strip():
+            self.find_count.setText("")
+        elif not self._found:
+            self.find_count.setText("no match")
+        else:
+            n = len(self._found)
+            self.find_count.setText(f"{n} match{'es' if n != 1 else ''} · Enter")
+
+    def find(self, text: str) -> list[str]:
+        """Ids of the module calls whose path or type contains `text` (any case), in call
+        order, hidden ones (in folds and shut boxes) included."""
+        laid = self.laid
+        needle = text.strip().lower()
+        if laid is None or not needle:
+            return []
+        return [
+            n.id
+            for n in laid.graph.nodes
+            if n.kind in (MODULE, CONTAINER)
+            and n.id != laid.graph.root_id
+            and (needle in (n.path or "").lower() or needle in n.type.lower())
+        ]
+
+    def find_next(self, step: int) -> None:
+        """Show the next (step 1) or previous (-1) match: select it, open what hides it,
+        zoom to it."""
+        if not self._found:
+            return
+        self._found_at = (self._found_at + step) % len(self._found)
+        node_id = self._found[self._found_at]
+        self.find_count.setText(f"{self._found_at + 1} of {len(self._found)}")
+        laid = self.laid
+        if laid is None:
+            return
+        node = laid.graph.by_id[node_id]
+        self.selection.forget()
+        if node.path is not None and self.document.selected != node.path:
+            self.document.select(node.path)
+        if laid.view.visible_id(node_id) == node_id:
+            self.selection.select_node(node_id)
+            self._show_node(node_id)
+            return
+        self._focus_after_layout = node_id
+        self._relayout(laid.collapse.revealing(laid.graph, node_id))
+
+    def _show_node(self, node_id: str) -> None:
+        scene = self.graph_scene
+        if scene is None:
+            return
+        self.selection.select_node(node_id)
+        self.canvas.show_rect(scene.to_qrect(node_id), zoom=1.0)
 
     # -- collapse and expand ------------------------------------------------------------
 
@@ -306,35 +481,53 @@ class GraphPanel(QWidget):
             self.builder.relayout(self.laid, collapse, fit=fit, anchor=anchor)
 
     def _on_depth_changed(self, depth: int) -> None:
-        self._relayout(Collapse(depth), fit=True)
+        unfolded = self.laid.collapse.unfolded if self.laid is not None else frozenset()
+        self._relayout(Collapse(depth, unfolded=unfolded), fit=True)
 
-    def set_depth(self, depth: int) -> None:
-        """Open the boxes down to `depth`, forgetting boxes opened or shut by hand."""
-        if self.depth.value() != depth:
-            self.depth.setValue(depth)  # relays out
-        else:
-            self._relayout(Collapse(depth), fit=True)
+    def set_depth(self, depth: int, *, fold: bool = False) -> None:
+        """Open the boxes down to `depth`, forgetting boxes opened or shut by hand (and,
+        with `fold`, the folds opened)."""
+        unfolded = self.laid.collapse.unfolded if self.laid is not None else frozenset()
+        collapse = Collapse(depth, unfolded=frozenset() if fold else unfolded)
+        self.depth.blockSignals(True)
+        self.depth.setValue(depth)
+        self.depth.blockSignals(False)
+        self._relayout(collapse, fit=True)
 
     def expand_all(self) -> None:
-        self.set_depth(self.depth.maximum())
+        """Open every box and every fold."""
+        if self.laid is None:
+            return
+        opened = Collapse(self.depth.maximum()).opened(self.laid.graph)
+        self.depth.blockSignals(True)
+        self.depth.setValue(opened.depth or 0)
+        self.depth.blockSignals(False)
+        self._relayout(opened, fit=True)
 
     def collapse_all(self) -> None:
-        self.set_depth(min(1, self.depth.maximum()))
+        """Shut every box to one node and fold repeated blocks again."""
+        self.set_depth(min(1, self.depth.maximum()), fold=True)
 
     def toggle(self, node_id: str) -> None:
         """Shut an open box, or open a collapsed one (by its module path: every call)."""
         laid, scene = self.laid, self.graph_scene
         if laid is None or scene is None:
             return
-        node = laid.graph.by_id[node_id]
+        node = laid.view.node(node_id)
         if node.path is None:
             return
         c = laid.collapse
         item = scene.boxes.get(node_id) or scene.nodes.get(node_id)
-        if node_id in scene.boxes:
-            collapse = Collapse(c.depth, c.collapsed | {node.path}, c.expanded - {node.path})
+        if node.kind == FOLD:
+            collapse = c.unfolding(laid.graph, node.fold_key)
+        elif node_id in scene.boxes:
+            collapse = Collapse(
+                c.depth, c.collapsed | {node.path}, c.expanded - {node.path}, c.unfolded
+            )
         elif item is not None and item.is_collapsed:
-            collapse = Collapse(c.depth, c.collapsed - {node.path}, c.expanded | {node.path})
+            collapse = Collapse(
+                c.depth, c.collapsed - {node.path}, c.expanded | {node.path}, c.unfolded
+            )
         else:
             return
         anchor = None
@@ -447,3 +640,13 @@ class GraphPanel(QWidget):
             QMessageBox.warning(self, "Cannot export", str(exc))
             return
         self.status.setText(f"Saved {path}")
+
+
+def _united(rects: list[QRectF | None]) -> QRectF | None:
+    rects = [r for r in rects if r is not None and not r.isEmpty()]
+    if not rects:
+        return None
+    out = QRectF(rects[0])
+    for r in rects[1:]:
+        out = out.united(r)
+    return out

@@ -229,34 +229,57 @@ class GraphScene(QGraphicsScene):
         return lines
 
     def _short_name(self, node_id: str) -> str:
-        node = self.laid.graph.by_id[node_id]
+        node = self.laid.view.node(node_id)
         return node.path or "(model)"
 
     def place_links(self) -> None:
         """Brackets over the graph, nested by span: a longer link runs higher, and labels
-        whose extents overlap go to different heights."""
+        whose extents overlap go to different heights. In a graph wrapped into rows, a
+        bracket runs over its own row, and one between rows goes round the right end of
+        the rows and into the gap above the later one."""
         layout = self.laid.layout
         boxes = (*layout.nodes.values(), *layout.boxes.values()) if self.groups else ()
         rects = [to_qrect(r) for r in boxes]  # what the links go over
+        rows = layout.rows or [(0.0, layout.height)]
+
+        def row_of(rect: QRectF) -> int:
+            middle = rect.center().y()
+            return next((k for k, (_t, bottom) in enumerate(rows) if middle <= bottom), 0)
+
         label_h = max((g.label.size().height() for g in self.groups if g.label), default=0.0)
         rise, level_gap = label_h / 2 + 16, label_h + 10
-        placed: list[tuple[float, float, int]] = []  # (left, right, level)
+        placed: list[tuple[float, float, int, int]] = []  # (left, right, level, row)
+        right_levels = 0  # links between rows, each further right of the rows
         spans = []
         for group in self.groups:
             xs = [self.to_qrect(n).center().x() for n in group.nodes]
             spans.append((max(xs) - min(xs), group))
         for _, group in sorted(spans, key=lambda s: s[0]):
             ends = [(self.to_qrect(link.a), self.to_qrect(link.b)) for link in group.links]
+            row = row_of(ends[0][0])
+            if any(row_of(r) != row for pair in ends for r in pair):
+                anchor = self._place_across_rows(group, ends, rows, row_of, rise, right_levels)
+                right_levels += 1
+                if group.label is not None:
+                    group.label.setPos(anchor)
+                continue
             left = min(min(a.center().x(), b.center().x()) for a, b in ends)
             right = max(max(a.center().x(), b.center().x()) for a, b in ends)
             label_x = (left + right) / 2
             half = group.label.size().width() / 2 if group.label else 0.0
             left, right = min(left, label_x - half), max(right, label_x + half)
-            under = [r.top() for r in rects if r.right() >= left and r.left() <= right]
+            under = [
+                r.top()
+                for r in rects
+                if r.right() >= left and r.left() <= right and row_of(r) == row
+            ]
             top = min(under, default=0.0)
-            level = 1 + max((lv for lo, hi, lv in placed if lo < right and left < hi), default=-1)
+            level = 1 + max(
+                (lv for lo, hi, lv, rw in placed if rw == row and lo < right and left < hi),
+                default=-1,
+            )
             chain = len(ends) > 1  # its label goes above its brackets: two levels
-            placed.append((left, right, level + (1 if chain else 0)))
+            placed.append((left, right, level + (1 if chain else 0), row))
             apex = top - rise - level * level_gap
             sideways, anchor = False, QPointF(label_x, apex)
             for item, (a, b) in zip(group.items, ends, strict=True):
@@ -276,6 +299,18 @@ class GraphScene(QGraphicsScene):
                 bounds = bounds.united(group.label.sceneBoundingRect())
         self.bounds = bounds.adjusted(-BOUNDS_MARGIN, -BOUNDS_MARGIN, BOUNDS_MARGIN, BOUNDS_MARGIN)
         self.setSceneRect(self.bounds)
+
+    def _place_across_rows(self, group, ends, rows, row_of, rise: float, level: int) -> QPointF:
+        layout = self.laid.layout
+        side = layout.width + 30.0 + 18.0 * level
+        anchor = QPointF()
+        for item, (a, b) in zip(group.items, ends, strict=True):
+            if row_of(a) > row_of(b):
+                a, b = b, a
+            top = rows[row_of(a)][0] - rise - 8.0 * level
+            above_b = rows[row_of(b)][0] - 14.0 - 8.0 * level
+            anchor = item.set_across_rows(a, b, top, side, above_b)
+        return anchor
 
     # -- selection --------------------------------------------------------------------------
 
@@ -405,7 +440,7 @@ class GraphScene(QGraphicsScene):
         return ""
 
     def _name(self, node_id: str) -> str:
-        node = self.laid.graph.by_id[node_id]
+        node = self.laid.view.node(node_id)
         if node.kind in (INPUT, OUTPUT):
             return node.kind
         return f"{node.type} {node.path or '(model)'}".strip()

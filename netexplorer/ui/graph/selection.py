@@ -40,7 +40,7 @@ class GraphSelection:
         laid, _scene = self._shown()
         if laid is None:
             return
-        node = laid.graph.by_id[node_id]
+        node = laid.view.node(node_id)
         if node.path is None:  # the model input or output
             return
         self._clicked = node_id
