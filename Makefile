@@ -32,8 +32,10 @@ MINUTES ?= 10
 soak: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(BIN)/python bench/soak.py --minutes $(MINUTES)
 
+# bench: every benchmark under bench/, then one table (figure, floor or peer, ratio, target);
+# BENCH_ARGS=--quick for a short smoke run, --only graph state for some of them
 bench: $(STAMP)
-	for b in bench/*.py; do echo "== $$b"; QT_QPA_PLATFORM=offscreen $(BIN)/python $$b || exit 1; done
+	QT_QPA_PLATFORM=offscreen $(BIN)/python bench/all.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache .hypothesis
