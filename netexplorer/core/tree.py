@@ -22,6 +22,7 @@ from .errors import UnknownPathError
 from .handles import TensorHandle, TorchHandle
 from .inputs import InputSpec
 from .sharing import TieGroup, find_tie_groups, module_aliases
+from .torch_import import import_torch
 
 ROOT_NAME = "net"  # the variable name access expressions start from
 
@@ -211,7 +212,7 @@ def access_step(parent: Any, name: str) -> str:
     """How Python reaches child `name` of `parent` (a live module, or None if unknown)."""
     if parent is None:  # checkpoint without code: ModuleList-like indices, attributes
         return f"[{name}]" if name.isdigit() else _attribute(name)
-    from torch import nn
+    nn = import_torch().nn
 
     if isinstance(parent, nn.Sequential):
         if name.isidentifier() and not keyword.iskeyword(name):
@@ -261,7 +262,7 @@ def tree_from_module(module: Any, *, source: str = "", metadata: dict | None = N
         owner_path = _owner(key, module_nodes)
         owner = module_nodes[owner_path]
         name = key[len(owner_path) + 1 :] if owner_path else key
-        from torch import nn
+        nn = import_torch().nn
 
         is_param = isinstance(value, nn.Parameter)
         owner.tensors.append(

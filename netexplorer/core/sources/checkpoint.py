@@ -19,13 +19,13 @@ stay right), and `metadata["optimizer_matching"]` says why it was not matched.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import SourceError
 from ..handles import TensorHandle, TorchHandle
+from ..torch_import import import_torch, loaded_torch
 from ..tree import KNOWN_BUFFER_NAMES
 from .metadata import json_safe
 from .torch_zip import StoredTensor
@@ -47,7 +47,7 @@ class CheckpointTensorHandle(TorchHandle):
         super().__init__(tensor, snapshot=False)
 
     def array(self):
-        import torch
+        torch = import_torch()
 
         t = self.tensor
         if t.is_quantized:
@@ -59,7 +59,7 @@ class CheckpointTensorHandle(TorchHandle):
         return TorchHandle(t, snapshot=False).array()
 
     def storage_key(self) -> Hashable | None:
-        import torch
+        torch = import_torch()
 
         t = self.tensor
         try:
@@ -101,7 +101,7 @@ def is_tensor(x: Any) -> bool:
     """A torch tensor, or a tensor of a torch zip file read without torch (a StoredTensor)."""
     if isinstance(x, StoredTensor):
         return True
-    torch = sys.modules.get("torch")  # nothing is a torch tensor before torch is imported
+    torch = loaded_torch()  # nothing is a torch tensor before torch is imported
     return torch is not None and isinstance(x, torch.Tensor)
 
 
@@ -241,7 +241,7 @@ class _Walker:
 
 
 def is_module(obj: Any) -> bool:
-    torch = sys.modules.get("torch")
+    torch = loaded_torch()
     return torch is not None and isinstance(obj, torch.nn.Module)
 
 

@@ -23,6 +23,7 @@ from ..text import first_line
 
 if TYPE_CHECKING:  # numpy loads when values are first read, not to list a file's tensors
     import numpy as np
+from ..torch_import import import_torch
 from ..tree import ModuleTree, tree_from_entries
 from .base import OpenOptions
 from .files import MAX_SAFETENSORS_HEADER, check_file, extension, sniff
@@ -193,7 +194,8 @@ class SafetensorsHandle(TensorHandle):
         """The values as a torch tensor of the stored dtype, backed by a copy-on-write map
         (writable, as loading into a live model needs; the file is never written)."""
         import numpy as np
-        import torch
+
+        torch = import_torch()
 
         raw = self.raw_array(writable=True)
         if raw.dtype.byteorder == ">":  # only on big-endian machines

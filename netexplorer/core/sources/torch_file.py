@@ -24,6 +24,7 @@ import warnings
 from typing import Any
 
 from ..errors import SourceError, UntrustedPickleError
+from ..torch_import import import_torch
 from ..tree import ModuleTree, tree_from_entries, tree_from_module
 from .base import OpenOptions
 from .checkpoint import is_module, read_checkpoint
@@ -70,7 +71,7 @@ def load_torch_object(path: str, trust: bool) -> tuple[Any, str]:
     check_file(path)
     kind = sniff(path) or "torch-legacy"
     try:
-        import torch
+        torch = import_torch()
     except ImportError as exc:  # pragma: no cover - torch is a dependency
         raise SourceError(f"cannot open {path}: PyTorch is not installed ({exc})") from None
     if not trust and _version(torch.__version__) < SAFE_TORCH:

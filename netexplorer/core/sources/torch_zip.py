@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
 from ..handles import ITEMSIZE, TensorHandle, decode_raw, raw_view_dtype
+from ..torch_import import import_torch
 from .mapped import MappedFile
 
 if TYPE_CHECKING:
@@ -148,7 +149,8 @@ class StoredTensorHandle(TensorHandle):
         """The values as a writable torch tensor of the stored dtype (copy-on-write: the
         file is never written)."""
         import numpy as np
-        import torch
+
+        torch = import_torch()
 
         raw = self.raw_array(writable=True)
         if raw.dtype.byteorder == ">":  # only on big-endian machines
