@@ -9,8 +9,11 @@ neither: itemsizes come from `ITEMSIZE`).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Hashable
 from typing import TYPE_CHECKING, Any
+
+from .limits import MAX_SIZE, count_text
 
 if TYPE_CHECKING:
     import numpy as np
@@ -65,15 +68,42 @@ _FLOAT8 = {
 def decode_raw(raw: np.ndarray, dtype: str) -> np.ndarray:
     """Turn the raw integer view of a dtype numpy lacks into float32 values.
 
-    `raw` holds the stored bits (uint16 for bfloat16, uint8 for float8 formats).
+    `raw` holds the stored bits (uint16 for bfloat16, uint8 for float8 formats). Axes of
+    stride 0 (an expanded tensor: one stored value seen 2**40 times) are decoded once and
+    broadcast again, so decoding costs what is stored, not what is seen.
     """
     import numpy as np
 
+    stored = stored_values(raw)
     if dtype == "bfloat16":
-        return (raw.astype(np.uint32) << 16).view(np.float32)
-    if dtype in _FLOAT8:
-        return _float8_table(*_FLOAT8[dtype])[raw]
-    raise ValueError(f"cannot decode dtype {dtype}")
+        decoded = (stored.astype(np.uint32) << 16).view(np.float32)
+    elif dtype in _FLOAT8:
+        decoded = _float8_table(*_FLOAT8[dtype])[stored]
+    else:
+        raise ValueError(f"cannot decode dtype {dtype}")
+    return decoded if stored is raw else np.broadcast_to(decoded, raw.shape)
+
+
+def stored_values(values: np.ndarray) -> np.ndarray:
+    """`values` with every axis of stride 0 cut to length 1: the values actually stored,
+    each standing for `repeats(values)` elements (the array itself when there are none)."""
+    if values.size == 0:
+        return values
+    cut = tuple(
+        slice(0, 1) if stride == 0 and n > 1 else slice(None)
+        for n, stride in zip(values.shape, values.strides, strict=True)
+    )
+    return values[cut] if any(c.stop == 1 for c in cut) else values
+
+
+def repeats(values: np.ndarray) -> int:
+    """How many elements of `values` each of its stored values stands for (1 for an array
+    without axes of stride 0)."""
+    if values.size == 0:
+        return 1
+    return math.prod(
+        n for n, stride in zip(values.shape, values.strides, strict=True) if stride == 0 and n > 1
+    )
 
 
 def raw_view_dtype(dtype: str) -> np.dtype | None:
@@ -89,6 +119,26 @@ def raw_view_dtype(dtype: str) -> np.dtype | None:
     return None
 
 
+def numpy_max_dims() -> int:
+    """The most dimensions a numpy array may have: 64 from numpy 2, 32 before."""
+    import numpy as np
+
+    return 64 if int(np.__version__.split(".")[0]) >= 2 else 32
+
+
+def values_problem(shape: tuple[int, ...], dtype: str) -> str | None:
+    """Why numpy cannot hold the values of a tensor of `shape` and `dtype` (too many
+    dimensions, more bytes than it addresses), or None. torch has neither limit, so such a
+    tensor is shown with its shape and this reason instead of values."""
+    max_dims = numpy_max_dims()
+    if len(shape) > max_dims:
+        return f"it has {len(shape)} dimensions and numpy holds at most {max_dims}"
+    numel = math.prod(shape)
+    if numel * ITEMSIZE.get(dtype, 1) > MAX_SIZE:
+        return f"its {count_text(numel)} elements take more bytes than numpy can address"
+    return None
+
+
 class TensorHandle:
     """Lazy access to one tensor: shape and dtype now, values on demand."""
 
@@ -96,8 +146,20 @@ class TensorHandle:
     dtype: str
 
     @property
+    def no_values_reason(self) -> str | None:
+        """Why this tensor has no values to show (a meta tensor, too many dimensions for
+        numpy, a damaged sparse tensor, ...), or None when it has values."""
+        return values_problem(self.shape, self.dtype)
+
+    @property
     def has_values(self) -> bool:
-        return True
+        return self.no_values_reason is None
+
+    def check_values(self) -> None:
+        """Raise ValueError with the reason when this tensor has no values."""
+        reason = self.no_values_reason
+        if reason is not None:
+            raise ValueError(f"no values: {reason}")
 
     def array(self) -> np.ndarray:
         """The values as a numpy array that is never mutated afterwards (float32 stands in
@@ -125,6 +187,7 @@ class ArrayHandle(TensorHandle):
         self._storage_key = storage_key
 
     def array(self) -> np.ndarray:
+        self.check_values()
         return self._loader()
 
     def storage_key(self) -> Hashable | None:
@@ -149,10 +212,13 @@ class TorchHandle(TensorHandle):
         return self.tensor.device.type
 
     @property
-    def has_values(self) -> bool:
-        return self.device != "meta"
+    def no_values_reason(self) -> str | None:
+        if self.device == "meta":
+            return "a meta tensor has a shape and a dtype but no values"
+        return super().no_values_reason
 
     def array(self) -> np.ndarray:
+        self.check_values()
         return _torch_to_numpy(self.tensor, copy=self.snapshot)
 
     def grad_array(self) -> np.ndarray | None:
@@ -171,9 +237,22 @@ class TorchHandle(TensorHandle):
 
 
 def _torch_to_numpy(tensor: Any, copy: bool) -> np.ndarray:
+    import numpy as np
+
     if tensor.device.type == "meta":
         raise ValueError("a meta tensor has shape and dtype but no values")
     t = tensor.detach()
+    shape = tuple(int(n) for n in t.shape)
+    # an axis of stride 0 (an expanded tensor) is converted and copied once, then broadcast:
+    # torch.zeros(1).expand(2**20, 2**20) is one value, not 4 TB
+    strides = tuple(t.stride())
+    cut = tuple(
+        slice(0, 1) if st == 0 and n > 1 else slice(None)
+        for n, st in zip(shape, strides, strict=True)
+    )
+    expanded = any(c.stop == 1 for c in cut)
+    if expanded:
+        t = t[cut]
     name = torch_dtype_name(t.dtype)
     if name not in _NUMPY_NATIVE:
         t = t.float()  # bfloat16, float8, ...: a fresh float32 copy
@@ -185,4 +264,6 @@ def _torch_to_numpy(tensor: Any, copy: bool) -> np.ndarray:
     if t.is_neg():  # a saved negative view (of a conjugate) holds the bit, not the values
         t = t.resolve_neg()
     arr = t.numpy()
-    return arr.copy() if copy else arr
+    if copy:
+        arr = arr.copy()
+    return np.broadcast_to(arr, shape) if expanded else arr
