@@ -7,11 +7,11 @@ is shown. A user's mistake exits with status 2 and one line on stderr, no traceb
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Sequence
 
 from .core.errors import NetExplorerError
+from .core.text import printable
 
 PROG = "netexplorer"
 VIEWS = ("tree", "heatmap", "graph")
@@ -128,7 +128,8 @@ def run_backward(tree, args: argparse.Namespace):  # -> PassEngine | None
 
 
 def run_printing(args: argparse.Namespace) -> int:
-    from .core.describe import describe, summary_text
+    from .core.describe import describe, summary_text, to_json
+    from .core.text import printable_lines
 
     tree = open_tree(args)
     engine = run_backward(tree, args)
@@ -141,7 +142,7 @@ def run_printing(args: argparse.Namespace) -> int:
     if args.summary:
         print(summary_text(tree))
         if comparison is not None:
-            print(comparison.text())
+            print(printable_lines(comparison.text()))
     else:
         from .core.graph import graph_for_tree
 
@@ -152,7 +153,7 @@ def run_printing(args: argparse.Namespace) -> int:
         )
         if comparison is not None:
             description["comparison"] = comparison.as_dict()
-        print(json.dumps(description, indent=1))
+        print(to_json(description))
     return 0
 
 
@@ -169,7 +170,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return run_app(args)
     except NetExplorerError as exc:
-        print(f"{PROG}: {exc}", file=sys.stderr)
+        # one line, and a name from a file (a shard, a tensor) cannot drive the terminal
+        print(f"{PROG}: {printable(str(exc))}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # `netexplorer ... --json | head`
         return 0

@@ -42,6 +42,9 @@ class TensorComparison:
     norm_b: float | None = None
     norm_diff: float | None = None  # ||B − A||
     max_abs_diff: float | None = None
+    # ||B−A|| / ||A|| from the scaled sums, when the norms themselves left the float64 range
+    # (values near 1.7e308): the ratio of two infinities is still known
+    ratio: float | None = None
 
     @property
     def same_shape(self) -> bool:
@@ -51,6 +54,8 @@ class TensorComparison:
     def relative_change(self) -> float | None:
         """||B−A|| / ||A||: 0 for equal tensors, inf if A is zero and B is not, None when
         not computed, without values, or not finite (NaN in a tensor)."""
+        if self.ratio is not None:
+            return self.ratio
         if self.norm_a is None or self.norm_diff is None:
             return None
         if not (math.isfinite(self.norm_a) and math.isfinite(self.norm_diff)):
@@ -239,23 +244,25 @@ def iter_compare(
             continue
         flat_a = np.asarray(ha.array()).reshape(-1)
         flat_b = np.asarray(hb.array()).reshape(-1)
-        sq_a = sq_b = sq_d = 0.0
-        max_d = 0.0
+        sq_a, sq_b, sq_half_d = _Squares(), _Squares(), _Squares()
+        max_half_d = 0.0
         for start in range(0, flat_a.size, chunk):
             pa = _as_numbers(flat_a[start : start + chunk])
             pb = _as_numbers(flat_b[start : start + chunk])
-            d = pb - pa
-            sq_a += _sum_squares(pa)
-            sq_b += _sum_squares(pb)
-            sq_d += _sum_squares(d)
-            if d.size:
-                max_d = max(max_d, float(np.max(np.abs(d))))
+            half_d = pb / 2 - pa / 2  # halves: 1.7e308 - (-1.7e308) would overflow
+            sq_a.add(pa)
+            sq_b.add(pb)
+            sq_half_d.add(half_d)
+            if half_d.size:
+                max_half_d = max(max_half_d, float(np.max(np.abs(half_d))))
             done += pa.size
             yield min(1.0, done / total), f"comparing {c.path}"
         if flat_a.size == 0:
             yield min(1.0, done / total), f"comparing {c.path}"
-        c.norm_a, c.norm_b, c.norm_diff = math.sqrt(sq_a), math.sqrt(sq_b), math.sqrt(sq_d)
-        c.max_abs_diff = max_d if math.isfinite(sq_d) else math.nan
+        c.norm_a, c.norm_b = sq_a.norm(), sq_b.norm()
+        c.norm_diff = 2 * sq_half_d.norm()  # inf when the true norm exceeds float64
+        c.max_abs_diff = 2 * max_half_d if sq_half_d.finite else math.nan
+        c.ratio = sq_half_d.ratio_to(sq_a, 2.0)
     comparison.computed = True
     return comparison
 
@@ -305,8 +312,48 @@ def _as_numbers(x: np.ndarray) -> np.ndarray:
     return x.astype(np.float64)
 
 
-def _sum_squares(x: np.ndarray) -> float:
-    return float(np.vdot(x, x).real) if x.size else 0.0
+class _Squares:
+    """A sum of squares kept as scale**2 * ssq (the scaled sum of BLAS's nrm2), so norms of
+    values near 1.7e308, or 1e-310, neither overflow nor underflow on the way."""
+
+    def __init__(self) -> None:
+        self.scale = 0.0
+        self.ssq = 1.0
+        self.finite = True  # no NaN or inf met
+
+    def add(self, x: np.ndarray) -> None:
+        if not x.size:
+            return
+        magnitudes = np.abs(x)
+        if not np.all(np.isfinite(magnitudes)):
+            self.finite = False
+            return
+        largest = float(magnitudes.max())
+        if largest == 0.0:
+            return
+        if largest > self.scale:
+            self.ssq = self.ssq * (self.scale / largest) ** 2 if self.scale else 0.0
+            self.scale = largest
+        scaled = magnitudes / self.scale
+        self.ssq += float(np.dot(scaled, scaled))
+
+    def norm(self) -> float:
+        """sqrt of the sum: NaN after a non-finite value, inf past the float64 range."""
+        if not self.finite:
+            return math.nan
+        with np.errstate(over="ignore"):
+            return float(np.float64(self.scale) * np.sqrt(self.ssq)) if self.scale else 0.0
+
+    def ratio_to(self, other: _Squares, factor: float) -> float | None:
+        """factor * norm(self) / norm(other) from the scaled sums; None when either met a
+        NaN or inf; only needed when a norm itself left the float64 range."""
+        if not (self.finite and other.finite):
+            return None
+        if math.isfinite(factor * self.norm()) and math.isfinite(other.norm()):
+            return None  # the plain ratio of the norms says it
+        if other.scale == 0.0:
+            return 0.0 if self.scale == 0.0 else math.inf
+        return factor * (self.scale / other.scale) * math.sqrt(self.ssq / other.ssq)
 
 
 def _finite(x: float | None) -> float | None:
