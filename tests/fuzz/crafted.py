@@ -548,19 +548,21 @@ def _shards_1100(folder: Path, small: bool) -> list[str]:
 
 def _sparse_compressed(kind: str):
     torch = _torch()
-    if kind == "csr":
-        return torch.sparse_csr_tensor(
-            torch.tensor([0, 2, 4]), torch.tensor([0, 99, 0, 99]), torch.ones(4), (2, 3),
-            check_invariants=False,
-        )  # fmt: skip
-    if kind == "bsr":
-        return torch.sparse_bsr_tensor(
-            torch.tensor([0, 1, 2]), torch.tensor([0, 50]), torch.ones(2, 2, 2), (4, 4),
-            check_invariants=False,
-        )  # fmt: skip
-    return torch.sparse_coo_tensor(
-        torch.tensor([[0, 100]]), torch.ones(2), (3,), check_invariants=False
-    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # sparse CSR/BSR support is "in beta"
+        if kind == "csr":
+            return torch.sparse_csr_tensor(
+                torch.tensor([0, 2, 4]), torch.tensor([0, 99, 0, 99]), torch.ones(4), (2, 3),
+                check_invariants=False,
+            )  # fmt: skip
+        if kind == "bsr":
+            return torch.sparse_bsr_tensor(
+                torch.tensor([0, 1, 2]), torch.tensor([0, 50]), torch.ones(2, 2, 2), (4, 4),
+                check_invariants=False,
+            )  # fmt: skip
+        return torch.sparse_coo_tensor(
+            torch.tensor([[0, 100]]), torch.ones(2), (3,), check_invariants=False
+        )
 
 
 for _kind in ("csr", "bsr", "coo"):
