@@ -26,8 +26,9 @@ MAX_DIMS = 64
 
 # Tensors in one source, over all its shards. The largest public checkpoints hold about 100,000
 # (a mixture of experts with hundreds of experts per layer); every tensor costs a tree node, a
-# line of --summary and statistics in --json, so a million is minutes of work and memory.
-MAX_TENSORS = 500_000
+# line of --summary, statistics in --json and ~30 us of unpickling, so a million is minutes of
+# work and GBs of memory, and refusing one takes the seconds it takes to count to the limit.
+MAX_TENSORS = 250_000
 
 # Tuples inside tuples in a pickle. Hashing a tuple (a dict key, a set element) recurses in C
 # with no depth check: a million levels overflow the C stack and kill the process; printing
@@ -51,7 +52,7 @@ MAX_PICKLE_BYTES = 256 * MB
 MAX_INFLATION = 50
 INFLATION_FLOOR = 16 * MB
 
-# JSON files of a Hugging Face folder. An index of 500,000 tensor names is about 40 MB; a
+# JSON files of a Hugging Face folder. An index of 250,000 tensor names is about 20 MB; a
 # config.json is a few KB (the largest, with vocabularies inline, a few MB).
 MAX_INDEX_BYTES = 100 * MB
 MAX_CONFIG_BYTES = 16 * MB

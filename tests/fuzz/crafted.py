@@ -51,6 +51,7 @@ class Case:
     check: Callable[[Outcome, Path], str | None] | None = None  # a problem, or None
     modes: tuple[str, ...] = ("summary", "json", "screenshot")
     select: str | None = None  # the tensor --screenshot shows in the heatmap
+    no_window: str = ""  # why --screenshot is not run (a known limit of the window)
 
 
 CASES: dict[str, Case] = {}
@@ -419,6 +420,9 @@ def shard_named_many_ways(folder: Path, tensors: int, spellings: int) -> Path:
     "shard-named-100-ways",
     "one 100,000-tensor shard named 100 ways in model.safetensors.index.json",
     small_too=False,
+    # ui/tree_view.py sizes its columns over every row of an expanded module: over 120 s
+    # for one module of 100,000 tensors (the tree itself is built in a second)
+    no_window="the window sizes its tree's columns over 100,000 rows (minutes)",
 )
 def _shard_100_ways(folder: Path, small: bool) -> list[str]:
     return [str(shard_named_many_ways(folder, 100_000, 100))]
