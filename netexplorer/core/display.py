@@ -391,9 +391,10 @@ def _numbers(values: np.ndarray) -> tuple[np.ndarray, str | None]:
     return values, None
 
 
-def _chunks(values: np.ndarray, chunk: int):
-    """1-D pieces of at most `chunk` elements covering `values` in memory order, copying one
-    piece at a time (a transposed or strided view is never copied whole)."""
+def value_chunks(values: np.ndarray, chunk: int, order: str = "K"):
+    """1-D pieces of at most `chunk` elements covering `values` (in memory order, or "C":
+    row-major), copying one piece at a time: a transposed or strided view is never copied
+    whole."""
     if values.flags.c_contiguous or values.ndim <= 1:
         flat = values.reshape(-1)
         for start in range(0, flat.size, chunk):
@@ -402,7 +403,7 @@ def _chunks(values: np.ndarray, chunk: int):
     if values.size == 0:
         return
     iterator = np.nditer(
-        values, flags=["external_loop", "buffered", "zerosize_ok"], buffersize=chunk, order="K"
+        values, flags=["external_loop", "buffered", "zerosize_ok"], buffersize=chunk, order=order
     )
     for piece in iterator:
         yield piece.copy()  # the iterator reuses its buffer
@@ -471,7 +472,7 @@ def iter_tensor_stats(
     moments = _Moments()
     lo, hi = math.inf, -math.inf
     zeros = nans = infs = 0
-    for step, piece in enumerate(_chunks(stored, chunk)):
+    for step, piece in enumerate(value_chunks(stored, chunk)):
         part = piece.astype(np.float64)
         finite_mask = np.isfinite(part)
         if not finite_mask.all():
@@ -487,7 +488,7 @@ def iter_tensor_stats(
     scale = _scale_for(max(abs(lo), abs(hi))) if n else 1.0
     if n and (scale != 1.0 or not moments.exact):
         moments = _Moments(scale=scale)
-        for piece in _chunks(stored, chunk):
+        for piece in value_chunks(stored, chunk):
             part = piece.astype(np.float64)
             part = part[np.isfinite(part)]
             if part.size:
@@ -496,7 +497,7 @@ def iter_tensor_stats(
     if n:
         edges = _histogram_edges(lo, hi, bins or histogram_bins(n * repeat))
         counts = np.zeros(len(edges) - 1, dtype=np.int64)
-        for step, piece in enumerate(_chunks(stored, chunk)):
+        for step, piece in enumerate(value_chunks(stored, chunk)):
             part = piece[np.isfinite(piece)] if np.issubdtype(piece.dtype, np.floating) else piece
             counts += np.histogram(part, bins=edges)[0]
             yield 0.5 + (step + 1) / steps
