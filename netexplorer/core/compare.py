@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from .errors import UnknownPathError
+from .handles import stored_values
 from .tasks import run_to_end
 from .text import shape_text
 from .tree import ModuleTree, TensorNode
@@ -242,22 +243,26 @@ def iter_compare(
         ha, hb = a.tensors[c.path_a].handle, b.tensors[c.path_b].handle
         if not (ha.has_values and hb.has_values):
             continue
-        flat_a = np.asarray(ha.array()).reshape(-1)
-        flat_b = np.asarray(hb.array()).reshape(-1)
+        va, vb = np.asarray(ha.array()), np.asarray(hb.array())
+        repeat = 1
+        if _repeating(va) and _repeating(va) == _repeating(vb):
+            # both expanded the same way: compare what they store, each value weighted by
+            # how often it is seen (10**12 elements of one value are one comparison)
+            repeat = va.size // max(1, stored_values(va).size)
+            va, vb = stored_values(va), stored_values(vb)
         sq_a, sq_b, sq_half_d = _Squares(), _Squares(), _Squares()
         max_half_d = 0.0
-        for start in range(0, flat_a.size, chunk):
-            pa = _as_numbers(flat_a[start : start + chunk])
-            pb = _as_numbers(flat_b[start : start + chunk])
+        for raw_a, raw_b in _paired_chunks(va, vb, chunk):
+            pa, pb = _as_numbers(raw_a), _as_numbers(raw_b)
             half_d = pb / 2 - pa / 2  # halves: 1.7e308 - (-1.7e308) would overflow
-            sq_a.add(pa)
-            sq_b.add(pb)
-            sq_half_d.add(half_d)
+            sq_a.add(pa, repeat)
+            sq_b.add(pb, repeat)
+            sq_half_d.add(half_d, repeat)
             if half_d.size:
                 max_half_d = max(max_half_d, float(np.max(np.abs(half_d))))
-            done += pa.size
+            done += pa.size * repeat
             yield min(1.0, done / total), f"comparing {c.path}"
-        if flat_a.size == 0:
+        if va.size == 0:
             yield min(1.0, done / total), f"comparing {c.path}"
         c.norm_a, c.norm_b = sq_a.norm(), sq_b.norm()
         c.norm_diff = 2 * sq_half_d.norm()  # inf when the true norm exceeds float64
@@ -306,6 +311,30 @@ def _count_common(ta: Iterable[str], pa: str, tb: Iterable[str], pb: str) -> int
     return sum(1 for p in ta if p.startswith(pa) and p[len(pa) :] in keys_b)
 
 
+def _repeating(values: np.ndarray) -> tuple[int, ...]:
+    """The axes of `values` along which one stored value repeats (stride 0)."""
+    return tuple(
+        i
+        for i, (n, stride) in enumerate(zip(values.shape, values.strides, strict=True))
+        if stride == 0 and n > 1
+    )
+
+
+def _paired_chunks(a: np.ndarray, b: np.ndarray, chunk: int):
+    """Aligned 1-D pieces of A and B in row-major order, one piece copied at a time (a
+    strided view is never copied whole)."""
+    if a.flags.c_contiguous and b.flags.c_contiguous:
+        flat_a, flat_b = a.reshape(-1), b.reshape(-1)
+        for start in range(0, flat_a.size, chunk):
+            yield flat_a[start : start + chunk], flat_b[start : start + chunk]
+        return
+    if a.size == 0:
+        return
+    flags = ["external_loop", "buffered", "zerosize_ok"]
+    for pa, pb in np.nditer([a, b], flags=flags, buffersize=chunk, order="C"):
+        yield pa.copy(), pb.copy()  # the iterator reuses its buffers
+
+
 def _as_numbers(x: np.ndarray) -> np.ndarray:
     if np.iscomplexobj(x):
         return x.astype(np.complex128)
@@ -321,7 +350,8 @@ class _Squares:
         self.ssq = 1.0
         self.finite = True  # no NaN or inf met
 
-    def add(self, x: np.ndarray) -> None:
+    def add(self, x: np.ndarray, repeat: int = 1) -> None:
+        """Add the squares of `x`, each counted `repeat` times."""
         if not x.size:
             return
         magnitudes = np.abs(x)
@@ -335,7 +365,7 @@ class _Squares:
             self.ssq = self.ssq * (self.scale / largest) ** 2 if self.scale else 0.0
             self.scale = largest
         scaled = magnitudes / self.scale
-        self.ssq += float(np.dot(scaled, scaled))
+        self.ssq += float(np.dot(scaled, scaled)) * repeat
 
     def norm(self) -> float:
         """sqrt of the sum: NaN after a non-finite value, inf past the float64 range."""

@@ -72,3 +72,17 @@ def test_comparing_tiny_values():
     a, b = np.array([1e-310, 0.0]), np.array([3e-310, 0.0])
     c = compare_trees(_tree(w=a), _tree(w=b)).common["w"]
     assert c.relative_change == pytest.approx(2.0, rel=1e-6)
+
+
+def test_comparing_expanded_and_strided_tensors():
+    """Both expanded the same way: compared by what they store (10**12 elements were read
+    one by one); a transposed view against a contiguous copy: element by element."""
+    a = np.broadcast_to(np.array([1.0, 2.0]), (2**39, 2))
+    b = np.broadcast_to(np.array([1.0, 4.0]), (2**39, 2))
+    c = compare_trees(_tree(w=a), _tree(w=b)).common["w"]
+    assert c.relative_change == pytest.approx(2 / math.sqrt(5))
+    assert c.max_abs_diff == 2.0
+    assert c.norm_a == pytest.approx(math.sqrt(5 * 2**39))
+    m = np.arange(12.0).reshape(3, 4)
+    same = compare_trees(_tree(w=m.T), _tree(w=np.ascontiguousarray(m.T))).common["w"]
+    assert same.relative_change == 0.0 and same.max_abs_diff == 0.0
