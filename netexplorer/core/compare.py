@@ -132,11 +132,14 @@ class Comparison:
             )
         a = np.asarray(self.a.tensors[c.path_a].handle.array())
         b = np.asarray(self.b.tensors[c.path_b].handle.array())
+        shape = a.shape
+        if _repeating(a) and _repeating(a) == _repeating(b):  # expanded alike: once, then
+            a, b = stored_values(a), stored_values(b)  # broadcast again
         wide = np.float64 in (a.dtype, b.dtype) or np.iscomplexobj(a) or np.iscomplexobj(b)
         diff = _as_numbers(b) - _as_numbers(a)
         if np.iscomplexobj(diff):
             diff = np.abs(diff)
-        return diff.astype(np.float64 if wide else np.float32)
+        return np.broadcast_to(diff.astype(np.float64 if wide else np.float32), shape)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-safe: key lists, shape and dtype changes, per-tensor changes (sorted)."""

@@ -86,3 +86,5 @@ def test_comparing_expanded_and_strided_tensors():
     m = np.arange(12.0).reshape(3, 4)
     same = compare_trees(_tree(w=m.T), _tree(w=np.ascontiguousarray(m.T))).common["w"]
     assert same.relative_change == 0.0 and same.max_abs_diff == 0.0
+    diff = compare_trees(_tree(w=a), _tree(w=b)).difference("w")
+    assert diff.shape == a.shape and diff[2**38].tolist() == [0.0, 2.0]
