@@ -205,12 +205,33 @@ def matrix_view(values: np.ndarray, display: DisplayArray) -> np.ndarray:
     if layout == "slice":
         return values[display.slice_index]
     if layout == "flattened":
-        return values.reshape(values.shape[0], -1)
+        return _flattened(values)
     # mosaic: (out, in, kh, kw) -> rows of kernels with a gap row/column between them
     out, inp, kh, kw = values.shape
     padded = np.zeros((out, kh + 1, inp, kw + 1), dtype=_float_dtype(values.dtype))
     padded[:, :kh, :, :kw] = values.transpose(0, 2, 1, 3)
     return padded.reshape(out * (kh + 1), inp * (kw + 1))[:-1, :-1]
+
+
+MAX_FLATTEN_COPY = 1 << 28  # elements copied to flatten a view that cannot be reshaped in place
+
+
+def _flattened(values: np.ndarray) -> np.ndarray:
+    """(out, in, kh, kw) as (out, in*kh*kw): a view where the strides allow (a contiguous
+    tensor, an expanded one), else a copy, refused past MAX_FLATTEN_COPY elements (a crafted
+    view of overlapping strides can name 10**12 elements over a few stored ones)."""
+    shape = (values.shape[0], math.prod(values.shape[1:]))
+    if values.size > MAX_FLATTEN_COPY:
+        try:
+            return np.reshape(values, shape, copy=False)
+        except ValueError:
+            raise ValueError(
+                f"no values: a view of {values.size:,} elements whose strides cannot be "
+                "flattened without copying them all"
+            ) from None
+        except TypeError:  # numpy before 2.1 has no copy=False: it would copy silently
+            pass
+    return values.reshape(shape)
 
 
 def _mosaic_gaps(shape: tuple[int, ...], kernel: tuple[int, int]) -> np.ndarray:

@@ -195,3 +195,26 @@ def test_live_strange_tensors_read_the_same(saved):
         if tensors[name].numel() <= 10**6:
             np.testing.assert_array_equal(ours, theirs)
         assert tensor_stats(ours).as_dict() == tensor_stats(theirs).as_dict()
+
+
+def test_a_view_that_cannot_be_flattened_without_copying_everything_says_so():
+    crafted = np.lib.stride_tricks.as_strided(
+        np.zeros(10, np.float32), (1024, 1024, 1024, 1024), (0, 4, 0, 0)
+    )
+    with pytest.raises(ValueError, match="cannot be flattened without copying them all"):
+        display_array(crafted)
+    expanded = np.broadcast_to(np.float32(2.0), (1024,) * 4)  # all strides 0: a view
+    assert display_array(expanded).data.max() == 2.0
+
+
+@pytest.mark.parametrize(
+    "values, scale",
+    [(np.array([1.7e308, -1.7e308, 1.0]), 1e308), (np.array([5e-324, 1e-320, 0.0]), 1e-321)],
+    ids=["huge", "tiny"],
+)
+def test_values_float32_cannot_hold_are_shown_scaled_and_said(values, scale):
+    display = display_array(values)
+    assert display.scale == scale and np.all(np.isfinite(display.data))
+    assert display.data.max() > 1  # not flattened to zero or inf by float32
+    assert f"values / {scale:.0e}" in display.description
+    assert display.lookup(values, 0, 0) == ((0,), float(values[0]))  # hover: the true value
