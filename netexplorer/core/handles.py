@@ -14,6 +14,7 @@ from collections.abc import Callable, Hashable
 from typing import TYPE_CHECKING, Any
 
 from .limits import MAX_SIZE, count_text
+from .torch_import import import_torch
 
 if TYPE_CHECKING:
     import numpy as np
@@ -139,6 +140,24 @@ def values_problem(shape: tuple[int, ...], dtype: str) -> str | None:
     return None
 
 
+# Elements a view may name per element its storage holds, beyond axes of stride 0 (those
+# repeat one value and cost nothing): unfold(k) reads each element k times; a crafted file can
+# name 10**12 elements over a few MB with strides (1, 1), and statistics would read them all.
+MAX_VIEW_REPEAT = 64
+
+
+def overlap_problem(shape: tuple[int, ...], strides: tuple[int, ...], stored: int) -> str | None:
+    """Why the values of a view are not read: more elements than MAX_VIEW_REPEAT times the
+    `stored` elements of its storage (axes of stride 0 aside), or None."""
+    named = math.prod(n for n, st in zip(shape, strides, strict=True) if st != 0)
+    if named <= max(1 << 20, MAX_VIEW_REPEAT * stored):
+        return None
+    return (
+        f"its strides overlap: it names {count_text(named)} elements over {stored:,} stored "
+        "ones (a crafted file?)"
+    )
+
+
 class TensorHandle:
     """Lazy access to one tensor: shape and dtype now, values on demand."""
 
@@ -213,9 +232,17 @@ class TorchHandle(TensorHandle):
 
     @property
     def no_values_reason(self) -> str | None:
+        t = self.tensor
         if self.device == "meta":
             return "a meta tensor has a shape and a dtype but no values"
-        return super().no_values_reason
+        reason = super().no_values_reason
+        if reason is None and t.layout is import_torch().strided and t.numel():
+            try:
+                stored = t.untyped_storage().nbytes() // max(1, t.element_size())
+            except (RuntimeError, NotImplementedError):  # a tensor without a storage
+                return None
+            reason = overlap_problem(self.shape, tuple(t.stride()), stored)
+        return reason
 
     def array(self) -> np.ndarray:
         self.check_values()

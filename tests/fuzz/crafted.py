@@ -634,6 +634,17 @@ def _replace_data_pkl(source: Path, target: Path, data_pkl: bytes) -> Path:
     return target
 
 
+@case(
+    "zip-overlapping-strides",
+    "a torch zip view of shape (2**20, 2**20) and strides (1, 1) over 2**21 stored floats",
+    select="w",
+)
+def _overlap(folder: Path, small: bool) -> list[str]:
+    n = 2**20
+    body = pk.mapping([(pk.text("w"), pk.tensor(pk.storage("0", 2 * n), 0, [n, n], [1, 1]))])
+    return [str(pk.write_torch_zip(folder / "overlap.pt", pk.dumps(body), {"0": bytes(8 * n)}))]
+
+
 @case("zip-65-dims", "a torch zip tensor of 65 dimensions", select="w")
 def _zip65(folder: Path, small: bool) -> list[str]:
     body = pk.mapping([(pk.text("w"), pk.tensor(pk.storage("0", 1), 0, [1] * 65, [1] * 65))])

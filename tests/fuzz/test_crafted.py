@@ -20,6 +20,7 @@ SCREENSHOTS = {
     "values-1.7e308",
     "safetensors-65-dims",
     "zip-bytes-overflow",
+    "zip-overlapping-strides",
     "sparse-coo-out-of-range",
     "bare-storage-40mb",
     "legacy-uninitialised-floattensor",

@@ -13,7 +13,7 @@ from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..handles import ITEMSIZE, TensorHandle, decode_raw, raw_view_dtype
+from ..handles import ITEMSIZE, TensorHandle, decode_raw, overlap_problem, raw_view_dtype
 from ..torch_import import import_torch
 from .mapped import MappedFile
 from .pickle_reader import NotPlain
@@ -73,6 +73,12 @@ class StoredTensorHandle(TensorHandle):
         self.tensor = tensor
         self.shape = tensor.shape
         self.dtype = tensor.dtype
+
+    @property
+    def no_values_reason(self) -> str | None:
+        t = self.tensor
+        stored = t.storage.nbytes // ITEMSIZE[t.dtype]
+        return super().no_values_reason or overlap_problem(t.shape, t.stride, stored)
 
     def raw_array(self, writable: bool = False) -> np.ndarray:
         """The stored values without decoding (bfloat16 as uint16, float8 as uint8), strided

@@ -218,3 +218,15 @@ def test_values_float32_cannot_hold_are_shown_scaled_and_said(values, scale):
     assert display.data.max() > 1  # not flattened to zero or inf by float32
     assert f"values / {scale:.0e}" in display.description
     assert display.lookup(values, 0, 0) == ((0,), float(values[0]))  # hover: the true value
+
+
+def test_a_view_naming_far_more_elements_than_it_stores_has_no_values(tmp_path):
+    """unfold reads each element a few times; strides (1, 1) over (2**20, 2**20) read 2**21
+    stored floats 500,000 times each: statistics would read 10**12 values."""
+    base = torch.arange(2.0**21)
+    sd = {"unfolded": base[:64].unfold(0, 8, 1), "crafted": base.as_strided((2**20, 2**20), (1, 1))}
+    tree = open_source(str(write_torch(tmp_path / "views.pt", sd)))
+    assert tree.tensors["unfolded"].handle.no_values_reason is None
+    np.testing.assert_array_equal(tree.tensors["unfolded"].handle.array(), sd["unfolded"].numpy())
+    assert "its strides overlap" in tree.tensors["crafted"].handle.no_values_reason
+    assert "its strides overlap" in TorchHandle(sd["crafted"]).no_values_reason
