@@ -20,6 +20,7 @@ from typing import Any
 
 from ..errors import SourceError, UntrustedPickleError
 from ..torch_import import import_torch
+from .files import open_regular
 
 # weights_only=True is safe from this version on (CVE-2025-32434 was a bypass before it)
 SAFE_TORCH = (2, 6)
@@ -71,9 +72,11 @@ def load_with_torch(path: str, trust: bool, mappable: bool, needs: tuple[str, ..
             if path.endswith(".safetensors") or not _utf8(path):
                 # torch.load hands paths named .safetensors to the safetensors library, and
                 # passes paths to C++ as UTF-8: give it the open file (not mapped, then)
-                with open(path, "rb") as f:
+                with open_regular(path) as f:
                     return torch.load(f, map_location="cpu", weights_only=not trust)
             return torch.load(path, map_location="cpu", weights_only=not trust, mmap=mappable)
+    except SourceError:  # from open_regular: already one line
+        raise
     except pickle.UnpicklingError as exc:
         globals_needed = re.findall(r"GLOBAL ([\w.]+)", str(exc))
         if globals_needed and not trust:
@@ -109,8 +112,10 @@ def load_plain_pickle(path: str, needs: tuple[str, ...] = ()) -> Any:
     whatever code it names. Raises SourceError."""
     _torch(path)  # its tensors unpickle through torch
     try:
-        with open(path, "rb") as f:
+        with open_regular(path) as f:
             return pickle.load(f)
+    except SourceError:  # from open_regular: already one line
+        raise
     except (Exception, SystemExit) as exc:
         missing = missing_class(exc, needs)
         if missing is not None:
