@@ -178,7 +178,6 @@ def read_checkpoint(obj: Any, source: str = "the checkpoint") -> CheckpointConte
     from `source`). Raises SourceError when it holds more than MAX_TENSORS tensors, or when
     containers of tensors placed at several paths would add more than MAX_SHARED_ENTRIES
     entries (beyond as many as the file holds once)."""
-    check_attributes(obj, source)
     walker = _Walker(source)
     metadata = walker.walk(obj, ())
     out = CheckpointContents(

@@ -297,21 +297,21 @@ class RestrictedUnpickler(pickle._Unpickler):  # type: ignore[name-defined]
 
     def _tuple(self, items: Iterable[Any]) -> tuple:
         t = tuple(items)
-        depth = 1 + max((self._depth_of(x) for x in t), default=0)
-        if depth > 1:
-            if depth > MAX_NESTING:
+        inner = 0  # the deepest tuple inside (a plain loop: this runs for every tuple)
+        for x in t:
+            if type(x) is tuple:  # a list or dict stops hashing; a frozenset uses cached hashes
+                known = self._depths.get(id(x))
+                depth = 1 if known is None else known[0]  # depth-1 tuples are not recorded
+                if depth > inner:
+                    inner = depth
+        if inner:
+            if inner + 1 > MAX_NESTING:
                 raise Refused(
                     f"its pickle nests tuples more than {MAX_NESTING:,} deep (hashing such a "
                     f"tuple would crash Python); {GET_IT_AGAIN}"
                 )
-            self._depths[id(t)] = (depth, t)
+            self._depths[id(t)] = (inner + 1, t)
         return t
-
-    def _depth_of(self, x: Any) -> int:
-        if type(x) is not tuple:
-            return 0  # a list or dict stops hashing; a frozenset hashes from cached hashes
-        known = self._depths.get(id(x))
-        return 1 if known is None else known[0]  # tuples of depth 1 are not recorded
 
     def load_tuple(self) -> None:
         items = self.pop_mark()  # before self.append is looked up: it changes stacks

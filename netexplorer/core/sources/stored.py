@@ -143,10 +143,14 @@ def is_count(x: Any) -> bool:
 
 
 def last_element(offset: int, shape: tuple[int, ...], stride: tuple[int, ...]) -> int:
-    """The index in the storage of a tensor's last element (-1 when it has none)."""
-    if math.prod(shape) == 0:
-        return -1
-    return offset + sum((n - 1) * s for n, s in zip(shape, stride, strict=True))
+    """The index in the storage of a tensor's last element (-1 when it has none); shape and
+    stride of equal length. A plain loop: it runs for every tensor of a file."""
+    last = offset
+    for n, s in zip(shape, stride):  # noqa: B905 - equal lengths are checked by the caller
+        if n == 0:
+            return -1
+        last += (n - 1) * s
+    return last
 
 
 def stored_tensor(

@@ -22,7 +22,7 @@ from typing import Any
 from ..errors import SourceError
 from ..tree import ModuleTree, tree_from_entries, tree_from_module
 from .base import OpenOptions
-from .checkpoint import is_module, read_checkpoint
+from .checkpoint import check_attributes, is_module, read_checkpoint
 from .files import check_file, extension, sniff
 from .pickle_reader import Damaged, NotPlain, Refused
 from .torch_legacy import read_plain_pickle
@@ -74,14 +74,18 @@ def load_checkpoint_object(path: str, trust: bool) -> tuple[Any, str]:
             refuse_untrusted(path, needs.needs)  # torch only gets what it builds itself
         zipped = kind == "torch-zip"
         fmt = FORMAT_NAMES["torch-zip" if zipped else "torch-legacy"]
-        return load_with_torch(path, trust, mappable=zipped, needs=needs.needs), fmt
+        obj = load_with_torch(path, trust, mappable=zipped, needs=needs.needs)
+        check_attributes(obj, path)  # torch's loader sets what BUILD says; the own reader did not
+        return obj, fmt
 
 
 def _plain_pickle_needing_more(path: str, trust: bool, needs: NotPlain) -> Any:
     """A plain pickle (not written by torch.save) holding what the own reader does not build:
     torch.load cannot read it, so it opens only when trusted."""
     if trust:
-        return load_plain_pickle(path, needs.needs)
+        obj = load_plain_pickle(path, needs.needs)
+        check_attributes(obj, path)
+        return obj
     refuse_untrusted(path, needs.needs)
     what = ", ".join(needs.needs[:4]) or needs.reasons[0]
     raise SourceError(
