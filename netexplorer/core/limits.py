@@ -20,9 +20,8 @@ GET_IT_AGAIN = "the file is crafted or damaged: get it again from a source you t
 # count or a byte count past this cannot be held by either (a file naming one is damaged)
 MAX_SIZE = 2**63 - 1
 
-# numpy 2 holds at most 64 dimensions (numpy 1: 32); torch has no such limit, so a tensor of
-# more is listed with its shape, without values (handles.values_problem)
-MAX_DIMS = 64
+# (Dimensions: numpy 2 holds at most 64, numpy 1 32, torch has no such limit; a tensor of
+# more is listed with its shape and the reason it has no values: handles.values_problem.)
 
 # Tensors in one source, over all its shards. The largest public checkpoints hold about 100,000
 # (a mixture of experts with hundreds of experts per layer); every tensor costs a tree node, a
@@ -33,7 +32,7 @@ MAX_TENSORS = 250_000
 # Tuples inside tuples in a pickle. Hashing a tuple (a dict key, a set element) recurses in C
 # with no depth check: a million levels overflow the C stack and kill the process; printing
 # one of a thousand levels exhausts Python's recursion limit. torch.save writes a few levels.
-MAX_NESTING = 100
+MAX_TUPLE_NESTING = 100
 
 # Bytes a pickle may ask to allocate by naming a size instead of carrying the data
 # (`builtins.bytearray(N)`, `torch.FloatTensor(N)`, a storage of N elements that torch

@@ -11,8 +11,8 @@ naming a huge memo index), so it knows every opcode of protocols 0 to 5, with th
 - the pickle is read to its end even after a global it cannot build, so a refusal names
   every global the file would call (`NotPlain.needs`), and the limits below are checked on
   the whole file before torch or anyone else unpickles it;
-- tuples nested deeper than MAX_NESTING are refused when built (hashing one as a dict key or
-  set element recurses in C and kills the process: a million levels fit in a megabyte);
+- tuples nested deeper than MAX_TUPLE_NESTING are refused when built (hashing one as a dict
+  key or set element recurses in C and kills the process: a million levels fit in 1 MB);
 - a size a pickle asks for instead of carrying data (`bytearray(N)`, `torch.FloatTensor(N)`,
   a BYTEARRAY8 longer than the file) is refused past MAX_CLAIMED_BYTES;
 - BUILD sets attributes only on an OrderedDict (a state dict's `_metadata`), and never one
@@ -36,7 +36,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, BinaryIO, ClassVar
 
-from ..limits import GET_IT_AGAIN, MAX_CLAIMED_BYTES, MAX_NESTING, MAX_TENSORS, size_text
+from ..limits import GET_IT_AGAIN, MAX_CLAIMED_BYTES, MAX_TENSORS, MAX_TUPLE_NESTING, size_text
 
 
 class NotPlain(Exception):
@@ -305,9 +305,9 @@ class RestrictedUnpickler(pickle._Unpickler):  # type: ignore[name-defined]
                 if depth > inner:
                     inner = depth
         if inner:
-            if inner + 1 > MAX_NESTING:
+            if inner + 1 > MAX_TUPLE_NESTING:
                 raise Refused(
-                    f"its pickle nests tuples more than {MAX_NESTING:,} deep (hashing such a "
+                    f"its pickle nests tuples more than {MAX_TUPLE_NESTING:,} deep (hashing such a "
                     f"tuple would crash Python); {GET_IT_AGAIN}"
                 )
             self._depths[id(t)] = (inner + 1, t)

@@ -19,7 +19,7 @@ from checkpoint_builders import write_safetensors, write_torch
 
 from netexplorer.core.describe import describe, summary_text
 from netexplorer.core.errors import SourceError
-from netexplorer.core.limits import MAX_NESTING
+from netexplorer.core.limits import MAX_TUPLE_NESTING
 from netexplorer.core.sources import checkpoint as checkpoint_module
 from netexplorer.core.sources import hf_folder, open_source, pickle_reader, safetensors
 from netexplorer.core.sources.metadata import json_safe
@@ -113,9 +113,9 @@ def test_tuples_nested_past_the_limit_are_refused_before_they_are_hashed(tmp_pat
         )
         return pk.write_torch_zip(tmp_path / f"{depth}.pt", pk.dumps(body), {"0": bytes(16)})
 
-    assert set(open_source(str(file(MAX_NESTING - 1))).tensors) == {"w"}
+    assert set(open_source(str(file(MAX_TUPLE_NESTING - 1))).tensors) == {"w"}
     with pytest.raises(SourceError, match="nests tuples more than 100 deep"):
-        open_source(str(file(MAX_NESTING + 1)))
+        open_source(str(file(MAX_TUPLE_NESTING + 1)))
 
 
 def _deep(where: str, depth: int) -> bytes:
