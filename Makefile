@@ -1,11 +1,12 @@
 # make run   : create .venv if missing, install, launch the examples gallery
 # make test  : create/refresh .venv, install, ruff, the import contract, pytest
+# make fuzz  : every crafted file of tests/fuzz at full size, through the command line
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench soak system-deps clean
+.PHONY: run test lint bench soak fuzz system-deps clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +27,10 @@ lint: $(STAMP)
 
 test: $(STAMP) system-deps lint
 	QT_QPA_PLATFORM=offscreen NETEXPLORER_E2E=required $(BIN)/python -m pytest -q
+
+# Minutes: builds GB-sized files (a 3 GB zip bomb, a million tensors) in a temporary folder
+fuzz: $(STAMP)
+	QT_QPA_PLATFORM=offscreen $(BIN)/python tests/fuzz/run_fuzz.py $(ARGS)
 
 MINUTES ?= 10
 # soak: train the tied example with the window live for MINUTES, watch memory and stalls

@@ -7,12 +7,12 @@ is shown. A user's mistake exits with status 2 and one line on stderr, no traceb
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Sequence
 
 from .core.errors import NetExplorerError
 from .core.launch import LaunchRequest
+from .core.text import printable
 
 PROG = "netexplorer"
 VIEWS = ("tree", "heatmap", "graph", "values")
@@ -115,7 +115,8 @@ def launch_request(args: argparse.Namespace) -> LaunchRequest:
 
 
 def run_printing(request: LaunchRequest, summary: bool) -> int:
-    from .core.describe import describe, summary_text
+    from .core.describe import describe, summary_text, to_json
+    from .core.text import printable_lines
     from .core.launch import open_compared, open_requested, run_backward
 
     tree = open_requested(request)
@@ -129,7 +130,7 @@ def run_printing(request: LaunchRequest, summary: bool) -> int:
     if summary:
         print(summary_text(tree))
         if comparison is not None:
-            print(comparison.text())
+            print(printable_lines(comparison.text()))
     else:
         from .core.graph import graph_for_tree
 
@@ -140,7 +141,7 @@ def run_printing(request: LaunchRequest, summary: bool) -> int:
         )
         if comparison is not None:
             description["comparison"] = comparison.as_dict()
-        print(json.dumps(description, indent=1))
+        print(to_json(description))
     return 0
 
 
@@ -158,7 +159,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return run_app(request)
     except NetExplorerError as exc:
-        print(f"{PROG}: {exc}", file=sys.stderr)
+        # one line, and a name from a file (a shard, a tensor) cannot drive the terminal
+        print(f"{PROG}: {printable(str(exc))}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # `netexplorer ... --json | head`
         return 0

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .core.inputs import InputSpec
+from .core.torch_import import import_torch
 
 
 @dataclass(frozen=True)
@@ -22,7 +23,7 @@ class Example:
 
     def build(self, seed: int | None = 0) -> Any:
         """A fresh network, initialised reproducibly from `seed`."""
-        import torch
+        torch = import_torch()
 
         from . import example_nets
 

@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from .torch_import import import_torch
 from .tree import ModuleTree
 
 
@@ -52,7 +53,7 @@ def module_paths(tree: ModuleTree) -> dict[int, list[str]]:
 
 def iter_tensors(value: Any) -> Iterator[Any]:
     """Every tensor inside a (nested) tuple, list, dict or dataclass-like output object."""
-    import torch
+    torch = import_torch()
 
     if isinstance(value, torch.Tensor):
         yield value

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from .errors import UnknownPathError
+from .handles import stored_values
 from .tasks import run_to_end
 from .text import shape_text
 from .tree import ModuleTree, TensorNode
@@ -42,6 +43,9 @@ class TensorComparison:
     norm_b: float | None = None
     norm_diff: float | None = None  # ||B − A||
     max_abs_diff: float | None = None
+    # ||B−A|| / ||A|| from the scaled sums, when the norms themselves left the float64 range
+    # (values near 1.7e308): the ratio of two infinities is still known
+    ratio: float | None = None
 
     @property
     def same_shape(self) -> bool:
@@ -51,6 +55,8 @@ class TensorComparison:
     def relative_change(self) -> float | None:
         """||B−A|| / ||A||: 0 for equal tensors, inf if A is zero and B is not, None when
         not computed, without values, or not finite (NaN in a tensor)."""
+        if self.ratio is not None:
+            return self.ratio
         if self.norm_a is None or self.norm_diff is None:
             return None
         if not (math.isfinite(self.norm_a) and math.isfinite(self.norm_diff)):
@@ -126,11 +132,14 @@ class Comparison:
             )
         a = np.asarray(self.a.tensors[c.path_a].handle.array())
         b = np.asarray(self.b.tensors[c.path_b].handle.array())
+        shape = a.shape
+        if _repeating(a) and _repeating(a) == _repeating(b):  # expanded alike: once, then
+            a, b = stored_values(a), stored_values(b)  # broadcast again
         wide = np.float64 in (a.dtype, b.dtype) or np.iscomplexobj(a) or np.iscomplexobj(b)
         diff = _as_numbers(b) - _as_numbers(a)
         if np.iscomplexobj(diff):
             diff = np.abs(diff)
-        return diff.astype(np.float64 if wide else np.float32)
+        return np.broadcast_to(diff.astype(np.float64 if wide else np.float32), shape)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-safe: key lists, shape and dtype changes, per-tensor changes (sorted)."""
@@ -237,25 +246,31 @@ def iter_compare(
         ha, hb = a.tensors[c.path_a].handle, b.tensors[c.path_b].handle
         if not (ha.has_values and hb.has_values):
             continue
-        flat_a = np.asarray(ha.array()).reshape(-1)
-        flat_b = np.asarray(hb.array()).reshape(-1)
-        sq_a = sq_b = sq_d = 0.0
-        max_d = 0.0
-        for start in range(0, flat_a.size, chunk):
-            pa = _as_numbers(flat_a[start : start + chunk])
-            pb = _as_numbers(flat_b[start : start + chunk])
-            d = pb - pa
-            sq_a += _sum_squares(pa)
-            sq_b += _sum_squares(pb)
-            sq_d += _sum_squares(d)
-            if d.size:
-                max_d = max(max_d, float(np.max(np.abs(d))))
-            done += pa.size
+        va, vb = np.asarray(ha.array()), np.asarray(hb.array())
+        repeat = 1
+        if _repeating(va) and _repeating(va) == _repeating(vb):
+            # both expanded the same way: compare what they store, each value weighted by
+            # how often it is seen (10**12 elements of one value are one comparison)
+            repeat = va.size // max(1, stored_values(va).size)
+            va, vb = stored_values(va), stored_values(vb)
+        sq_a, sq_b, sq_half_d = _Squares(), _Squares(), _Squares()
+        max_half_d = 0.0
+        for raw_a, raw_b in _paired_chunks(va, vb, chunk):
+            pa, pb = _as_numbers(raw_a), _as_numbers(raw_b)
+            half_d = pb / 2 - pa / 2  # halves: 1.7e308 - (-1.7e308) would overflow
+            sq_a.add(pa, repeat)
+            sq_b.add(pb, repeat)
+            sq_half_d.add(half_d, repeat)
+            if half_d.size:
+                max_half_d = max(max_half_d, float(np.max(np.abs(half_d))))
+            done += pa.size * repeat
             yield min(1.0, done / total), f"comparing {c.path}"
-        if flat_a.size == 0:
+        if va.size == 0:
             yield min(1.0, done / total), f"comparing {c.path}"
-        c.norm_a, c.norm_b, c.norm_diff = math.sqrt(sq_a), math.sqrt(sq_b), math.sqrt(sq_d)
-        c.max_abs_diff = max_d if math.isfinite(sq_d) else math.nan
+        c.norm_a, c.norm_b = sq_a.norm(), sq_b.norm()
+        c.norm_diff = 2 * sq_half_d.norm()  # inf when the true norm exceeds float64
+        c.max_abs_diff = 2 * max_half_d if sq_half_d.finite else math.nan
+        c.ratio = sq_half_d.ratio_to(sq_a, 2.0)
     comparison.computed = True
     return comparison
 
@@ -299,14 +314,79 @@ def _count_common(ta: Iterable[str], pa: str, tb: Iterable[str], pb: str) -> int
     return sum(1 for p in ta if p.startswith(pa) and p[len(pa) :] in keys_b)
 
 
+def _repeating(values: np.ndarray) -> tuple[int, ...]:
+    """The axes of `values` along which one stored value repeats (stride 0)."""
+    return tuple(
+        i
+        for i, (n, stride) in enumerate(zip(values.shape, values.strides, strict=True))
+        if stride == 0 and n > 1
+    )
+
+
+def _paired_chunks(a: np.ndarray, b: np.ndarray, chunk: int):
+    """Aligned 1-D pieces of A and B in row-major order, one piece copied at a time (a
+    strided view is never copied whole)."""
+    if a.flags.c_contiguous and b.flags.c_contiguous:
+        flat_a, flat_b = a.reshape(-1), b.reshape(-1)
+        for start in range(0, flat_a.size, chunk):
+            yield flat_a[start : start + chunk], flat_b[start : start + chunk]
+        return
+    if a.size == 0:
+        return
+    flags = ["external_loop", "buffered", "zerosize_ok"]
+    for pa, pb in np.nditer([a, b], flags=flags, buffersize=chunk, order="C"):
+        yield pa.copy(), pb.copy()  # the iterator reuses its buffers
+
+
 def _as_numbers(x: np.ndarray) -> np.ndarray:
     if np.iscomplexobj(x):
         return x.astype(np.complex128)
     return x.astype(np.float64)
 
 
-def _sum_squares(x: np.ndarray) -> float:
-    return float(np.vdot(x, x).real) if x.size else 0.0
+class _Squares:
+    """A sum of squares kept as scale**2 * ssq (the scaled sum of BLAS's nrm2), so norms of
+    values near 1.7e308, or 1e-310, neither overflow nor underflow on the way."""
+
+    def __init__(self) -> None:
+        self.scale = 0.0
+        self.ssq = 1.0
+        self.finite = True  # no NaN or inf met
+
+    def add(self, x: np.ndarray, repeat: int = 1) -> None:
+        """Add the squares of `x`, each counted `repeat` times."""
+        if not x.size:
+            return
+        magnitudes = np.abs(x)
+        if not np.all(np.isfinite(magnitudes)):
+            self.finite = False
+            return
+        largest = float(magnitudes.max())
+        if largest == 0.0:
+            return
+        if largest > self.scale:
+            self.ssq = self.ssq * (self.scale / largest) ** 2 if self.scale else 0.0
+            self.scale = largest
+        scaled = magnitudes / self.scale
+        self.ssq += float(np.dot(scaled, scaled)) * repeat
+
+    def norm(self) -> float:
+        """sqrt of the sum: NaN after a non-finite value, inf past the float64 range."""
+        if not self.finite:
+            return math.nan
+        with np.errstate(over="ignore"):
+            return float(np.float64(self.scale) * np.sqrt(self.ssq)) if self.scale else 0.0
+
+    def ratio_to(self, other: _Squares, factor: float) -> float | None:
+        """factor * norm(self) / norm(other) from the scaled sums; None when either met a
+        NaN or inf; only needed when a norm itself left the float64 range."""
+        if not (self.finite and other.finite):
+            return None
+        if math.isfinite(factor * self.norm()) and math.isfinite(other.norm()):
+            return None  # the plain ratio of the norms says it
+        if other.scale == 0.0:
+            return 0.0 if self.scale == 0.0 else math.inf
+        return factor * (self.scale / other.scale) * math.sqrt(self.ssq / other.ssq)
 
 
 def _finite(x: float | None) -> float | None:

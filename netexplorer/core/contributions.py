@@ -33,10 +33,12 @@ from functools import partial
 from typing import Any
 
 import numpy as np
-import torch
-from torch.overrides import TorchFunctionMode
 
 from .calls import CallRecorder
+from .torch_import import import_torch
+
+torch = import_torch()  # this module is torch through and through; imported when a pass runs
+TorchFunctionMode = torch.overrides.TorchFunctionMode
 
 Use = tuple[str, int]  # (site, call)
 

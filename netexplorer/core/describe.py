@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from .handles import TorchHandle
+from .text import printable
 from .tree import ModuleNode, ModuleTree, TensorNode
 
 FORMAT = "netexplorer/1"
@@ -22,13 +24,14 @@ def describe(
     """The `netexplorer/1` description. `stats` reads every tensor's values; `contributions`
     maps a parameter path to its per-use gradients (objects with site, call, values)."""
     contributions = contributions or {}
+    known: dict[int, dict[str, Any] | None] = {}  # tie group -> stats: one tensor, read once
     out: dict[str, Any] = {
         "format": FORMAT,
         "source": tree.source,
         "metadata": {"reader": tree.reader, **tree.metadata},
         "modules": [_module_entry(m) for m in tree.root.walk()],
-        "parameters": [_tensor_entry(t, stats, contributions) for t in tree.parameters],
-        "buffers": [_tensor_entry(t, stats, None) for t in tree.buffers],
+        "parameters": [_tensor_entry(t, stats, contributions, known) for t in tree.parameters],
+        "buffers": [_tensor_entry(t, stats, None, known) for t in tree.buffers],
         "ties": [{"id": g.id, "paths": list(g.paths)} for g in tree.tie_groups],
         "total_parameters": tree.total_parameters,
     }
@@ -37,6 +40,25 @@ def describe(
     if graph is not None:
         out["graph"] = graph
     return out
+
+
+def to_json(description: dict[str, Any]) -> str:
+    """The description as strict JSON: a float that is not finite (a loss of NaN, say)
+    becomes the string "nan", "inf" or "-inf", never the bare NaN that JSON parsers refuse."""
+    try:
+        return json.dumps(description, indent=1, allow_nan=False)
+    except ValueError:
+        return json.dumps(_finite(description), indent=1, allow_nan=False)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
 
 
 def _module_entry(m: ModuleNode) -> dict[str, Any]:
@@ -50,7 +72,10 @@ def _module_entry(m: ModuleNode) -> dict[str, Any]:
 
 
 def _tensor_entry(
-    t: TensorNode, stats: bool, contributions: Mapping[str, Sequence[Any]] | None
+    t: TensorNode,
+    stats: bool,
+    contributions: Mapping[str, Sequence[Any]] | None,
+    known: dict[int, dict[str, Any] | None],
 ) -> dict[str, Any]:
     entry: dict[str, Any] = {
         "path": t.path,
@@ -64,12 +89,30 @@ def _tensor_entry(
     if t.handle.chunks is not None:  # a tensor of a distributed checkpoint: its pieces
         entry["shards"] = [c.as_dict() for c in t.handle.chunks]
     if stats:
-        from .display import tensor_stats  # numpy: only when values are asked for
-
-        entry["stats"] = tensor_stats(t.handle.array()).as_dict() if t.handle.has_values else None
+        reason = t.handle.no_values_reason
+        if reason is None and t.tie is not None and t.tie in known:
+            entry["stats"] = known[t.tie]
+        elif reason is None:
+            entry["stats"], reason = _stats(t)
+            if t.tie is not None:
+                known[t.tie] = entry["stats"]
+        else:
+            entry["stats"] = None
+        if reason is not None:
+            entry["no_values"] = reason
     if contributions is not None:  # parameters: "grad" is null until a backward pass
         entry["grad"] = _grad_entry(t, contributions.get(t.path))
     return entry
+
+
+def _stats(t: TensorNode) -> tuple[dict[str, Any] | None, str | None]:
+    """The statistics of a tensor's values, or None and why they cannot be read."""
+    from .display import tensor_stats  # numpy: only when values are asked for
+
+    try:
+        return tensor_stats(t.handle.array()).as_dict(), None
+    except ValueError as exc:  # values the handle found it cannot give (a damaged tensor)
+        return None, str(exc).removeprefix("no values: ")
 
 
 def _grad_entry(t: TensorNode, uses: Sequence[Any] | None) -> dict[str, Any] | None:
@@ -114,7 +157,8 @@ def summary_text(tree: ModuleTree) -> str:
     tensor once) and tie marks."""
     rows: list[tuple[str, str, str]] = []  # (left text, count, mark)
     for depth, line, count, mark in _summary_lines(tree, tree.root, 0):
-        rows.append(("  " * depth + line, count, mark))
+        # names come from the file: printed escaped, never as terminal control sequences
+        rows.append((printable("  " * depth + line), count, printable(mark)))
     width = max(len(r[0]) for r in rows)
     lines = [f"{'':<{width}}  {'params':>8}"]
     for text, count, mark in rows:
@@ -156,6 +200,16 @@ def weights_report_lines(report: dict[str, Any], weights: str) -> list[str]:
     return lines
 
 
+MAX_TIE_PATHS = 4  # paths named in a tie mark; a group of 10,000 paths is counted, not listed
+
+
+def _tie_paths(paths: Sequence[str]) -> str:
+    if len(paths) <= MAX_TIE_PATHS:
+        return " = ".join(paths)
+    shown = " = ".join(paths[: MAX_TIE_PATHS - 1])
+    return f"{shown} = ... ({len(paths):,} paths)"
+
+
 def _summary_lines(
     tree: ModuleTree, m: ModuleNode, depth: int
 ) -> Iterator[tuple[int, str, str, str]]:
@@ -178,7 +232,7 @@ def _summary_lines(
     for t in m.tensors:
         tie = ""
         if t.tie is not None:
-            tie = f"<tie {t.tie}: {' = '.join(tree.tie_groups[t.tie].paths)}>"
+            tie = f"<tie {t.tie}: {_tie_paths(tree.tie_groups[t.tie].paths)}>"
         kind = "" if t.kind == "parameter" else " buffer"
         shape = str(list(t.shape))
         line = f".{t.name:<{name_width}}  {shape:<{shape_width}}  {t.dtype}{kind}"

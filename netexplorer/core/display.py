@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .handles import repeats, stored_values
 from .tasks import run_to_end
 
 DEFAULT_MAX_SIDE = 1024  # display cells per axis; more than a screen shows
@@ -46,6 +47,7 @@ class DisplayArray:
     slice_index: tuple[int, ...] = ()  # fixed leading indices of a "slice" layout
     kernel: tuple[int, int] | None = None  # (kh, kw) of a "mosaic"
     gap_mask: np.ndarray | None = field(default=None, repr=False)  # True on mosaic gaps
+    scale: float = 1.0  # each cell shows value / scale (values float32 cannot hold)
 
     def nan_mask(self) -> np.ndarray:
         """True on cells that show NaN (not on the gaps between mosaic kernels)."""
@@ -79,6 +81,8 @@ class DisplayArray:
                 f"; shown at {self.data.shape[0]} x {self.data.shape[1]}, each cell the "
                 f"largest-magnitude value of a {self.row_step}x{self.col_step} block"
             )
+        if self.scale != 1.0:
+            text += f"; colours show values / {self.scale:.0e} (float32 cannot hold them)"
         return text
 
     def lookup(self, values: np.ndarray, row: int, col: int) -> tuple[tuple[int, ...], float]:
@@ -127,7 +131,9 @@ def display_array(
     matrix = matrix_view(values, probe)
     row_step = max(1, math.ceil(matrix.shape[0] / max_rows))
     col_step = max(1, math.ceil(matrix.shape[1] / max_cols))
-    data = _to_float32(_reduce_extremes(matrix, row_step, col_step))
+    reduced = _reduce_extremes(matrix, row_step, col_step)
+    scale = _display_scale(reduced)
+    data = _to_float32(reduced / scale if scale != 1.0 else reduced)
     gap_mask = None
     if layout == "mosaic":
         gap_mask = _mosaic_gaps(shape, kernel)  # type: ignore[arg-type]
@@ -143,7 +149,24 @@ def display_array(
         slice_index=slice_index,
         kernel=kernel,
         gap_mask=gap_mask,
+        scale=scale,
     )
+
+
+FLOAT32_MAX = 3.4e38
+FLOAT32_TINY = 1e-30  # below this, float32 keeps few digits (its normal range ends at 1.2e-38)
+
+
+def _display_scale(reduced: np.ndarray) -> float:
+    """A power of ten to divide the display data by when float32 would turn its values into
+    inf (float64 values past 3.4e38) or into 0 (below 1e-30); 1 otherwise."""
+    if reduced.dtype.itemsize <= 4 or np.iscomplexobj(reduced) or not reduced.size:
+        return 1.0
+    magnitudes = np.abs(reduced[np.isfinite(reduced)])
+    largest = float(magnitudes.max()) if magnitudes.size else 0.0
+    if largest == 0.0 or FLOAT32_TINY <= largest <= FLOAT32_MAX:
+        return 1.0
+    return 10.0 ** math.floor(math.log10(largest))
 
 
 def _layout(
@@ -182,12 +205,33 @@ def matrix_view(values: np.ndarray, display: DisplayArray) -> np.ndarray:
     if layout == "slice":
         return values[display.slice_index]
     if layout == "flattened":
-        return values.reshape(values.shape[0], -1)
+        return _flattened(values)
     # mosaic: (out, in, kh, kw) -> rows of kernels with a gap row/column between them
     out, inp, kh, kw = values.shape
     padded = np.zeros((out, kh + 1, inp, kw + 1), dtype=_float_dtype(values.dtype))
     padded[:, :kh, :, :kw] = values.transpose(0, 2, 1, 3)
     return padded.reshape(out * (kh + 1), inp * (kw + 1))[:-1, :-1]
+
+
+MAX_FLATTEN_COPY = 1 << 28  # elements copied to flatten a view that cannot be reshaped in place
+
+
+def _flattened(values: np.ndarray) -> np.ndarray:
+    """(out, in, kh, kw) as (out, in*kh*kw): a view where the strides allow (a contiguous
+    tensor, an expanded one), else a copy, refused past MAX_FLATTEN_COPY elements (a crafted
+    view of overlapping strides can name 10**12 elements over a few stored ones)."""
+    shape = (values.shape[0], math.prod(values.shape[1:]))
+    if values.size > MAX_FLATTEN_COPY:
+        try:
+            return np.reshape(values, shape, copy=False)
+        except ValueError:
+            raise ValueError(
+                f"no values: a view of {values.size:,} elements whose strides cannot be "
+                "flattened without copying them all"
+            ) from None
+        except TypeError:  # numpy before 2.1 has no copy=False: it would copy silently
+            pass
+    return values.reshape(shape)
 
 
 def _mosaic_gaps(shape: tuple[int, ...], kernel: tuple[int, int]) -> np.ndarray:
@@ -209,7 +253,21 @@ def _to_float32(a: np.ndarray) -> np.ndarray:
 
 
 def _reduce_extremes(matrix: np.ndarray, row_step: int, col_step: int) -> np.ndarray:
-    """Blocks of row_step x col_step -> their signed extreme (NaN wins)."""
+    """Blocks of row_step x col_step -> their signed extreme (NaN wins). An axis of stride 0
+    repeats one row (or column): it is reduced once and the result repeated, so a view of
+    10**12 elements over one stored value costs one value of work."""
+    rows, cols = matrix.shape
+    same_rows = rows > 1 and matrix.strides[0] == 0
+    same_cols = cols > 1 and matrix.strides[1] == 0
+    if same_rows or same_cols:
+        stored = matrix[: 1 if same_rows else rows, : 1 if same_cols else cols]
+        steps = (1 if same_rows else row_step, 1 if same_cols else col_step)
+        reduced = _reduce_extremes(stored, *steps)
+        shape = (
+            -(-rows // row_step) if same_rows else reduced.shape[0],
+            -(-cols // col_step) if same_cols else reduced.shape[1],
+        )
+        return np.array(np.broadcast_to(reduced, shape))
     if matrix.dtype == np.bool_:
         matrix = matrix.view(np.uint8)
     if np.iscomplexobj(matrix):
@@ -265,6 +323,7 @@ def _reduce_blocks(a: np.ndarray, step: int, axis: int, ufunc: np.ufunc) -> np.n
 
 
 def _extreme_position(block: np.ndarray) -> tuple[int, int]:
+    block = stored_values(block)  # an axis of stride 0 repeats its first entry
     if block.dtype == np.bool_:
         block = block.view(np.uint8)
     mag = np.abs(block.astype(np.float64))
@@ -313,20 +372,29 @@ class TensorStats:
     nan_count: int
     inf_count: int
     histogram: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
+    note: str | None = None  # what the numbers are of, when not plainly the values
 
-    def as_dict(self) -> dict[str, float | int | None]:
-        """The JSON `stats` object."""
-        return {
+    def as_dict(self) -> dict[str, float | int | str | None]:
+        """The JSON `stats` object: numbers, or "inf" / "-inf" for a sum, norm or standard
+        deviation past the float64 range (values near 1.7e308 add up past it)."""
+        out: dict[str, float | int | str | None] = {
             "min": self.min,
             "max": self.max,
             "mean": self.mean,
-            "std": self.std,
-            "norm": self.norm,
-            "sum": self.sum,
+            "std": _json_number(self.std),
+            "norm": _json_number(self.norm),
+            "sum": _json_number(self.sum),
             "zero_fraction": self.zero_fraction,
             "nan": self.nan_count,
             "inf": self.inf_count,
         }
+        if self.note:
+            out["note"] = self.note
+        return out
+
+
+def _json_number(x: float | None) -> float | str | None:
+    return x if x is None or math.isfinite(x) else str(x)
 
 
 def histogram_bins(count: int) -> int:
@@ -334,72 +402,171 @@ def histogram_bins(count: int) -> int:
     return int(min(HISTOGRAM_BINS, max(8, round(2 * math.sqrt(count)))))
 
 
+def _numbers(values: np.ndarray) -> tuple[np.ndarray, str | None]:
+    """The real numbers statistics are computed over, and what they are if not the values:
+    magnitudes of complex values, 0 and 1 for booleans."""
+    if values.dtype == np.bool_:
+        return values.view(np.uint8), "of true = 1, false = 0"
+    if np.iscomplexobj(values):
+        return np.abs(values), "of the magnitudes |z| of complex values"
+    return values, None
+
+
+def value_chunks(values: np.ndarray, chunk: int, order: str = "K"):
+    """1-D pieces of at most `chunk` elements covering `values` (in memory order, or "C":
+    row-major), copying one piece at a time: a transposed or strided view is never copied
+    whole."""
+    if values.flags.c_contiguous or values.ndim <= 1:
+        flat = values.reshape(-1)
+        for start in range(0, flat.size, chunk):
+            yield flat[start : start + chunk]
+        return
+    if values.size == 0:
+        return
+    iterator = np.nditer(
+        values, flags=["external_loop", "buffered", "zerosize_ok"], buffersize=chunk, order=order
+    )
+    for piece in iterator:
+        yield piece.copy()  # the iterator reuses its buffer
+
+
+@dataclass
+class _Moments:
+    """Running count, mean, sum of squared deviations, sum and sum of squares (Chan et al.'s
+    merge, numerically stable), of values divided by `scale`."""
+
+    scale: float = 1.0
+    n: int = 0
+    mean: float = 0.0
+    m2: float = 0.0
+    total: float = 0.0
+    sumsq: float = 0.0
+
+    def add(self, part: np.ndarray) -> None:
+        if self.scale != 1.0:
+            part = part / self.scale
+        with np.errstate(over="ignore", invalid="ignore"):  # overflow is detected by `exact`
+            self._add(part)
+
+    def _add(self, part: np.ndarray) -> None:
+        k = part.size
+        part_sum = float(part.sum())
+        part_mean = part_sum / k
+        part_m2 = float(((part - part_mean) ** 2).sum())
+        delta = part_mean - self.mean
+        self.m2 += part_m2 + delta * delta * self.n * k / (self.n + k)
+        self.mean += delta * k / (self.n + k)
+        self.n += k
+        self.total += part_sum
+        self.sumsq += float(np.dot(part, part))
+
+    @property
+    def exact(self) -> bool:
+        """False when a sum left the float64 range (overflow to inf, or NaN from inf - inf)."""
+        return all(math.isfinite(x) for x in (self.mean, self.m2, self.total, self.sumsq))
+
+
+def _scale_for(largest: float) -> float:
+    """A power of two that brings magnitudes near 1: 1 for ordinary values, so squares and
+    sums of values near 1.7e308 (or 1e-310) neither overflow nor underflow."""
+    if largest == 0.0 or 1e-100 < largest < 1e100:
+        return 1.0
+    return math.ldexp(1.0, math.frexp(largest)[1] - 1)  # 2**1023 at most: finite
+
+
 def iter_tensor_stats(
     values: np.ndarray, bins: int | None = None, chunk: int = STATS_CHUNK
 ) -> Generator[float, None, TensorStats]:
     """Statistics and histogram in chunks: yields progress in [0, 1] between chunks (the
-    places where a worker may cancel), returns TensorStats. Two passes: moments (merged per
-    chunk, numerically stable), then the histogram once the range is known."""
-    flat = np.asarray(values).reshape(-1)
-    if flat.dtype == np.bool_:
-        flat = flat.view(np.uint8)
-    if np.iscomplexobj(flat):
-        flat = np.abs(flat)
-    n_total = flat.size
-    steps = max(1, math.ceil(n_total / chunk)) * 2
-    n = 0
-    mean = 0.0
-    m2 = 0.0
-    total = 0.0
-    sumsq = 0.0
+    places where a worker may cancel), returns TensorStats. Two passes (moments and range,
+    then the histogram once the range is known), a third over scaled values only when
+    values are so large or small that plain sums leave the float64 range.
+
+    An axis of stride 0 (an expanded tensor) repeats its values: statistics are computed
+    from the values stored, each counted as often as it is seen, so 10**12 elements of one
+    stored value cost one element of work."""
+    values = np.asarray(values)
+    repeat = repeats(values)
+    stored, note = _numbers(stored_values(values))
+    n_stored = stored.size
+    steps = max(1, math.ceil(n_stored / chunk)) * 2
+    moments = _Moments()
     lo, hi = math.inf, -math.inf
     zeros = nans = infs = 0
-    for step, start in enumerate(range(0, n_total, chunk)):
-        part = flat[start : start + chunk].astype(np.float64)
+    for step, piece in enumerate(value_chunks(stored, chunk)):
+        part = piece.astype(np.float64)
         finite_mask = np.isfinite(part)
         if not finite_mask.all():
             nans += int(np.isnan(part).sum())
             infs += int(np.isinf(part).sum())
             part = part[finite_mask]
         if part.size:
-            k = part.size
-            part_sum = float(part.sum())
-            part_mean = part_sum / k
-            part_m2 = float(((part - part_mean) ** 2).sum())
-            delta = part_mean - mean
-            m2 += part_m2 + delta * delta * n * k / (n + k)
-            mean += delta * k / (n + k)
-            n += k
-            total += part_sum
-            sumsq += float(np.dot(part, part))
+            moments.add(part)
             lo, hi = min(lo, float(part.min())), max(hi, float(part.max()))
-            zeros += int(k - np.count_nonzero(part))
+            zeros += int(part.size - np.count_nonzero(part))
         yield (step + 1) / steps
+    n = moments.n
+    scale = _scale_for(max(abs(lo), abs(hi))) if n else 1.0
+    if n and (scale != 1.0 or not moments.exact):
+        moments = _Moments(scale=scale)
+        for piece in value_chunks(stored, chunk):
+            part = piece.astype(np.float64)
+            part = part[np.isfinite(part)]
+            if part.size:
+                moments.add(part)
     hist = None
     if n:
-        bins = bins or histogram_bins(n)
-        edges = np.linspace(lo, hi, bins + 1) if hi > lo else np.linspace(lo - 0.5, hi + 0.5, 2)
+        edges = _histogram_edges(lo, hi, bins or histogram_bins(n * repeat))
         counts = np.zeros(len(edges) - 1, dtype=np.int64)
-        for step, start in enumerate(range(0, n_total, chunk)):
-            part = flat[start : start + chunk]
-            part = part[np.isfinite(part)] if np.issubdtype(part.dtype, np.floating) else part
+        for step, piece in enumerate(value_chunks(stored, chunk)):
+            part = piece[np.isfinite(piece)] if np.issubdtype(piece.dtype, np.floating) else piece
             counts += np.histogram(part, bins=edges)[0]
             yield 0.5 + (step + 1) / steps
-        hist = (counts, edges)
+        hist = (counts * repeat, edges)
+    if repeat > 1:
+        plural = "s" if n_stored != 1 else ""
+        seen = f"{n_stored:,} stored value{plural}, each seen {repeat:,} times (stride 0)"
+        note = f"{note}; from {seen}" if note else f"from {seen}"
+    s = moments.scale
     return TensorStats(
-        count=n_total,
-        finite=n,
+        count=n_stored * repeat,
+        finite=n * repeat,
         min=lo if n else None,
         max=hi if n else None,
-        mean=mean if n else None,
-        std=math.sqrt(m2 / (n - 1)) if n > 1 else (0.0 if n else None),
-        norm=math.sqrt(sumsq) if n else None,
-        sum=total if n else None,
+        mean=moments.mean * s if n else None,
+        std=_times(math.sqrt(moments.m2 * repeat / (n * repeat - 1)), s)
+        if n * repeat > 1
+        else (0.0 if n else None),
+        norm=_times(math.sqrt(moments.sumsq * repeat), s) if n else None,
+        sum=_times(moments.total * repeat, s) if n else None,
         zero_fraction=zeros / n if n else None,
-        nan_count=nans,
-        inf_count=infs,
+        nan_count=nans * repeat,
+        inf_count=infs * repeat,
         histogram=hist,
+        note=note,
     )
+
+
+def _times(x: float, scale: float) -> float:
+    """x * scale, inf when the product leaves the float64 range (no OverflowError)."""
+    try:
+        return x * scale
+    except OverflowError:  # pragma: no cover - float multiplication gives inf, not this
+        return math.copysign(math.inf, x)
+
+
+def _histogram_edges(lo: float, hi: float, bins: int) -> np.ndarray:
+    """Bin edges from lo to hi; computed from halves when hi - lo leaves the float64 range
+    (-1.7e308 to 1.7e308), and around the value when all values are equal."""
+    if hi > lo:
+        if math.isfinite(hi - lo):
+            return np.linspace(lo, hi, bins + 1)
+        edges = np.linspace(lo / 2, hi / 2, bins + 1) * 2
+        edges[0], edges[-1] = lo, hi  # exact ends, whatever the rounding
+        return edges
+    d = max(0.5, abs(lo) * 2**-20)
+    left, right = lo - d, hi + d
+    return np.array([left if math.isfinite(left) else lo, right if math.isfinite(right) else hi])
 
 
 def tensor_stats(values: np.ndarray, bins: int | None = None) -> TensorStats:

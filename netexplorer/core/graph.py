@@ -47,6 +47,7 @@ from typing import Any, TypeVar
 from .calls import CallRecorder, ModuleCall, iter_tensors
 from .inputs import InputSpec
 from .text import shape_text
+from .torch_import import import_torch
 from .tree import ModuleNode, ModuleTree
 
 INPUT_ID = "input"
@@ -625,7 +626,7 @@ def _tensor_shapes(module: ModuleNode | None) -> tuple[tuple[str, tuple[int, ...
 
 def _scripted_path(tree: ModuleTree) -> str | None:
     """The first module path whose module is TorchScript (None: there is none)."""
-    import torch
+    torch = import_torch()
 
     for path, module in tree.module.named_modules():
         if isinstance(module, torch.jit.ScriptModule):
@@ -638,7 +639,7 @@ class _ForwardFailed(Exception):
 
 
 def _record_forward(tree: ModuleTree, spec: InputSpec, seed: int | None) -> tuple[Any, Any]:
-    import torch
+    torch = import_torch()
 
     module = tree.module
     modes = [(m, m.training) for m in module.modules()]
@@ -708,7 +709,7 @@ class _FlowRecorder(CallRecorder):
     until `clear()`, so an id never stands for two tensors."""
 
     def __init__(self, tree: ModuleTree) -> None:
-        import torch
+        torch = import_torch()
 
         super().__init__(tree, keep_io=True)
         self._tensor_type = torch.Tensor
@@ -773,7 +774,7 @@ class _FlowRecorder(CallRecorder):
 
     def follow_tensors(self) -> Any:
         """A torch function mode that passes origins through every torch operation."""
-        import torch
+        torch = import_torch()
         from torch.overrides import TorchFunctionMode
 
         recorder = self

@@ -9,8 +9,12 @@ neither: itemsizes come from `ITEMSIZE`).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Hashable
 from typing import TYPE_CHECKING, Any
+
+from .limits import MAX_SIZE, count_text
+from .torch_import import import_torch
 
 if TYPE_CHECKING:
     import numpy as np
@@ -65,15 +69,42 @@ _FLOAT8 = {
 def decode_raw(raw: np.ndarray, dtype: str) -> np.ndarray:
     """Turn the raw integer view of a dtype numpy lacks into float32 values.
 
-    `raw` holds the stored bits (uint16 for bfloat16, uint8 for float8 formats).
+    `raw` holds the stored bits (uint16 for bfloat16, uint8 for float8 formats). Axes of
+    stride 0 (an expanded tensor: one stored value seen 2**40 times) are decoded once and
+    broadcast again, so decoding costs what is stored, not what is seen.
     """
     import numpy as np
 
+    stored = stored_values(raw)
     if dtype == "bfloat16":
-        return (raw.astype(np.uint32) << 16).view(np.float32)
-    if dtype in _FLOAT8:
-        return _float8_table(*_FLOAT8[dtype])[raw]
-    raise ValueError(f"cannot decode dtype {dtype}")
+        decoded = (stored.astype(np.uint32) << 16).view(np.float32)
+    elif dtype in _FLOAT8:
+        decoded = _float8_table(*_FLOAT8[dtype])[stored]
+    else:
+        raise ValueError(f"cannot decode dtype {dtype}")
+    return decoded if stored is raw else np.broadcast_to(decoded, raw.shape)
+
+
+def stored_values(values: np.ndarray) -> np.ndarray:
+    """`values` with every axis of stride 0 cut to length 1: the values actually stored,
+    each standing for `repeats(values)` elements (the array itself when there are none)."""
+    if values.size == 0:
+        return values
+    cut = tuple(
+        slice(0, 1) if stride == 0 and n > 1 else slice(None)
+        for n, stride in zip(values.shape, values.strides, strict=True)
+    )
+    return values[cut] if any(c.stop == 1 for c in cut) else values
+
+
+def repeats(values: np.ndarray) -> int:
+    """How many elements of `values` each of its stored values stands for (1 for an array
+    without axes of stride 0)."""
+    if values.size == 0:
+        return 1
+    return math.prod(
+        n for n, stride in zip(values.shape, values.strides, strict=True) if stride == 0 and n > 1
+    )
 
 
 def raw_view_dtype(dtype: str) -> np.dtype | None:
@@ -89,6 +120,44 @@ def raw_view_dtype(dtype: str) -> np.dtype | None:
     return None
 
 
+def numpy_max_dims() -> int:
+    """The most dimensions a numpy array may have: 64 from numpy 2, 32 before."""
+    import numpy as np
+
+    return 64 if int(np.__version__.split(".")[0]) >= 2 else 32
+
+
+def values_problem(shape: tuple[int, ...], dtype: str) -> str | None:
+    """Why numpy cannot hold the values of a tensor of `shape` and `dtype` (too many
+    dimensions, more bytes than it addresses), or None. torch has neither limit, so such a
+    tensor is shown with its shape and this reason instead of values."""
+    max_dims = numpy_max_dims()
+    if len(shape) > max_dims:
+        return f"it has {len(shape)} dimensions and numpy holds at most {max_dims}"
+    numel = math.prod(shape)
+    if numel * ITEMSIZE.get(dtype, 1) > MAX_SIZE:
+        return f"its {count_text(numel)} elements take more bytes than numpy can address"
+    return None
+
+
+# Elements a view may name per element its storage holds, beyond axes of stride 0 (those
+# repeat one value and cost nothing): unfold(k) reads each element k times; a crafted file can
+# name 10**12 elements over a few MB with strides (1, 1), and statistics would read them all.
+MAX_VIEW_REPEAT = 64
+
+
+def overlap_problem(shape: tuple[int, ...], strides: tuple[int, ...], stored: int) -> str | None:
+    """Why the values of a view are not read: more elements than MAX_VIEW_REPEAT times the
+    `stored` elements of its storage (axes of stride 0 aside), or None."""
+    named = math.prod(n for n, st in zip(shape, strides, strict=True) if st != 0)
+    if named <= max(1 << 20, MAX_VIEW_REPEAT * stored):
+        return None
+    return (
+        f"its strides overlap: it names {count_text(named)} elements over {stored:,} stored "
+        "ones (a crafted file?)"
+    )
+
+
 class TensorHandle:
     """Lazy access to one tensor: shape and dtype now, values on demand."""
 
@@ -100,8 +169,20 @@ class TensorHandle:
     chunks: tuple[Any, ...] | None = None
 
     @property
+    def no_values_reason(self) -> str | None:
+        """Why this tensor has no values to show (a meta tensor, too many dimensions for
+        numpy, a damaged sparse tensor, ...), or None when it has values."""
+        return values_problem(self.shape, self.dtype)
+
+    @property
     def has_values(self) -> bool:
-        return True
+        return self.no_values_reason is None
+
+    def check_values(self) -> None:
+        """Raise ValueError with the reason when this tensor has no values."""
+        reason = self.no_values_reason
+        if reason is not None:
+            raise ValueError(f"no values: {reason}")
 
     def array(self) -> np.ndarray:
         """The values as a numpy array that is never mutated afterwards (float32 stands in
@@ -129,6 +210,7 @@ class ArrayHandle(TensorHandle):
         self._storage_key = storage_key
 
     def array(self) -> np.ndarray:
+        self.check_values()
         return self._loader()
 
     def storage_key(self) -> Hashable | None:
@@ -153,10 +235,21 @@ class TorchHandle(TensorHandle):
         return self.tensor.device.type
 
     @property
-    def has_values(self) -> bool:
-        return self.device != "meta"
+    def no_values_reason(self) -> str | None:
+        t = self.tensor
+        if self.device == "meta":
+            return "a meta tensor has a shape and a dtype but no values"
+        reason = super().no_values_reason
+        if reason is None and t.layout is import_torch().strided and t.numel():
+            try:
+                stored = t.untyped_storage().nbytes() // max(1, t.element_size())
+            except (RuntimeError, NotImplementedError):  # a tensor without a storage
+                return None
+            reason = overlap_problem(self.shape, tuple(t.stride()), stored)
+        return reason
 
     def array(self) -> np.ndarray:
+        self.check_values()
         return _torch_to_numpy(self.tensor, copy=self.snapshot)
 
     def grad_array(self) -> np.ndarray | None:
@@ -175,9 +268,22 @@ class TorchHandle(TensorHandle):
 
 
 def _torch_to_numpy(tensor: Any, copy: bool) -> np.ndarray:
+    import numpy as np
+
     if tensor.device.type == "meta":
         raise ValueError("a meta tensor has shape and dtype but no values")
     t = tensor.detach()
+    shape = tuple(int(n) for n in t.shape)
+    # an axis of stride 0 (an expanded tensor) is converted and copied once, then broadcast:
+    # torch.zeros(1).expand(2**20, 2**20) is one value, not 4 TB
+    strides = tuple(t.stride())
+    cut = tuple(
+        slice(0, 1) if st == 0 and n > 1 else slice(None)
+        for n, st in zip(shape, strides, strict=True)
+    )
+    expanded = any(c.stop == 1 for c in cut)
+    if expanded:
+        t = t[cut]
     name = torch_dtype_name(t.dtype)
     if name not in _NUMPY_NATIVE:
         t = t.float()  # bfloat16, float8, ...: a fresh float32 copy
@@ -189,4 +295,6 @@ def _torch_to_numpy(tensor: Any, copy: bool) -> np.ndarray:
     if t.is_neg():  # a saved negative view (of a conjugate) holds the bit, not the values
         t = t.resolve_neg()
     arr = t.numpy()
-    return arr.copy() if copy else arr
+    if copy:
+        arr = arr.copy()
+    return np.broadcast_to(arr, shape) if expanded else arr

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .display import value_chunks
+from .handles import stored_values
 from .tasks import run_to_end
 from .tree import ModuleTree, TensorNode
 
@@ -71,27 +73,34 @@ def iter_identical_tensors(
         node = nodes[0]
         hasher = hashlib.blake2b(digest_size=20)
         values = np.asarray(node.handle.array())
-        flat = values.reshape(-1)
+        # an axis of stride 0 repeats what is stored: hash that once, and say which axes
+        # repeat (an expanded tensor of 10**12 elements is one value, not 4 TB to hash)
+        stored = stored_values(values)
+        repeated = tuple(
+            i
+            for i, (n, stride) in enumerate(zip(values.shape, values.strides, strict=True))
+            if stride == 0 and n > 1 and stored is not values
+        )
         is_constant = True
-        first = flat[:1].copy()
-        step = max(1, chunk_bytes // max(1, flat.itemsize))
-        for start in range(0, flat.size, step):
-            part = np.ascontiguousarray(flat[start : start + step])
+        first = stored.reshape(-1)[:1].copy() if stored.size else stored.reshape(-1)
+        step = max(1, chunk_bytes // max(1, stored.itemsize))
+        for piece in value_chunks(stored, step, order="C"):
+            part = np.ascontiguousarray(piece)
             hasher.update(memoryview(part).cast("B"))
             if is_constant:
                 is_constant = bool(np.array_equal(part, np.broadcast_to(first, part.shape)))
-            done += part.nbytes
+            done += part.nbytes * (values.size // max(1, stored.size))
             yield min(1.0, done / total), f"hashing {node.path}"
-        if flat.size == 0:
+        if stored.size == 0:
             yield min(1.0, done / total), f"hashing {node.path}"
-        content = (node.dtype, node.shape, hasher.hexdigest())
+        content = (node.dtype, node.shape, repeated, hasher.hexdigest())
         by_content.setdefault(content, []).append((key, nodes))
         constant[content] = is_constant
     groups = []
     for content, members in by_content.items():
         if len(members) < 2:
             continue
-        dtype, shape, _ = content
+        dtype, shape, _, _ = content
         paths = tuple(n.path for _, nodes in members for n in nodes)
         groups.append(IdenticalGroup(paths, dtype, shape, constant[content]))
     groups.sort(key=lambda g: (not g.probable_tie, -_numel(g.shape), g.paths))

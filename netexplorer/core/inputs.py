@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
+from .torch_import import import_torch
+
 DISTRIBUTIONS = ("uniform", "normal", "tokens")
 
 
@@ -42,7 +44,7 @@ class InputSpec:
 
     def make(self, seed: int | None = 0) -> Any:
         """The batch as a torch tensor, reproducible for a given seed."""
-        import torch
+        torch = import_torch()
 
         gen = torch.Generator().manual_seed(0 if seed is None else int(seed))
         if self.distribution == "tokens":

@@ -23,6 +23,7 @@ from .errors import UnknownPathError
 from .handles import TensorHandle, TorchHandle
 from .inputs import InputSpec
 from .sharing import TieGroup, find_tie_groups, module_aliases
+from .torch_import import import_torch
 
 ROOT_NAME = "net"  # the variable name access expressions start from
 
@@ -241,7 +242,7 @@ def access_step(parent: Any, name: str) -> str:
     """How Python reaches child `name` of `parent` (a live module, or None if unknown)."""
     if parent is None:  # checkpoint without code: ModuleList-like indices, attributes
         return f"[{name}]" if name.isdigit() else _attribute(name)
-    from torch import nn
+    nn = import_torch().nn
 
     if isinstance(parent, nn.Sequential):
         if name.isidentifier() and not keyword.iskeyword(name):
@@ -299,7 +300,7 @@ def tree_from_module(module: Any, *, source: str = "", metadata: dict | None = N
         owner_path = _owner(key, module_nodes)
         owner = module_nodes[owner_path]
         name = key[len(owner_path) + 1 :] if owner_path else key
-        from torch import nn
+        nn = import_torch().nn
 
         is_param = isinstance(value, nn.Parameter)
         owner.tensors.append(
@@ -344,7 +345,10 @@ def tree_from_entries(
     (same storage, offset, shape and stride). `containers` are the key paths of state dicts
     nested in the file (`("state_dict",)` in a Lightning checkpoint): what lies in them is
     reached as `ckpt["state_dict"]["2.weight"]`, not as a module attribute."""
-    nested = {".".join(parts): parts for parts in containers if parts}
+    nested: dict[str, tuple[int, tuple[str, ...]]] = {}
+    for parts in containers:
+        if parts:
+            nested.setdefault(".".join(parts), (len(nested), parts))
     root_access = CHECKPOINT_NAME if nested else ROOT_NAME  # a file of several dicts
     root = ModuleNode(path="", name="", type_name="", extra_repr="", access=root_access)
     modules: dict[str, ModuleNode] = {"": root}
@@ -407,16 +411,23 @@ def tree_from_entries(
 CHECKPOINT_NAME = "ckpt"  # the variable a loaded checkpoint file is held in
 
 
-def _item_access(path: str, nested: dict[str, tuple[str, ...]], tensor: bool) -> str:
+def _item_access(path: str, nested: dict[str, tuple[int, tuple[str, ...]]], tensor: bool) -> str:
     """`ckpt["state_dict"]["2.weight"]` for a tensor key inside a state dict nested in a
     checkpoint file (list positions as integers); the nested dict itself for a module path
-    inside it (a flat state dict has no entry per module); '' outside every nested one."""
-    for prefix, parts in nested.items():
-        if path == prefix or path.startswith(prefix + "."):
-            steps = "".join(f"[{p}]" if p.isdigit() else f"[{p!r}]" for p in parts)
-            rest = path[len(prefix) + 1 :]
-            return CHECKPOINT_NAME + steps + (f"[{rest!r}]" if tensor and rest else "")
-    return ""
+    inside it (a flat state dict has no entry per module); '' outside every nested one.
+    `nested` maps a nested dict's path to (its position, its key parts); when several hold
+    the path, the first wins. The path's own prefixes are looked up rather than every nested
+    dict tried: a file of thousands of nested state dicts would make that quadratic."""
+    if not nested:
+        return ""
+    prefixes = [path[:i] for i, c in enumerate(path) if c == "."] + [path]
+    found = [p for p in prefixes if p in nested]
+    if not found:
+        return ""
+    prefix = min(found, key=lambda p: nested[p][0])
+    steps = "".join(f"[{p}]" if p.isdigit() else f"[{p!r}]" for p in nested[prefix][1])
+    rest = path[len(prefix) + 1 :]
+    return CHECKPOINT_NAME + steps + (f"[{rest!r}]" if tensor and rest else "")
 
 
 def _is_floating(dtype: str) -> bool:

@@ -106,3 +106,17 @@ def test_bfloat16_values_compare_by_their_decoded_bits():
     )
     (group,) = find_identical_tensors(t)
     assert group.dtype == "bfloat16" and group.probable_tie
+
+
+def test_expanded_tensors_are_hashed_by_what_they_store():
+    """An axis of stride 0 of 10**12 elements is hashed as its stored values (it was copied
+    whole: 4 TB); the axes that repeat are part of what must match."""
+    row = np.arange(4, dtype=np.float32)
+    big = np.broadcast_to(row, (2**38, 4))
+    tree = tree_of(
+        a=CountingHandle(big),
+        b=CountingHandle(np.broadcast_to(row.copy(), (2**38, 4))),
+        c=CountingHandle(np.broadcast_to(row[::-1].copy(), (2**38, 4))),
+    )
+    groups = find_identical_tensors(tree)
+    assert [g.paths for g in groups] == [("a", "b")]

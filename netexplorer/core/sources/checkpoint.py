@@ -19,22 +19,25 @@ stay right), and `metadata["optimizer_matching"]` says why it was not matched.
 
 from __future__ import annotations
 
-import sys
+import warnings
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import SourceError
 from ..handles import TensorHandle, TorchHandle
+from ..limits import GET_IT_AGAIN, MAX_DENSE_ELEMENTS, MAX_SHARED_ENTRIES, MAX_TENSORS
+from ..text import first_line
+from ..torch_import import import_torch, loaded_torch
 from ..tree import KNOWN_BUFFER_NAMES
 from .metadata import json_safe
 from .torch_zip import StoredTensor
 
 MAX_NESTING = 64  # containers deeper than this are shown as a note, not walked
 # A container met again (one object saved at two places) is walked again only if it holds
-# tensors, so each place gets its branch; at most this many times: a file can hold one list
-# shared at every level of a nesting, which makes 2**depth paths from a few bytes.
-MAX_REWALKS = 10_000
+# tensors, so each place gets its branch; those branches may add MAX_SHARED_ENTRIES entries
+# in all: a file can hold one list shared at every level of a nesting, which makes
+# 2**depth paths from a few bytes.
 # Where training scripts put the model's state dict, most specific first ("" = the top level)
 MODEL_KEYS = ("state_dict", "model_state_dict", "model", "module", "net", "network", "")
 
@@ -46,9 +49,17 @@ class CheckpointTensorHandle(TorchHandle):
     def __init__(self, tensor: Any) -> None:
         super().__init__(tensor, snapshot=False)
 
-    def array(self):
-        import torch
+    @property
+    def no_values_reason(self) -> str | None:
+        reason = super().no_values_reason
+        if reason is None and self.tensor.layout is not import_torch().strided:
+            reason = sparse_problem(self.tensor)
+        return reason
 
+    def array(self):
+        torch = import_torch()
+
+        self.check_values()
         t = self.tensor
         if t.is_quantized:
             t = t.dequantize()
@@ -59,7 +70,7 @@ class CheckpointTensorHandle(TorchHandle):
         return TorchHandle(t, snapshot=False).array()
 
     def storage_key(self) -> Hashable | None:
-        import torch
+        torch = import_torch()
 
         t = self.tensor
         try:
@@ -97,11 +108,37 @@ class _Optimizer:
     groups: list[Mapping[str, Any]]
 
 
+def sparse_problem(t: Any) -> str | None:
+    """Why a sparse tensor cannot be shown densely (indices outside its shape: to_dense would
+    write outside its memory; more elements than MAX_DENSE_ELEMENTS), or None."""
+    torch = import_torch()
+    if t.numel() > MAX_DENSE_ELEMENTS:
+        return f"a sparse tensor of {t.numel():,} elements is too large to show densely"
+    try:
+        if t.layout is torch.sparse_coo:
+            torch._validate_sparse_coo_tensor_args(t._indices(), t._values(), t.size())
+        else:
+            compressed, plain = _compressed_indices(t)
+            torch._validate_sparse_compressed_tensor_args(
+                compressed, plain, t.values(), t.size(), t.layout
+            )
+    except (RuntimeError, ValueError, TypeError) as exc:
+        return f"its sparse indices are invalid ({first_line(exc)[:100]}): the file is damaged"
+    return None
+
+
+def _compressed_indices(t: Any) -> tuple[Any, Any]:
+    torch = import_torch()
+    if t.layout in (torch.sparse_csr, torch.sparse_bsr):
+        return t.crow_indices(), t.col_indices()
+    return t.ccol_indices(), t.row_indices()
+
+
 def is_tensor(x: Any) -> bool:
     """A torch tensor, or a tensor of a torch zip file read without torch (a StoredTensor)."""
     if isinstance(x, StoredTensor):
         return True
-    torch = sys.modules.get("torch")  # nothing is a torch tensor before torch is imported
+    torch = loaded_torch()  # nothing is a torch tensor before torch is imported
     return torch is not None and isinstance(x, torch.Tensor)
 
 
@@ -110,10 +147,37 @@ def tensor_handle(x: Any) -> TensorHandle:
     return x.handle() if isinstance(x, StoredTensor) else CheckpointTensorHandle(x)
 
 
+def check_attributes(obj: Any, source: str) -> None:
+    """Refuse a loaded checkpoint in which a dict or a tensor carries an attribute named like
+    one of its own methods (`items`, `detach`): torch's loader sets the attributes a file's
+    BUILD says, and every later call of that method would fail (netexplorer's own reader
+    refuses such a BUILD itself)."""
+    seen: set[int] = set()
+    stack = [obj]
+    while stack:
+        x = stack.pop()
+        if id(x) in seen:
+            continue
+        seen.add(id(x))
+        own = getattr(x, "__dict__", ())
+        hiding = [n for n in own if isinstance(n, str) and hasattr(type(x), n)]
+        if hiding and (isinstance(x, dict) or is_tensor(x)):
+            raise SourceError(
+                f"cannot open {source}: a {type(x).__name__} in it carries an attribute named "
+                f"{hiding[0][:40]!r}, which hides its own; {GET_IT_AGAIN}"
+            )
+        if isinstance(x, dict):
+            stack.extend(dict.keys(x))
+            stack.extend(dict.values(x))
+        elif isinstance(x, (list, tuple, set, frozenset)):
+            stack.extend(x)
+
+
 def read_checkpoint(obj: Any, source: str = "the checkpoint") -> CheckpointContents:
     """Entries, metadata and matched optimizer state of a loaded checkpoint object (read
-    from `source`). Raises SourceError when containers of tensors are shared more than
-    MAX_REWALKS times."""
+    from `source`). Raises SourceError when it holds more than MAX_TENSORS tensors, or when
+    containers of tensors placed at several paths would add more than MAX_SHARED_ENTRIES
+    entries (beyond as many as the file holds once)."""
     walker = _Walker(source)
     metadata = walker.walk(obj, ())
     out = CheckpointContents(
@@ -155,25 +219,27 @@ class _Walker:
         # id of a container walked -> (it held tensors, its metadata); the object itself is
         # kept alive by the checkpoint for the whole walk, so its id is not reused
         self._walked: dict[int, tuple[bool, Any]] = {}
-        self._rewalks = 0
+        self._active: set[int] = set()  # containers being walked: met again, a cycle
+        self._rewalking = 0  # > 0 inside a container walked a second time
+        self._shared = 0  # entries added by second walks
 
     def walk(self, obj: Any, path: tuple[str, ...]) -> Any:
         """The JSON-safe metadata of `obj` (tensors and optimizer tensors taken out)."""
         if not isinstance(obj, (Mapping, list, tuple)):
             return self._walk(obj, path)
+        if id(obj) in self._active:
+            return "<this container again: it contains itself>"
         known = self._walked.get(id(obj))
-        if known is not None:
-            held_tensors, metadata = known
-            if not held_tensors:
-                return metadata
-            self._rewalks += 1
-            if self._rewalks > MAX_REWALKS:
-                raise SourceError(
-                    f"cannot open {self.source}: it holds containers of tensors shared over "
-                    f"{MAX_REWALKS:,} times (a crafted file?); netexplorer does not walk them"
-                )
+        if known is not None and not known[0]:
+            return known[1]  # no tensors below: its metadata once is enough
+        self._active.add(id(obj))
+        self._rewalking += known is not None
         before = (len(self.entries), len(self.optimizers))
-        metadata = self._walk(obj, path)
+        try:
+            metadata = self._walk(obj, path)
+        finally:
+            self._active.discard(id(obj))
+            self._rewalking -= known is not None
         held_tensors = (len(self.entries), len(self.optimizers)) != before
         self._walked[id(obj)] = (held_tensors, metadata)
         return metadata
@@ -185,6 +251,9 @@ class _Walker:
             if obj.dim() == 0 and path:
                 return json_safe(obj)  # a lone scalar (a score, a step count) is metadata
             self.add(path or ("tensor",), obj)
+            return _NOTHING
+        if is_storage(obj):  # saved on its own: its elements, as a 1-D tensor (a buffer)
+            self.add(path or ("storage",), storage_tensor(obj), kind="buffer")
             return _NOTHING
         if is_module(obj):  # only after a trusted load: its state dict is what it holds
             obj = obj.state_dict()
@@ -232,6 +301,7 @@ class _Walker:
                 n += 1
             key = f"{key} ({n})"
         self._seen.add(key)
+        _count_entry_limits(self)
         handle = tensor_handle(tensor)
         self.entries.append((key, handle))
         self.handles[key] = handle
@@ -240,8 +310,44 @@ class _Walker:
         return key
 
 
+def _count_entry_limits(walker: _Walker) -> None:
+    """Refuse a checkpoint past MAX_TENSORS entries, or whose shared containers add more
+    entries than MAX_SHARED_ENTRIES beyond the ones it holds once."""
+    total = len(walker.entries) + 1
+    if total > MAX_TENSORS:
+        raise SourceError(
+            f"cannot open {walker.source}: it holds more than {MAX_TENSORS:,} tensors, the most "
+            "netexplorer opens (each is a tree node, a line and statistics); open a smaller "
+            "part of it"
+        )
+    if walker._rewalking:
+        walker._shared += 1
+        if walker._shared > max(MAX_SHARED_ENTRIES, total - walker._shared):
+            raise SourceError(
+                f"cannot open {walker.source}: it places the same containers of tensors at so "
+                f"many paths that they would add over {MAX_SHARED_ENTRIES:,} entries to the "
+                f"tree; {GET_IT_AGAIN}"
+            )
+
+
+def is_storage(x: Any) -> bool:
+    """A torch storage (typed or untyped) loaded by torch."""
+    torch = loaded_torch()
+    return torch is not None and isinstance(x, (torch.UntypedStorage, torch.storage.TypedStorage))
+
+
+def storage_tensor(storage: Any) -> Any:
+    """A storage as the 1-D tensor of its elements (bytes for an untyped storage), sharing
+    its memory: what a file holding a bare storage holds."""
+    torch = import_torch()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # TypedStorage is deprecated, still loaded
+        dtype = getattr(storage, "dtype", torch.uint8)
+        return torch.empty(0, dtype=dtype).set_(storage)
+
+
 def is_module(obj: Any) -> bool:
-    torch = sys.modules.get("torch")
+    torch = loaded_torch()
     return torch is not None and isinstance(obj, torch.nn.Module)
 
 

@@ -19,6 +19,7 @@ from typing import Any
 from ..errors import SourceError
 from ..handles import TensorHandle, TorchHandle
 from ..text import first_line
+from ..torch_import import import_torch
 from ..tree import ModuleTree, tree_from_module
 from .base import OpenOptions
 
@@ -70,7 +71,7 @@ def build_model(spec: str, options: OpenOptions) -> Any:
             raise SourceError(f"cannot build {spec}: {module_name} has no {attribute!r}")
     if not callable(factory):
         raise SourceError(f"cannot build {spec}: {attribute} is not callable")
-    import torch
+    torch = import_torch()
 
     torch.manual_seed(0 if options.seed is None else int(options.seed))
     try:
@@ -136,7 +137,7 @@ def build_with_weights(
 def load_weights(model: Any, checkpoint: ModuleTree, assign: bool = False) -> tuple[dict, str]:
     """Load the tensors of `checkpoint` into `model` (strict=False) and report the keys:
     loaded, missing, unexpected, shape mismatches (not loaded) and dtype changes."""
-    import torch
+    torch = import_torch()
 
     expected = model.state_dict(keep_vars=True)
     prefix = best_prefix(checkpoint.tensors, expected)
@@ -207,7 +208,7 @@ def best_prefix(checkpoint_paths: Iterable[str], model_keys: Iterable[str]) -> s
 def as_torch(handle: TensorHandle) -> Any:
     """A handle's values as a writable torch tensor of the stored dtype (the file is never
     written: mapped files are mapped copy-on-write)."""
-    import torch
+    torch = import_torch()
 
     if isinstance(handle, TorchHandle):
         return handle.tensor.detach()

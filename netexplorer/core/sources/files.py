@@ -13,6 +13,7 @@ import os
 import stat
 import zipfile
 from functools import lru_cache
+from typing import BinaryIO
 
 from ..errors import SourceError
 
@@ -22,33 +23,35 @@ FORMATS = (
 )
 
 # The legacy (pre-zip) torch.save format starts with a protocol-2 pickle of this magic number.
-_LEGACY_MAGIC = b"\x8a\x0a" + (0x1950A86A20F9469CFC6C).to_bytes(10, "little")
+_LEGACY_MAGIC_NUMBER = 0x1950A86A20F9469CFC6C
+_LEGACY_MAGIC = b"\x8a\x0a" + _LEGACY_MAGIC_NUMBER.to_bytes(10, "little")
+_LEGACY_MAGIC_TEXT = f"L{_LEGACY_MAGIC_NUMBER}L\n.".encode()
 _HEAD_BYTES = 64
 MAX_SAFETENSORS_HEADER = 100_000_000  # the safetensors library's own limit
 
 
 def check_file(path: str) -> int:
     """The size of the regular file at `path`. Raises SourceError (naming the file and what
-    to do) if it is missing, a folder, not readable or empty."""
+    to do) if it is missing, a folder, a FIFO, device or socket (refused by `stat`, before
+    anything opens it: opening a FIFO waits for a writer, a device never ends), not readable
+    or empty."""
     try:
         info = os.stat(path)
     except FileNotFoundError:
         raise SourceError(f"cannot open {path}: no such file; check the path") from None
     except PermissionError:
-        raise SourceError(_permission_message(path)) from None
+        raise SourceError(permission_message(path)) from None
     except OSError as exc:
         raise SourceError(f"cannot open {path}: {exc.strerror or exc}") from None
     if stat.S_ISDIR(info.st_mode):
         raise SourceError(f"cannot open {path}: it is a folder where a file was expected")
     if not stat.S_ISREG(info.st_mode):
-        raise SourceError(f"cannot open {path}: not a regular file")
-    try:
-        with open(path, "rb"):
-            pass
-    except PermissionError:
-        raise SourceError(_permission_message(path)) from None
-    except OSError as exc:
-        raise SourceError(f"cannot open {path}: {exc.strerror or exc}") from None
+        raise SourceError(
+            f"cannot open {path}: it is {_kind(info.st_mode)}, not a regular file; netexplorer "
+            "reads only files saved on disk"
+        )
+    with open_regular(path):
+        pass
     if info.st_size == 0:
         raise SourceError(
             f"cannot open {path}: the file is empty (0 bytes); it was probably not saved "
@@ -57,16 +60,89 @@ def check_file(path: str) -> int:
     return info.st_size
 
 
-def _permission_message(path: str) -> str:
+def open_regular(path: str) -> BinaryIO:
+    """`path` opened for reading if it is a regular file. Opened without blocking and checked
+    again on the open file, so a FIFO put in its place after `check_file` cannot hang the
+    reader. Raises SourceError."""
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
+    try:
+        fd = os.open(path, flags | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0))
+    except PermissionError:
+        raise SourceError(permission_message(path)) from None
+    except OSError as exc:
+        raise SourceError(f"cannot open {path}: {exc.strerror or exc}") from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise SourceError(f"cannot open {path}: it is {_kind(mode)}, not a regular file")
+    if hasattr(os, "set_blocking"):
+        os.set_blocking(fd, True)
+    return os.fdopen(fd, "rb")
+
+
+def _kind(mode: int) -> str:
+    for test, name in (
+        (stat.S_ISFIFO, "a FIFO (named pipe)"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISDIR, "a folder"),
+    ):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def permission_message(path: str) -> str:
+    """What to do when `path` cannot be opened for lack of permission: make a folder on the
+    way searchable (`chmod +x`), or the file itself readable (`chmod +r`)."""
+    folder = unsearchable_folder(path)
+    if folder is not None:
+        return (
+            f"cannot open {path}: permission denied: the folder {folder} cannot be searched; "
+            f"make it searchable (chmod +x {folder}) or ask its owner"
+        )
     return f"cannot open {path}: permission denied; make the file readable (chmod +r) and retry"
 
 
-def read_head(path: str, size: int = _HEAD_BYTES) -> bytes:
-    """The first `size` bytes of a file, or b"" if it cannot be read."""
+def unsearchable_folder(path: str) -> str | None:
+    """The outermost folder on the way to `path` that the user may not search (enter), or None."""
+    parent = os.path.dirname(os.path.abspath(path))
+    folders = []
+    while True:
+        folders.append(parent)
+        up = os.path.dirname(parent)
+        if up == parent:
+            break
+        parent = up
+    for folder in reversed(folders):  # from the root down
+        if not os.access(folder, os.X_OK):
+            return folder
+    return None
+
+
+def list_folder(folder: str) -> list[str]:
+    """The names in `folder`, sorted. Raises SourceError when it cannot be listed (a folder
+    without read permission is not a folder without weights)."""
     try:
-        with open(path, "rb") as f:
+        return sorted(os.listdir(folder))
+    except PermissionError:
+        if unsearchable_folder(folder) is not None:  # a folder on the way, not this one
+            raise SourceError(permission_message(folder)) from None
+        raise SourceError(
+            f"cannot open {folder}: permission denied listing the folder; make it readable "
+            f"(chmod +r {folder}) or open a weights file inside it directly"
+        ) from None
+    except OSError as exc:
+        raise SourceError(f"cannot open {folder}: {exc.strerror or exc}") from None
+
+
+def read_head(path: str, size: int = _HEAD_BYTES) -> bytes:
+    """The first `size` bytes of a regular file, or b"" if it cannot be read."""
+    try:
+        with open_regular(path) as f:
             return f.read(size)
-    except OSError:
+    except (OSError, SourceError):
         return b""
 
 
@@ -92,8 +168,12 @@ def _sniff_cached(path: str, size: int, mtime_ns: int) -> str | None:
             return "safetensors"
     if head.startswith(b"PK\x03\x04"):
         return _zip_kind(path)
+    if head.startswith(_LEGACY_MAGIC_TEXT):  # protocols 0 and 1 write the number as text
+        return "torch-legacy"
     if len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5:
-        return "torch-legacy" if head[2:14] == _LEGACY_MAGIC else "pickle"
+        # protocols 4 and 5 put a FRAME (one opcode, an 8-byte length) before the number
+        body = head[11:] if head[2:3] == b"\x95" else head[2:]
+        return "torch-legacy" if body.startswith(_LEGACY_MAGIC) else "pickle"
     return None
 
 

@@ -7,9 +7,13 @@ until pages are touched, and tensors are read only when they are shown.
 
 from __future__ import annotations
 
+import collections
+import errno
 import io
 import os
 import threading
+import weakref
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ..errors import SourceError
@@ -22,16 +26,19 @@ class MappedFile:
     """A file mapped into memory on first use. Offsets are relative to `data_start`.
 
     One map per file keeps the number of open maps small for files of thousands of tensors.
-    The file is never written: the read-only map cannot be, and the writable map handed to
-    models built from code is copy-on-write."""
+    Each map holds an open file, and a folder of 1,100 shards read one after another must not
+    hold 1,100 (the usual limit is 1,024): the RECENT_MAPS maps used last are kept, the others
+    live only as long as an array handed out holds them (by weak reference). The file is
+    never written: the read-only map cannot be, and the writable map handed to models built
+    from code is copy-on-write."""
 
     def __init__(self, path: str, data_start: int, size: int) -> None:
         self.path = path
         self.data_start = data_start
         self.size = size
         self._lock = threading.Lock()
-        self._map: np.memmap | None = None
-        self._writable: np.memmap | None = None
+        self._map: Callable[[], np.memmap | None] = _nothing
+        self._writable: Callable[[], np.memmap | None] = _nothing
 
     def bytes(self, begin: int, end: int, writable: bool = False) -> np.ndarray:
         """The bytes [begin, end) of the data section as a uint8 array (read-only, or
@@ -40,16 +47,29 @@ class MappedFile:
 
         with self._lock:
             self._check_unchanged()
-            if writable:
-                if self._writable is None:
-                    self._writable = np.memmap(self.path, dtype=np.uint8, mode="c")
-                mapped = self._writable
-            else:
-                if self._map is None:
-                    self._map = np.memmap(self.path, dtype=np.uint8, mode="r")
-                mapped = self._map
+            mapped = (self._writable if writable else self._map)()
+            if mapped is None:
+                mapped = self._open_map("c" if writable else "r")
+                if writable:
+                    self._writable = weakref.ref(mapped)
+                else:
+                    self._map = weakref.ref(mapped)
+        _keep_recent(mapped)
         start = self.data_start + begin
         return np.asarray(mapped[start : self.data_start + end])
+
+    def _open_map(self, mode: str) -> np.memmap:
+        import numpy as np
+
+        try:
+            return np.memmap(self.path, dtype=np.uint8, mode=mode)
+        except OSError as exc:
+            if exc.errno == errno.EMFILE:
+                raise SourceError(
+                    f"cannot read {self.path}: too many files are open at once; raise the "
+                    "limit (ulimit -n) or close other programs, and retry"
+                ) from None
+            raise SourceError(f"cannot read {self.path}: {exc.strerror or exc}") from None
 
     def _check_unchanged(self) -> None:
         # touching a mapped page past a shrunken end of file kills the process (SIGBUS)
@@ -101,3 +121,20 @@ class FileWindow(io.RawIOBase):
         buffer[: len(data)] = data
         self._position += len(data)
         return len(data)
+
+
+RECENT_MAPS = 64  # maps kept open although no array holds them (reading tensor after tensor)
+_recent: collections.OrderedDict[int, np.memmap] = collections.OrderedDict()
+_recent_lock = threading.Lock()
+
+
+def _keep_recent(mapped: np.memmap) -> None:
+    with _recent_lock:
+        _recent[id(mapped)] = mapped
+        _recent.move_to_end(id(mapped))
+        while len(_recent) > RECENT_MAPS:
+            _recent.popitem(last=False)
+
+
+def _nothing() -> None:
+    return None

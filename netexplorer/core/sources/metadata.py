@@ -3,6 +3,7 @@ details panel): numbers, strings, lists and objects only, bounded in size."""
 
 from __future__ import annotations
 
+import itertools
 import math
 import warnings
 from collections.abc import Mapping
@@ -26,7 +27,9 @@ def json_safe(value: Any, depth: int = 0, _budget: list[int] | None = None) -> A
     if value is None or isinstance(value, (bool, str)):
         return value if not isinstance(value, str) else _short(value)
     if isinstance(value, int):
-        return value
+        # Python will not print an integer of more than 4,300 digits (nor would JSON readers)
+        bits = value.bit_length()
+        return value if bits <= 1000 else f"<an integer of {bits:,} bits>"
     if isinstance(value, float):
         return value if math.isfinite(value) else str(value)
     if isinstance(value, (bytes, bytearray)):
@@ -40,16 +43,18 @@ def json_safe(value: Any, depth: int = 0, _budget: list[int] | None = None) -> A
             out[str(k)] = json_safe(v, depth + 1, budget)
         return out
     if isinstance(value, (list, tuple, set, frozenset)):
-        items = list(value)
-        out_list = [json_safe(v, depth + 1, budget) for v in items[:MAX_ITEMS]]
-        if len(items) > MAX_ITEMS:
-            out_list.append(f"... {len(items) - MAX_ITEMS} more")
+        out_list = [json_safe(v, depth + 1, budget) for v in itertools.islice(value, MAX_ITEMS)]
+        if len(value) > MAX_ITEMS:
+            out_list.append(f"... {len(value) - MAX_ITEMS} more")
         return out_list
     return _scalar_or_repr(value)
 
 
 def _scalar_or_repr(value: Any) -> Any:
     # numpy and torch scalars, torch.Size, torch.dtype, paths, namespaces...
+    if "Storage" in type(value).__name__ and hasattr(value, "nbytes"):
+        # a torch storage's repr lists every element: minutes for a 40 MB storage
+        return _storage_text(value)
     item = getattr(value, "item", None)
     shape = getattr(value, "shape", None)
     if callable(item) and shape is not None and tuple(shape) == ():
@@ -64,6 +69,18 @@ def _scalar_or_repr(value: Any) -> Any:
     except Exception:
         text = f"<{type(value).__name__}>"
     return _short(text)
+
+
+def _storage_text(storage: Any) -> str:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # TypedStorage warns that it is deprecated
+            nbytes = int(storage.nbytes())
+            dtype = getattr(storage, "dtype", None)  # an untyped storage has none
+    except Exception:
+        return f"<{type(storage).__name__}>"
+    of = f", {str(dtype).removeprefix('torch.')}" if dtype is not None else ""
+    return f"<{type(storage).__name__} of {nbytes:,} bytes{of}>"
 
 
 def _short(text: str) -> str:

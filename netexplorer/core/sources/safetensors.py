@@ -13,19 +13,22 @@ import json
 import math
 import os
 import re
+import sys
 from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..errors import SourceError
 from ..handles import ITEMSIZE, TensorHandle, decode_raw, raw_view_dtype
+from ..limits import MAX_SIZE, MAX_TENSORS, count_text
 from ..text import first_line
 
 if TYPE_CHECKING:  # numpy loads when values are first read, not to list a file's tensors
     import numpy as np
+from ..torch_import import import_torch
 from ..tree import ModuleTree, tree_from_entries
 from .base import OpenOptions
-from .files import MAX_SAFETENSORS_HEADER, check_file, extension, sniff
+from .files import MAX_SAFETENSORS_HEADER, check_file, extension, open_regular, sniff
 from .mapped import MappedFile
 
 # safetensors dtype codes -> the names torch and netexplorer use
@@ -85,7 +88,7 @@ def read_header(path: str) -> Header:
     if size < 8:
         raise _invalid(path, f"the file has {size} bytes, fewer than the 8-byte header length")
     try:
-        with open(path, "rb") as f:
+        with open_regular(path) as f:
             length = int.from_bytes(f.read(8), "little")
             if length > size - 8:
                 raise _invalid(
@@ -98,12 +101,23 @@ def read_header(path: str) -> Header:
             raw = f.read(length)
     except OSError as exc:
         raise SourceError(f"cannot read {path}: {exc.strerror or exc}") from None
+    # counted before parsing: a million entries cost seconds and hundreds of MB to parse
+    count = raw.count(b'"data_offsets"')
+    if count > MAX_TENSORS:
+        raise SourceError(
+            f"cannot open {path}: its header lists {count:,} tensors, more than the "
+            f"{MAX_TENSORS:,} netexplorer opens (each is a tree node, a line and statistics); "
+            "split it into smaller files to explore it"
+        )
     try:
         header = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise _invalid(path, f"the header is not valid JSON ({first_line(exc)})") from None
     except RecursionError:
         raise _invalid(path, "the header JSON is nested too deeply") from None
+    except ValueError:  # int() of more digits than Python converts
+        digits = sys.get_int_max_str_digits()
+        raise _invalid(path, f"the header holds a number of more than {digits:,} digits") from None
     if not isinstance(header, dict):
         raise _invalid(path, "the header is not a JSON object")
     data_start = 8 + length
@@ -117,35 +131,56 @@ def read_header(path: str) -> Header:
 
 def _entry(path: str, name: str, info: Any, data_size: int) -> HeaderEntry:
     if not isinstance(info, dict):
-        raise _invalid(path, f"tensor {name!r} is not described by a JSON object")
+        raise _invalid(path, f"tensor {_short(name)} is not described by a JSON object")
     code, shape, offsets = info.get("dtype"), info.get("shape"), info.get("data_offsets")
     if not isinstance(code, str) or (code not in DTYPES and code not in UNDECODED):
-        raise _invalid(path, f"tensor {name!r} has an unknown dtype {code!r}")
+        raise _invalid(path, f"tensor {_short(name)} has an unknown dtype {code!r}")
     if not isinstance(shape, list) or not all(_is_count(s) for s in shape):
-        raise _invalid(path, f"tensor {name!r} has an invalid shape {shape!r}")
+        raise _invalid(path, f"tensor {_short(name)} has an invalid shape {_short(shape)}")
+    too_big = next((n for n in shape if n > MAX_SIZE), None)
+    if too_big is not None:
+        raise _invalid(
+            path,
+            f"tensor {_short(name)} has a dimension of {count_text(too_big)}, more than any "
+            "tensor holds",
+        )
     if (
         not isinstance(offsets, list)
         or len(offsets) != 2
         or not all(_is_count(o) for o in offsets)
         or offsets[0] > offsets[1]
     ):
-        raise _invalid(path, f"tensor {name!r} has invalid data_offsets {offsets!r}")
+        raise _invalid(path, f"tensor {_short(name)} has invalid data_offsets {_short(offsets)}")
     begin, end = offsets
     if end > data_size:
         raise _invalid(
             path,
-            f"tensor {name!r} ends at byte {end:,} of the data but the file holds only "
-            f"{data_size:,}; the file is truncated",
+            f"tensor {_short(name)} ends at byte {count_text(end)} of the data but the file "
+            f"holds only {data_size:,}; the file is truncated",
         )
     dtype = DTYPES.get(code) or UNDECODED[code]
     itemsize = ITEMSIZE.get(dtype)
-    if itemsize is not None and math.prod(shape) * itemsize != end - begin:
+    numel = math.prod(shape)
+    if numel * (itemsize or 1) > MAX_SIZE:
         raise _invalid(
             path,
-            f"tensor {name!r} of shape {shape} and dtype {code} needs "
-            f"{math.prod(shape) * itemsize:,} bytes but its data_offsets span {end - begin:,}",
+            f"tensor {_short(name)} of shape {_short(shape)} has {count_text(numel)} elements, "
+            "more than any tensor holds",
+        )
+    if itemsize is not None and numel * itemsize != end - begin:
+        raise _invalid(
+            path,
+            f"tensor {_short(name)} of shape {_short(shape)} and dtype {code} needs "
+            f"{numel * itemsize:,} bytes but its data_offsets span {end - begin:,}",
         )
     return HeaderEntry(name, dtype, tuple(shape), begin, end)
+
+
+def _short(value: Any) -> str:
+    """A name or value of the header for a message: its repr, at most 80 characters (a shape
+    may list 1,000 numbers, a name may be a megabyte)."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _is_count(x: Any) -> bool:
@@ -168,16 +203,17 @@ class SafetensorsHandle(TensorHandle):
         self.dtype = entry.dtype
 
     @property
-    def has_values(self) -> bool:
-        return self.dtype in ITEMSIZE
+    def no_values_reason(self) -> str | None:
+        if self.dtype not in ITEMSIZE:
+            return f"netexplorer cannot decode {self.dtype} values"
+        return super().no_values_reason
 
     def raw_array(self, writable: bool = False) -> np.ndarray:
         """The stored values without decoding (bfloat16 as uint16, float8 as uint8)."""
         import numpy as np
 
+        self.check_values()
         view = raw_view_dtype(self.dtype)
-        if view is None:
-            raise ValueError(f"netexplorer cannot decode {self.dtype} values")
         if self.entry.begin == self.entry.end:
             return np.zeros(self.shape, dtype=view)
         raw = self.file.bytes(self.entry.begin, self.entry.end, writable)
@@ -193,7 +229,8 @@ class SafetensorsHandle(TensorHandle):
         """The values as a torch tensor of the stored dtype, backed by a copy-on-write map
         (writable, as loading into a live model needs; the file is never written)."""
         import numpy as np
-        import torch
+
+        torch = import_torch()
 
         raw = self.raw_array(writable=True)
         if raw.dtype.byteorder == ">":  # only on big-endian machines

@@ -1,34 +1,35 @@
-"""PyTorch files (`.pt`, `.pth`, `.bin`, `.ckpt`): the zip format of `torch.save` and the legacy
-(pre-zip) pickle format, holding a state dict, a dict of state dicts or a training checkpoint.
+"""PyTorch files (`.pt`, `.pth`, `.bin`, `.ckpt`): the zip format of `torch.save`, the legacy
+(pre-zip) format and plain pickles, holding a state dict, a dict of state dicts or a training
+checkpoint.
 
-Security: a pickle can name any Python callable, and unpickling calls it. Without trust, a
-zip file is first read by torch_zip.py, whose unpickler knows only plain tensors and
-containers and needs no torch at all; anything else it meets goes to
-`torch.load(weights_only=True)`, whose unpickler also only builds tensors and plain
-containers and refuses every other global before calling anything. A refusal becomes an
-`UntrustedPickleError` naming what the file wants to run. Only with `options.trust` is the
-file fully unpickled (then a pickled `nn.Module` becomes a live tree).
+Security: a pickle can name any Python callable, and unpickling calls it. Every file is first
+read by netexplorer's own restricted unpickler (pickle_reader.py, over torch_zip.py or
+torch_legacy.py), which builds plain tensors and containers without torch, calls nothing from
+the file, and refuses nesting and allocation bombs. What it cannot build it names: if every
+name is one torch's weights-only loader builds itself (a quantized tensor), the file goes to
+`torch.load(weights_only=True)`; otherwise it is refused with an `UntrustedPickleError`
+naming what it would run. Only with `options.trust` is the file fully unpickled (then a
+pickled `nn.Module` becomes a live tree).
 
-Opening reads the pickle, not the tensor data: zip files are memory-mapped (by torch_zip.py,
-or `mmap=True`). The legacy format cannot be mapped and is read whole by torch.
+Opening reads the pickle, not the tensor data: both formats are memory-mapped (by the own
+readers, or `mmap=True`).
 """
 
 from __future__ import annotations
 
-import contextlib
-import mmap
-import pickle
-import re
-import sys
-import warnings
 from typing import Any
 
-from ..errors import SourceError, UntrustedPickleError
+from ..errors import SourceError
 from ..tree import ModuleTree, tree_from_entries, tree_from_module
 from .base import OpenOptions
-from .checkpoint import is_module, read_checkpoint
+from .checkpoint import check_attributes, is_module, read_checkpoint
 from .files import check_file, extension, sniff
-from .torch_zip import NotPlain, read_plain_zip
+from .pickle_reader import Damaged, NotPlain, Refused
+from .torch_legacy import read_plain_pickle
+from .torch_load import load_plain_pickle, load_with_torch, refuse_untrusted, untrusted_message
+from .torch_zip import read_plain_zip
+
+__all__ = ["TorchFileReader", "load_checkpoint_object", "untrusted_message"]
 
 EXTENSIONS = (".pt", ".pth", ".bin", ".ckpt", ".tar", ".pkl", ".pickle")
 FORMAT_NAMES = {
@@ -36,110 +37,61 @@ FORMAT_NAMES = {
     "torch-legacy": "PyTorch legacy pickle (torch.save before 1.6)",
     "pickle": "Python pickle",
 }
-# weights_only=True is safe from this version on (CVE-2025-32434 was a bypass before it)
-SAFE_TORCH = (2, 6)
 # Keys under which a trusted checkpoint may hold a whole pickled model
 _MODEL_OBJECT_KEYS = ("model", "module", "net", "network")
 
 
-def untrusted_message(path: str, needs: str) -> str:
-    """The one line refusing a file whose loading would run code."""
-    return (
-        f"refusing to open {path}: it {needs}, and loading it can run code from the file; "
-        "if you trust the file, open it with --trust (in the app, confirm when asked)"
-    )
-
-
 def load_checkpoint_object(path: str, trust: bool) -> tuple[Any, str]:
     """The object saved in the torch file at `path`, and the name of its format: read
-    without torch when it is a zip file holding only tensors and plain containers (the
-    common case, and much faster), else with `torch.load` as the trust level allows. Raises
+    without torch when it holds only tensors and plain containers (the common case, and
+    much faster), else with `torch.load` as the trust level allows. Raises
     UntrustedPickleError or SourceError, never anything else."""
     size = check_file(path)
-    if sniff(path) == "torch-zip":
-        try:
-            return read_plain_zip(path, size), FORMAT_NAMES["torch-zip"]
-        except NotPlain:
-            pass  # torch.load reads it, refuses it, or says what is damaged
-    return load_torch_object(path, trust)
-
-
-def load_torch_object(path: str, trust: bool) -> tuple[Any, str]:
-    """`torch.load` of `path` (memory-mapped for zip files) as the trust level allows, and
-    the name of its format. Raises UntrustedPickleError or SourceError, never anything else."""
-    check_file(path)
-    kind = sniff(path) or "torch-legacy"
+    kind = sniff(path)
     try:
-        import torch
-    except ImportError as exc:  # pragma: no cover - torch is a dependency
-        raise SourceError(f"cannot open {path}: PyTorch is not installed ({exc})") from None
-    if not trust and _version(torch.__version__) < SAFE_TORCH:
-        raise UntrustedPickleError(
-            f"refusing to open {path}: PyTorch {torch.__version__} cannot load pickles "
-            "safely (before 2.6 its weights-only loader can be tricked into running code, "
-            "CVE-2025-32434); upgrade PyTorch, or if you trust the file open it with --trust"
-        )
-    try:
-        with warnings.catch_warnings(), _private_maps(torch):
-            warnings.simplefilter("ignore")  # torch's advice about weights_only is ours to give
-            if path.endswith(".safetensors"):
-                # torch.load hands paths by that name to the safetensors library: give it the
-                # open file instead (a torch file misnamed .safetensors; it cannot be mapped)
-                with open(path, "rb") as f:
-                    obj = torch.load(f, map_location="cpu", weights_only=not trust)
-            else:
-                obj = torch.load(
-                    path,
-                    map_location="cpu",
-                    weights_only=not trust,
-                    mmap=kind in ("torch-zip", "torchscript"),
-                )
-    except pickle.UnpicklingError as exc:
-        globals_needed = re.findall(r"GLOBAL ([\w.]+)", str(exc))
-        if globals_needed and not trust:
-            named = tuple(dict.fromkeys(globals_needed))
-            raise UntrustedPickleError(
-                untrusted_message(path, f"needs code to load ({', '.join(named)})"),
-                globals_needed=named,
+        if kind in ("torch-zip", "torchscript"):
+            kind = "torch-zip"
+            return read_plain_zip(path, size), FORMAT_NAMES[kind]
+        obj, legacy = read_plain_pickle(path, size)
+        return obj, FORMAT_NAMES["torch-legacy" if legacy else "pickle"]
+    except Damaged as error:
+        if kind is None:  # neither a zip archive nor a pickle by its first bytes
+            raise SourceError(
+                f"cannot open {path}: not a readable PyTorch file (it is neither a zip archive "
+                "nor a pickle); check that it is the right file, or save or download it again"
             ) from None
-        raise _unreadable(path, exc) from None
-    # corrupt archives raise RuntimeError, EOFError, KeyError, ...; a trusted pickle's own
-    # code may even call sys.exit
-    except (Exception, SystemExit) as exc:
-        if "TorchScript" in str(exc) and not trust:
-            raise UntrustedPickleError(
-                untrusted_message(path, "is a TorchScript archive (compiled code)"),
-                compiled_code=True,
-            ) from None
-        raise _unreadable(path, exc) from None
-    return obj, FORMAT_NAMES.get(kind, FORMAT_NAMES["torch-zip"])
+        raise SourceError(
+            f"cannot open {path}: not a readable PyTorch file ({error}); it may be truncated "
+            "or damaged: save or download it again"
+        ) from None
+    except Refused as error:
+        raise SourceError(f"cannot open {path}: {error}") from None
+    except NotPlain as needs:
+        if not needs.written_by_torch:
+            fmt = FORMAT_NAMES["pickle"]
+            return _plain_pickle_needing_more(path, trust, needs), fmt
+        if not trust:
+            refuse_untrusted(path, needs.needs)  # torch only gets what it builds itself
+        zipped = kind == "torch-zip"
+        fmt = FORMAT_NAMES["torch-zip" if zipped else "torch-legacy"]
+        obj = load_with_torch(path, trust, mappable=zipped, needs=needs.needs)
+        check_attributes(obj, path)  # torch's loader sets what BUILD says; the own reader did not
+        return obj, fmt
 
 
-def _version(text: str) -> tuple[int, int]:
-    major, minor = [*re.findall(r"\d+", text), "0", "0"][:2]
-    return int(major), int(minor)
-
-
-def _private_maps(torch: Any) -> contextlib.AbstractContextManager:
-    """Memory maps of loaded files stay private (copy-on-write), whatever the process-wide
-    default: with MAP_SHARED, changing a loaded tensor would write to the file."""
-    options = torch.serialization
-    if sys.platform == "win32" or options.get_default_mmap_options() == mmap.MAP_PRIVATE:
-        return contextlib.nullcontext()
-    return options.set_default_mmap_options(mmap.MAP_PRIVATE)
-
-
-def _unreadable(path: str, exc: BaseException) -> SourceError:
-    text = str(exc).strip().splitlines()
-    detail = text[-1] if text else type(exc).__name__
-    if "Weights only load failed" in str(exc):
-        detail = next((line for line in text if "Unsupported" in line), detail).strip()
-    detail = detail.removeprefix("WeightsUnpickler error: ")
-    if len(detail) > 160:
-        detail = detail[:157] + "..."
-    return SourceError(
-        f"cannot open {path}: not a readable PyTorch file ({type(exc).__name__}: {detail}); "
-        "it may be truncated or damaged: save or download it again"
+def _plain_pickle_needing_more(path: str, trust: bool, needs: NotPlain) -> Any:
+    """A plain pickle (not written by torch.save) holding what the own reader does not build:
+    torch.load cannot read it, so it opens only when trusted."""
+    if trust:
+        obj = load_plain_pickle(path, needs.needs)
+        check_attributes(obj, path)
+        return obj
+    refuse_untrusted(path, needs.needs)
+    what = ", ".join(needs.needs[:4]) or needs.reasons[0]
+    raise SourceError(
+        f"cannot open {path}: a Python pickle (not written by torch.save) holding {what}, "
+        "which netexplorer builds only by unpickling it fully; if you trust the file, open it "
+        "with --trust"
     )
 
 

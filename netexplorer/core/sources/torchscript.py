@@ -14,6 +14,7 @@ from typing import Any
 
 from ..errors import SourceError, UntrustedPickleError
 from ..text import first_line
+from ..torch_import import import_torch
 from ..tree import ModuleTree, tree_from_module
 from .base import OpenOptions
 from .files import check_file, sniff
@@ -36,7 +37,7 @@ class TorchScriptReader:
                 compiled_code=True,
             )
         options.report(0.0, f"loading TorchScript {spec}")
-        import torch
+        torch = import_torch()
 
         try:
             with warnings.catch_warnings():

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import builtins
 import itertools
+import os
 import shutil
 from pathlib import Path
 
@@ -150,16 +151,25 @@ def test_folder_where_a_file_is_expected(tmp_path, originals):
 
 @pytest.mark.parametrize("fmt", ["safetensors", "torch-zip", "lightning"])
 def test_unreadable_file(originals, monkeypatch, fmt):
-    """Tests run as root, where chmod 000 does not stop reading: refuse `open` instead."""
+    """Tests run as root, where chmod 000 does not stop reading: refuse `open` instead (the
+    readers open files with os.open, the rest with open)."""
     path = originals[fmt]
-    real_open = builtins.open
+    real_open, real_os_open = builtins.open, os.open
 
-    def refusing_open(file, *args, **kwargs):
+    def refuse(file) -> None:
         if str(file) == str(path):
             raise PermissionError(13, "Permission denied", str(file))
+
+    def refusing_open(file, *args, **kwargs):
+        refuse(file)
         return real_open(file, *args, **kwargs)
 
+    def refusing_os_open(file, *args, **kwargs):
+        refuse(file)
+        return real_os_open(file, *args, **kwargs)
+
     monkeypatch.setattr(builtins, "open", refusing_open)
+    monkeypatch.setattr(os, "open", refusing_os_open)
     with pytest.raises(SourceError, match="permission denied") as info:
         open_source(str(path))
     assert_one_clear_line(info.value, str(path))

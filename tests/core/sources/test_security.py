@@ -72,14 +72,22 @@ def test_the_marker_would_appear_with_trust(tmp_path):
 
 
 def test_old_pytorch_refuses_pickles_without_trust(tmp_path, monkeypatch):
-    """Before 2.6, weights_only=True had a code-execution bypass (CVE-2025-32434). A plain
-    zip file does not need torch's unpickler (netexplorer's own reads it), a legacy file does."""
+    """Before 2.6, weights_only=True had a code-execution bypass (CVE-2025-32434). Plain zip
+    and legacy files do not need torch's unpickler (netexplorer's own reads them); a file
+    holding what only torch builds (a quantized tensor) does."""
+    import warnings
+
     import torch
 
     plain = write_torch(tmp_path / "plain.pt", {"w": torch.ones(2)})
     legacy = write_torch(tmp_path / "legacy.pt", {"w": torch.ones(2)}, legacy=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # quantized tensors are deprecated, still saved
+        q = torch.quantize_per_tensor(torch.randn(2, 2), 0.1, 0, torch.qint8)
+    quantized = write_torch(tmp_path / "q.pt", {"q": q}, legacy=True)
     monkeypatch.setattr(torch, "__version__", "2.5.1")
     assert open_source(str(plain)).tensors["w"].shape == (2,)
+    assert open_source(str(legacy)).tensors["w"].shape == (2,)
     with pytest.raises(UntrustedPickleError, match=r"PyTorch 2\.5\.1 cannot load pickles safely"):
-        open_source(str(legacy))
-    assert open_source(str(legacy), OpenOptions(trust=True)).tensors["w"].shape == (2,)
+        open_source(str(quantized))
+    assert open_source(str(quantized), OpenOptions(trust=True)).tensors["q"].shape == (2, 2)

@@ -360,5 +360,5 @@ def test_containers_shared_at_every_level_stop_quickly(tmp_path):
     for _ in range(30):
         x = [x, x]
     path = write_torch(tmp_path / "dag.pt", {"w": torch.ones(2), "notes": x})
-    with pytest.raises(SourceError, match="shared over 10,000 times"):
+    with pytest.raises(SourceError, match="would add over 10,000 entries"):
         open_source(str(path))
