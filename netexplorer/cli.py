@@ -116,8 +116,8 @@ def launch_request(args: argparse.Namespace) -> LaunchRequest:
 
 def run_printing(request: LaunchRequest, summary: bool) -> int:
     from .core.describe import describe, summary_text, to_json
-    from .core.text import printable_lines
     from .core.launch import open_compared, open_requested, run_backward
+    from .core.text import printable_lines
 
     tree = open_requested(request)
     engine = run_backward(tree, request)

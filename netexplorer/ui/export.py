@@ -156,7 +156,8 @@ def heatmap_for(tree: ModuleTree, path: str) -> HeatmapView:
     if tensor is None:
         raise NetExplorerError(f"{path or 'the root module'} has no parameters or buffers")
     if not tensor.handle.has_values:
-        raise NetExplorerError(f"{tensor.path} has no values (a meta tensor): nothing to draw")
+        reason = tensor.handle.no_values_reason
+        raise NetExplorerError(f"{tensor.path} has no values ({reason}): nothing to draw")
     values = tensor.handle.array()
     view = HeatmapView(title=f"{tensor.path}   {shape_text(tensor.shape, 'pretty')} {tensor.dtype}")
     view.resize(*EXPORT_SIZE)

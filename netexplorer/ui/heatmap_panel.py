@@ -200,7 +200,7 @@ class HeatmapPanel(QWidget):
         if not tensor.handle.has_values:
             self._show_message(
                 f"<b>{html.escape(tensor.path)}</b> {shape_text(tensor.shape, 'pretty')} "
-                f"{tensor.dtype}: no values (a meta tensor has a shape and a dtype only)"
+                f"{tensor.dtype}: no values ({html.escape(tensor.handle.no_values_reason or '')})"
             )
 
     def _on_tensor_loading(self, path: str) -> None:

@@ -260,7 +260,7 @@ class DetailsPanel(QScrollArea):
             )
             self._fact("Shards", held)
         if not t.handle.has_values:
-            self._set_stats(None, "a meta tensor has no values")
+            self._set_stats(None, f"no values: {t.handle.no_values_reason}")
         data = self.document.tensor_data
         if data is not None and data.path == t.path:
             self._on_tensor_data_changed(data)
@@ -372,7 +372,7 @@ class DetailsPanel(QScrollArea):
     def _on_stats(self, result: tuple[tuple[str, int], TensorStats]) -> None:
         key, stats = result
         if key == self._stats_key:
-            self._set_stats(stats, "")
+            self._set_stats(stats, f"statistics of the {stats.note}" if stats.note else "")
 
     def _set_stats(self, stats: TensorStats | None, note: str) -> None:
         self.stats = stats
@@ -391,8 +391,12 @@ class DetailsPanel(QScrollArea):
             self.stat_labels[key].setStyleSheet("color: #c0c; font-weight: bold" if bad else "")
         self.stats_note.setText(note)
         self.histogram.clear()
+        self.histogram.setLabel("bottom", "value")
         if stats is not None and stats.histogram is not None:
             counts, edges = stats.histogram
+            edges, power = histogram_scale(edges)
+            if power:  # values near float64's limit: the plot's own range arithmetic overflows
+                self.histogram.setLabel("bottom", f"value (×1e{power})")
             self.histogram.plot(
                 edges, counts, stepMode="center", fillLevel=0, brush=(46, 134, 193, 160), pen="k"
             )
@@ -446,3 +450,17 @@ class DetailsPanel(QScrollArea):
         tied = " (ties counted once)" if tree.tie_groups else ""
         rows.append(f"<span style='color:{MUTED}'>parameters:</span> {total}{tied}")
         return "<br>".join(rows)
+
+
+def histogram_scale(edges):
+    """Histogram edges the plot can draw, and the power of ten they were divided by (0: as
+    they are). Edges beyond 1e200 (values near float64's limit, 1.7e308) overflow the plot's
+    range arithmetic into inf and draw nothing, so they are shown divided by a power of ten."""
+    import numpy as np
+
+    edges = np.asarray(edges, dtype=np.float64)
+    biggest = float(np.max(np.abs(edges))) if edges.size else 0.0
+    if not np.isfinite(biggest) or biggest <= 1e200:
+        return edges, 0
+    power = int(np.floor(np.log10(biggest)))
+    return edges / 10.0**power, power

@@ -113,3 +113,39 @@ def test_no_tie_note_where_there_are_no_ties(qtbot, window):
     w.document.select("2")
     facts = w.details.fact_texts()
     assert "a tied tensor counted once" in facts["Parameters"]
+
+
+def test_strange_tensors_say_truthfully_what_is_shown(qtbot, window, tmp_path):
+    """Opened from a file as a user does, each strange tensor's panels say what they show:
+    why there are no values (not 'a meta tensor' for everything), what the statistics are of,
+    and a histogram of values near float64's limit drawn on a scaled axis."""
+    path = tmp_path / "strange.pt"
+    torch.save(
+        {
+            "many_dims": torch.zeros([1] * 65),
+            "complex": torch.tensor([3 + 4j, -1j, 2.0]),
+            "huge": torch.tensor([1.7e308, -1.7e308, 1.0, 0.0], dtype=torch.float64),
+        },
+        path,
+    )
+    w = window(str(path))
+    w.show()
+    qtbot.waitExposed(w)
+    details, heatmap = w.details, w.heatmap_panel
+
+    w.document.select("many_dims")
+    assert "65 dimensions" in details.stats_note.text()
+    assert "meta" not in details.stats_note.text()
+    assert "65 dimensions" in heatmap.title.text()
+
+    w.document.select("complex")
+    qtbot.waitUntil(lambda: details.stats is not None, timeout=10_000)
+    assert "magnitudes" in details.stats_note.text()
+    assert details.stat_labels["max"].text().startswith("5")  # |3 + 4j|
+
+    w.document.select("huge")
+    qtbot.waitUntil(lambda: details.stats is not None, timeout=10_000)
+    (curve,) = details.histogram.getPlotItem().listDataItems()
+    xs, _ = curve.getData()
+    assert np.all(np.isfinite(xs)) and np.max(np.abs(xs)) < 10  # drawn, in units of 1e308
+    assert "1e308" in details.histogram.getPlotItem().getAxis("bottom").labelText

@@ -34,8 +34,8 @@ class Storage:
     key: str
     dtype: str | None  # None: an untyped storage, whose tensor names the dtype
     nbytes: int
-    file: MappedFile  # offsets of `file` are absolute (data_start 0)
-    begin: int  # offset of its bytes from the file's data_start (the archive's start); -1 until known
+    file: MappedFile  # its data_start is where the archive starts in the file
+    begin: int  # offset of its bytes from the archive's start; -1 until known
 
 
 @dataclass(frozen=True, slots=True, eq=False)  # compared by identity, as torch tensors are
