@@ -360,14 +360,26 @@ class DetailsPanel(QScrollArea):
             text = f"norm {grad_norm:.6g}"
         elif data.kind == "buffer":
             text = "None (a buffer has no gradient)"
+        elif not self._requires_grad(data.path):
+            text = "None (requires_grad is False: frozen, backward passes it by)"
         elif self.document.session.state.holdings.zeroed:
             text = "None (set so by Zero grad)"
+        elif self.document.session.state.holdings.backward_passes:
+            text = "None (the last backward passes did not reach it: unused by the forward)"
         else:
             text = "None (no backward pass yet)"
         if self._grad_label is None:
             self._grad_label = QLabel(self.facts_box)
             self.facts.addRow("Gradient", self._grad_label)
         self._grad_label.setText(text)
+
+    def _requires_grad(self, path: str) -> bool:
+        tree = self.document.tree
+        node = tree.tensors.get(path) if tree is not None else None
+        if node is None:
+            return True
+        live = getattr(node.handle, "tensor", None)  # a live model: as it is now
+        return bool(live.requires_grad) if live is not None else node.requires_grad
 
     def _on_stats(self, result: tuple[tuple[str, int], TensorStats]) -> None:
         key, stats = result

@@ -143,6 +143,8 @@ class LossEvaluator:
             why = (
                 f"the output is {dtype}, through which no gradient flows"
                 if not output.is_floating_point()
-                else "it does not depend on any parameter that requires grad"
+                else "it does not depend on any parameter that requires grad (every parameter "
+                "is frozen, or an operation without a gradient, such as argmax, a comparison, "
+                "rounding or .detach(), cut the output off from them)"
             )
             raise PassError(f"cannot run backward from the {name}: {why}")

@@ -152,4 +152,25 @@ class UseBook:
                 "per-use contributions are not shown: .grad holds gradients from a pass run "
                 "without recording (or from before the explorer); press Zero grad"
             )
+        hooked = self.own_grad_hooks()
+        if hooked:
+            return (
+                f"{', '.join(hooked[:3])}{' and more' if len(hooked) > 3 else ''} "
+                f"{'has' if len(hooked) == 1 else 'have'} a gradient hook of the model's own "
+                "(register_hook): it changes .grad after each use's contribution arrives, so "
+                "the contributions need not add up to .grad"
+            )
         return ""
+
+    def own_grad_hooks(self) -> list[str]:
+        """Paths of the parameters used more than once on which the model registered its own
+        gradient hooks (the engine hooks only the views of each use, never a parameter)."""
+        index = self.index
+        out = []
+        for p in index.parameters:
+            hooks = getattr(p, "_backward_hooks", None) or getattr(
+                p, "_post_accumulate_grad_hooks", None
+            )
+            if hooks and self.contributions(p) is not None:
+                out.append(index.paths[id(p)][0])
+        return out
