@@ -175,3 +175,7 @@ class TinyGPT(nn.Module):
 
 def tiny_gpt() -> nn.Module:
     return TinyGPT()
+
+
+def deep_gpt() -> nn.Module:
+    return TinyGPT(layers=24)

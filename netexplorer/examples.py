@@ -106,6 +106,16 @@ _ALL = [
         "tiny_gpt",
         InputSpec((2, 8), "tokens", high=32),
     ),
+    Example(
+        "deep-gpt",
+        "Deep GPT (24 alike blocks, folded in the graph)",
+        "The tiny GPT with 24 blocks instead of 2, as deep as GPT-2 medium: 246 modules. The "
+        "graph folds the 24 alike blocks into one node (Block ×24) so that the tie between "
+        "the embedding and the head stays on screen; open the fold to see every block, in "
+        "rows, or find one with / in the graph.",
+        "deep_gpt",
+        InputSpec((2, 8), "tokens", high=32),
+    ),
 ]
 
 EXAMPLES: dict[str, Example] = {e.name: e for e in _ALL}

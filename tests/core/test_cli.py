@@ -99,5 +99,5 @@ def test_the_installed_command_exits_2_without_traceback():
     assert done.returncode == 2
     assert done.stderr.splitlines() == [
         "netexplorer: unknown example 'nope'; the examples are: "
-        "mlp, nested, tied, sharing, cnn, rnn, autoencoder, tiny-gpt"
+        "mlp, nested, tied, sharing, cnn, rnn, autoencoder, tiny-gpt, deep-gpt"
     ]
