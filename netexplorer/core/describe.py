@@ -139,6 +139,8 @@ def weights_report_lines(report: dict[str, Any], weights: str) -> list[str]:
     for key in report.get("missing", []):
         if key not in mismatched:  # those are told below, with both shapes
             lines.append(f"  missing in the checkpoint (model keeps its init): {key}")
+    for item in report.get("tied", []):
+        lines.append(f"  {item['key']}: tied to {item['to']}, loaded through it")
     for key in report.get("unexpected", []):
         lines.append(f"  unexpected (not in the model, ignored): {key}")
     for item in report.get("shape_mismatched", []):

@@ -21,7 +21,7 @@ from typing import Any
 
 from .errors import UnknownPathError
 from .handles import TensorHandle, TorchHandle
-from .inputs import InputSpec
+from .inputs import InputBatch, InputSpec
 from .sharing import TieGroup, find_tie_groups, module_aliases
 
 ROOT_NAME = "net"  # the variable name access expressions start from
@@ -142,7 +142,11 @@ class ModuleTree:
         self.reader = reader
         self.metadata: dict[str, Any] = dict(metadata or {})
         self.module = module  # the live nn.Module, or None for a checkpoint without code
-        self.default_input: InputSpec | None = None  # the batch a forward pass starts from
+        # a checkpoint's architecture as a model on the meta device (structure only: types,
+        # buffers, calls), where one was built from its config (sources/hf_architecture.py)
+        self.structure: Any = None
+        self.default_input: InputSpec | InputBatch | None = None  # what a forward pass runs on
+        self.default_loss: str | None = None  # a loss that fits the model ("model": its own)
         self.explanation = ""  # what an example teaches, shown beside it
         # a checkpoint's optimizer state matched to parameters: path -> state name -> handle
         # (e.g. "fc.weight" -> {"exp_avg": ..., "exp_avg_sq": ..., "step": ...}); see
