@@ -485,8 +485,13 @@ class MainWindow(QMainWindow):
         if self._panels is not None:
             self.controls.setVisible(tree.is_live)
         self.setWindowTitle(f"{tree.source or 'module'} — {APP_NAME}")
+        counted = f"{tree.total_parameters:,} parameters"
+        if tree.unknown_kind:  # a checkpoint that does not say parameter or buffer
+            counted = f"{tree.total_tensor_elements:,} elements in tensors of unknown kind"
+            if tree.total_parameters:
+                counted = f"{tree.total_parameters:,} parameters, " + counted
         self.source_label.setText(
-            f"{tree.source} · {tree.total_parameters:,} parameters"
+            f"{tree.source} · {counted}"
             + (f" · {len(tree.tie_groups)} tie groups" if tree.tie_groups else "")
         )
         self.pages.setCurrentIndex(EXPLORER)

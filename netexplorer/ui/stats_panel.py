@@ -273,6 +273,11 @@ class DetailsPanel(QScrollArea):
         tied = any(t.tie is not None for t in m.walk_tensors())
         note = " (a tied tensor counted once)" if tied else ""
         self._fact("Parameters", f"{m.parameter_count:,}{note}")
+        if m.tensor_elements:
+            self._fact(
+                "Unknown kind",
+                f"{m.tensor_elements:,} elements the file does not call parameters or buffers",
+            )
         self._fact("Tensors here", str(len(m.tensors)))
         self._fact("Child modules", str(len(m.children)))
         if m.shared_with:
@@ -445,4 +450,10 @@ class DetailsPanel(QScrollArea):
         total = format_count(tree.total_parameters)
         tied = " (ties counted once)" if tree.tie_groups else ""
         rows.append(f"<span style='color:{MUTED}'>parameters:</span> {total}{tied}")
+        if tree.unknown_kind:
+            rows.append(
+                f"<span style='color:{MUTED}'>tensors of unknown kind:</span> "
+                f"{format_count(tree.total_tensor_elements)} elements (the file does not say "
+                "parameter or buffer)"
+            )
         return "<br>".join(rows)

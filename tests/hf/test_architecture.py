@@ -1,0 +1,143 @@
+"""A Hugging Face folder -> the architecture its config.json names, built on the meta device:
+real module types in the model's order, parameters and buffers told apart, the ties that
+safetensors dropped restored (tie_from "config"), values read lazily from the file under the
+library's key conversions (ViT's legacy keys)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from tiny_models import build
+
+from netexplorer.cli import main
+from netexplorer.core import hf_library
+from netexplorer.core.launch import with_architecture
+from netexplorer.core.sources import hf_architecture, open_source
+
+MODELS = ("gpt2", "bert", "t5", "albert", "vit", "bart")
+DROPPED = {  # keys save_pretrained leaves out of the file because they are tied
+    "gpt2": {"lm_head.weight": "transformer.wte.weight"},
+    "bert": {
+        "cls.predictions.decoder.weight": "bert.embeddings.word_embeddings.weight",
+        "cls.predictions.decoder.bias": "cls.predictions.bias",
+    },
+    "t5": {
+        "encoder.embed_tokens.weight": "shared.weight",
+        "decoder.embed_tokens.weight": "shared.weight",
+        "lm_head.weight": "shared.weight",
+    },
+    "albert": {
+        "predictions.decoder.weight": "albert.embeddings.word_embeddings.weight",
+        "predictions.decoder.bias": "predictions.bias",
+    },
+    "vit": {},
+    "bart": {
+        "model.encoder.embed_tokens.weight": "model.shared.weight",
+        "model.decoder.embed_tokens.weight": "model.shared.weight",
+        "lm_head.weight": "model.shared.weight",
+    },
+}
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_folder_opens_as_its_architecture(hf_folders, name):
+    folder = hf_folders(name)
+    reference = build(name)  # the same seed: the very model that was saved
+    tree = with_architecture(open_source(str(folder)))
+    assert tree.structure is not None and not tree.is_live
+    assert tree.root.type_name == type(reference).__name__
+    # every module, in the model's order, with its real type
+    expected = [(p, type(m).__name__) for p, m in reference.named_modules()]
+    assert [(m.path, m.type_name) for m in tree.root.walk()] == expected
+    # parameters and buffers as the model has them, in state_dict order
+    state = reference.state_dict()
+    assert list(tree.tensors) == list(state)
+    buffers = {n for n, _ in reference.named_buffers() if n in state}
+    assert {t.path for t in tree.buffers} == buffers
+    assert {t.path for t in tree.parameters} == set(state) - buffers
+    # the ties the file dropped are back, marked as restored from the config
+    for key, partner in DROPPED[name].items():
+        group = tree.tie_group(key)
+        assert group is not None and partner in group.paths and group.tie_from == "config"
+    restored = {r["key"]: r["to"] for r in tree.metadata["architecture"]["restored_ties"]}
+    assert restored == DROPPED[name]
+    assert "not_in_file" not in tree.metadata["architecture"]
+    # values from the file, under the model's own names (ViT's keys renamed on load)
+    for path, node in tree.tensors.items():
+        assert node.handle.has_values, path
+        np.testing.assert_array_equal(node.handle.array(), state[path].numpy(), err_msg=path)
+    total = sum(p.numel() for p in reference.parameters())  # a tied tensor once
+    assert tree.total_parameters == total
+
+
+def test_bart_logits_bias_is_a_buffer_once_the_architecture_is_known(hf_folders):
+    tree = with_architecture(open_source(str(hf_folders("bart"))))
+    node = tree.tensors["final_logits_bias"]
+    assert node.kind == "buffer" and not node.requires_grad
+
+
+def test_json_marks_restored_ties(hf_folders, capsys):
+    assert main([str(hf_folders("gpt2")), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["modules"][0]["type"] == "GPT2LMHeadModel"
+    [tie] = out["ties"]
+    assert tie["paths"] == ["transformer.wte.weight", "lm_head.weight"]
+    assert tie["tie_from"] == "config"
+    assert out["metadata"]["architecture"]["class"] == "GPT2LMHeadModel"
+    assert out["graph"]["has_data_flow"]  # the meta model runs: calls, no values
+
+
+def test_a_safetensors_file_beside_its_config_gets_the_architecture(hf_folders):
+    tree = with_architecture(open_source(str(hf_folders("bert") / "model.safetensors")))
+    assert tree.root.type_name == "BertForMaskedLM"
+    assert tree.tie_group("cls.predictions.decoder.weight") is not None
+
+
+def test_without_transformers_the_headers_stay_with_a_note(hf_folders, monkeypatch):
+    monkeypatch.setattr(hf_architecture, "transformers_installed", lambda: False)
+    tree = with_architecture(open_source(str(hf_folders("gpt2"))))
+    assert tree.structure is None
+    assert "lm_head.weight" not in tree.tensors
+    note = tree.metadata["architecture"]["note"]
+    assert "install transformers" in note and "\n" not in note
+    assert hf_library.INSTALL_HINT in note
+
+
+def test_a_config_naming_no_known_class_says_so(hf_folders, tmp_path):
+    import shutil
+
+    folder = tmp_path / "odd"
+    shutil.copytree(hf_folders("gpt2"), folder)
+    config = json.loads((folder / "config.json").read_text())
+    config["architectures"] = ["NoSuchModelForAnything"]
+    (folder / "config.json").write_text(json.dumps(config))
+    tree = with_architecture(open_source(str(folder)))
+    assert tree.structure is None
+    assert "no class NoSuchModelForAnything" in tree.metadata["architecture"]["note"]
+
+
+def test_without_the_architecture_a_file_claims_no_kinds(hf_folders, monkeypatch, capsys):
+    """Issue 11, point 2: BART's final_logits_bias is a buffer; a file alone cannot say so,
+    so no tensor of it is called a parameter or said to require grad."""
+    monkeypatch.setattr(hf_architecture, "transformers_installed", lambda: False)
+    assert main([str(hf_folders("bart")), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    bias = next(p for p in out["parameters"] if p["path"] == "final_logits_bias")
+    assert bias["kind"] == "tensor" and bias["requires_grad"] is None
+    assert all(p["kind"] == "tensor" for p in out["parameters"])
+    assert out["total_parameters"] == 0
+    unknown = out["total_tensors"]
+    assert unknown["tensors"] == len(out["parameters"])
+    assert unknown["elements"] == sum(p["numel"] for p in out["parameters"])
+
+
+def test_with_the_architecture_kinds_are_known(hf_folders, capsys):
+    assert main([str(hf_folders("bart")), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    [bias] = [b for b in out["buffers"] if b["path"] == "final_logits_bias"]
+    assert bias["kind"] == "buffer" and bias["requires_grad"] is False
+    assert all(p["kind"] == "parameter" and p["requires_grad"] for p in out["parameters"])
+    assert "final_logits_bias" not in {p["path"] for p in out["parameters"]}
+    assert "total_tensors" not in out
