@@ -442,6 +442,8 @@ def graph_for_tree(
             return _structure_graph(tree, seed, input_spec)
         return hierarchy_graph(tree, NO_CODE_NOTE)
     scripted = _scripted_path(tree)
+    if scripted == "":  # the whole model is compiled: its calls are read from its graphs
+        return _script_graph(tree)
     if scripted is not None:
         where = "the model is" if scripted == "" else f"module `{scripted}` is"
         return hierarchy_graph(tree, f"{where} TorchScript, {SCRIPTED_NOTE}")
@@ -457,6 +459,28 @@ def graph_for_tree(
             return _flow_graph(tree, recorder, batch)
         finally:
             recorder.clear()  # let go of the pass's tensors
+
+
+def _script_graph(tree: ModuleTree) -> Graph:
+    """The calls of a TorchScript model as its compiled graphs list them (script_calls.py)."""
+    from types import SimpleNamespace
+
+    from .script_calls import script_calls
+
+    try:
+        found = script_calls(tree.module)
+    except Exception as exc:  # a graph this reader does not follow: the hierarchy
+        return hierarchy_graph(tree, f"the model is TorchScript, {SCRIPTED_NOTE} ({exc})")
+    inputs = [SimpleNamespace(shape=s) for s in found.input_shapes]
+    graph = _flow_graph(tree, found, inputs)  # type: ignore[arg-type]
+    graph.note = SCRIPT_GRAPH_NOTE
+    return graph
+
+
+SCRIPT_GRAPH_NOTE = (
+    "TorchScript: the calls are read from its compiled graphs (a call in a loop shows once; "
+    "no output shapes)"
+)
 
 
 def _structure_graph(

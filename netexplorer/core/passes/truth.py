@@ -39,14 +39,21 @@ def describe_passes(engine: Any) -> dict[str, Any]:
         source = "given" if config.input_spec is not None else "the model's own"
         if config.input_spec is None and engine.tree.default_input is None:
             source = "guessed from the first layer"
+        elif config.input_spec is None and engine.tree.metadata.get("input_from"):
+            source = str(engine.tree.metadata["input_from"])
         described: dict[str, Any] | None = {**batch.as_dict(), "source": source}
     except NetExplorerError as exc:
         described = {"spec": None, "note": str(exc)}
     # passes switch the mode as they start when the config says one
     training = None if config.eval_mode is None else not config.eval_mode
     mode = training_mode(engine.module, training)
+    contributions: dict[str, Any] = {"recorded": engine.can_record and config.record}
+    note = engine.contributions_note
+    if note:
+        contributions["note"] = note
     return {
         "input": described,
         "loss": {"name": config.loss_label, "text": loss_text(engine)},
         "training_mode": mode,
+        "contributions": contributions,
     }
