@@ -75,6 +75,11 @@ def window_for(request: LaunchRequest) -> MainWindow:
         window.lessons.start(lesson)
     if tree is not None:
         window.set_tree(tree)
+        session = window.document.session
+        if request.input is not None:  # checked against the model by its first pass
+            session.configure(input_spec=request.input)
+        if request.eval_mode:
+            session.configure(eval_mode=True)
     if compared is not None:  # the relative changes compute in a worker
         window.checkpoint_actions.compare_with_tree(compared)
     if request.backward:
