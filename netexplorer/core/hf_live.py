@@ -104,7 +104,7 @@ def loading_report(model: Any, info: dict, folder: str) -> dict[str, Any]:
     """from_pretrained's loading info as a `weights_report` (sources/factory.py's fields),
     with the keys that the files do not hold because they are tied to one they do: those are
     loaded through it, not missing."""
-    stored = stored_keys(folder)
+    stored = stored_keys(model, folder)
     state = model.state_dict(keep_vars=True)
     by_tensor: dict[int, list[str]] = {}
     for key, value in state.items():
@@ -136,18 +136,19 @@ def loading_report(model: Any, info: dict, folder: str) -> dict[str, Any]:
     }
 
 
-def stored_keys(folder: str) -> set[str]:
+def stored_keys(model: Any, folder: str) -> set[str]:
     """The model keys the folder's weights hold, after the library's key conversions (the
-    header tree's keys mapped onto the model), so that tied keys can be told from them."""
-    from .launch import with_architecture
+    keys of the files' headers mapped onto the model as its loader maps them), so that tied
+    keys can be told from them."""
     from .sources import open_source
+    from .sources.hf_architecture import file_keys_by_model_key
 
     try:
-        tree = with_architecture(open_source(folder))
+        headers = open_source(folder)
     except Exception:
         return set()
-    dropped = {t["key"] for t in tree.metadata.get("architecture", {}).get("restored_ties", [])}
-    return {path for path in tree.tensors if path not in dropped}
+    direct, converted, _ = file_keys_by_model_key(model, list(headers.tensors))
+    return set(direct) | set(converted)
 
 
 def is_transformers_model(model: Any) -> bool:

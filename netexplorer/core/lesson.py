@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import NetExplorerError
-from .inputs import DISTRIBUTIONS, InputSpec
+from .inputs import DISTRIBUTIONS, InputBatch, InputSpec
 
 FORMAT = "netexplorer-lesson/1"
 FORMAT_PREFIX = "netexplorer-lesson/"
@@ -61,7 +61,7 @@ class Lesson:
     title: str
     source: str
     seed: int = 0
-    input: InputSpec | None = None
+    input: InputSpec | InputBatch | None = None
     loss: str | None = None
     optimizer: str | None = None
     lr: float | None = None
@@ -288,9 +288,16 @@ def _number(value: Any, where: str) -> float:
     return float(value)
 
 
-def _input(value: Any, where: str) -> InputSpec | None:
+def _input(value: Any, where: str) -> InputSpec | InputBatch | None:
     if value is None:
         return None
+    if isinstance(value, dict) and isinstance(value.get("spec"), str) and "shape" not in value:
+        from .input_parse import InputSyntaxError, parse_input
+
+        try:  # several arguments, as --input writes them
+            return parse_input(value["spec"])
+        except InputSyntaxError as exc:
+            raise LessonError(f"cannot open {where}: a bad input ({exc})") from None
     if not isinstance(value, dict) or not isinstance(value.get("shape"), list):
         raise LessonError(f'cannot open {where}: "input" is {{"shape": [2, 4], ...}}')
     try:

@@ -313,7 +313,8 @@ class PassControls(QWidget):
             if result.output_note:
                 lines.append(f"# {result.output_note}")
             if result.loss is not None:
-                lines.append(f"loss ({result.loss_name}) = {result.loss:.6g}")
+                name = LOSS_LABELS.get(result.loss_name, result.loss_name)
+                lines.append(f"loss ({name}) = {result.loss:.6g}")
             self.output.setPlainText("\n".join(lines))
         if result.action in ("backward", "step") and result.loss is not None:
             self._add_points([(result.step, result.loss)])
@@ -348,8 +349,10 @@ class PassControls(QWidget):
     def _fit_input_field(self) -> None:
         """A shape is short; a batch of several arguments needs room."""
         look = getattr(self, "_look", None)
-        width = 420 if getattr(self, "_batch_shown", False) else 130
-        self.shape.setMaximumWidth(look.px(width) if look is not None else width)
+        batch = getattr(self, "_batch_shown", False)
+        scale = look.px if look is not None else int
+        self.shape.setMaximumWidth(scale(420 if batch else 130))
+        self.shape.setMinimumWidth(scale(300) if batch else 0)
 
     def _show_input_error(self, text: str) -> None:
         self.input_error.setText(text)

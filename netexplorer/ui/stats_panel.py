@@ -235,10 +235,17 @@ class DetailsPanel(QScrollArea):
         partners = tree.tie_partners(t.path)
         if partners:
             links = ", ".join(_link(p) for p in partners)
+            group = tree.tie_group(t.path)
+            origin = ""
+            if group is not None and group.tie_from == "config":
+                origin = (
+                    "tied by the model config.json names (the file stores it once, as "
+                    "safetensors must); "
+                )
             self._fact(
                 "Tied with",
-                f"{links}<br><span style='color:{MUTED}'>one tensor: its gradient is the sum "
-                "over every use</span>",
+                f"{links}<br><span style='color:{MUTED}'>{origin}one tensor: its gradient is "
+                "the sum over every use</span>",
                 rich=True,
             )
         if tree.is_live and t.dtype.startswith(("float", "bfloat")) and t.numel:

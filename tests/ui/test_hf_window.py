@@ -78,7 +78,7 @@ def test_open_folder_make_live_backward_shows_the_embeddings_uses(
     grad = w.document.tree.module.transformer.wte.weight.grad.numpy()
     total = np.sum([c.values for c in panel.data.contributions], axis=0)
     np.testing.assert_allclose(total, grad, rtol=1e-4, atol=1e-6)
-    assert "loss (model)" in w.controls.output.toPlainText()
+    assert "loss (the model's own)" in w.controls.output.toPlainText()
     assert not dialogs
 
 

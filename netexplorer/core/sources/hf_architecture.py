@@ -93,24 +93,12 @@ def file_keys_by_model_key(model: Any, file_keys: list[str]) -> tuple[dict, dict
     key for renamed or unchanged keys, model key -> file keys for tensors it converts from
     several, file keys the model has no place for)."""
     state = model.state_dict()
+    prefix = getattr(model, "base_model_prefix", "") or ""
+    rename: Any = None  # every key is the model's own: no conversion rules to build (0.3 s)
     renamings: list[Any] = []
     converters: list[Any] = []
-    rename: Any = None
-    try:  # the library's own conversion rules (private API: without it, keys as they are)
-        from transformers.conversion_mapping import get_model_conversion_mapping
-        from transformers.core_model_loading import (
-            WeightConverter,
-            WeightRenaming,
-            rename_source_key,
-        )
-
-        mapping = get_model_conversion_mapping(model)
-        renamings = [m for m in mapping if isinstance(m, WeightRenaming)]
-        converters = [m for m in mapping if isinstance(m, WeightConverter)]
-        rename = rename_source_key
-    except Exception:
-        rename = None
-    prefix = getattr(model, "base_model_prefix", "") or ""
+    if not all(_plain_target(key, state, prefix) for key in file_keys):
+        rename, renamings, converters = _conversion_rules(model)
     direct: dict[str, str] = {}
     converted: dict[str, list[str]] = {}
     unused: list[str] = []
@@ -135,6 +123,35 @@ def file_keys_by_model_key(model: Any, file_keys: list[str]) -> tuple[dict, dict
         else:
             direct.setdefault(target, key)
     return direct, converted, unused
+
+
+def _plain_target(key: str, state: dict, prefix: str) -> bool:
+    """Whether a file key is a model key as it is (or with the base model's prefix)."""
+    if key in state:
+        return True
+    return bool(prefix) and (
+        f"{prefix}.{key}" in state
+        or (key.startswith(prefix + ".") and key[len(prefix) + 1 :] in state)
+    )
+
+
+def _conversion_rules(model: Any) -> tuple[Any, list[Any], list[Any]]:
+    """The library's own key conversions (renamed legacy keys, tensors merged from several),
+    as its loader applies them; without them (a private API that moved), keys as they are."""
+    try:
+        from transformers.conversion_mapping import get_model_conversion_mapping
+        from transformers.core_model_loading import (
+            WeightConverter,
+            WeightRenaming,
+            rename_source_key,
+        )
+
+        mapping = get_model_conversion_mapping(model)
+    except Exception:
+        return None, [], []
+    renamings = [m for m in mapping if isinstance(m, WeightRenaming)]
+    converters = [m for m in mapping if isinstance(m, WeightConverter)]
+    return rename_source_key, renamings, converters
 
 
 def architecture_tree(headers: ModuleTree, model: Any) -> ModuleTree:
