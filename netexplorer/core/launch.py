@@ -60,9 +60,11 @@ def requested_lesson(request: LaunchRequest) -> Lesson | None:
     return None
 
 
-def open_requested(request: LaunchRequest) -> ModuleTree:
+def open_requested(request: LaunchRequest, architecture: bool = True) -> ModuleTree:
     """Open the source (or --model with --weights) as the request asks (a lesson: what it
-    opens first); check --select and that --backward has a live model to run on."""
+    opens first); check --select and that --backward has a live model to run on.
+    `architecture`: refine a checkpoint with a config.json by the architecture it names now
+    (the command line); the window shows the header tree first and refines it in a worker."""
     from .sources import open_source
     from .sources.factory import build_with_weights
 
@@ -77,10 +79,11 @@ def open_requested(request: LaunchRequest) -> ModuleTree:
         tree = load_live(request.source, request.open_options())
     elif request.source:
         tree = open_source(request.source, request.open_options())
-        tree = with_architecture(tree)
+        if architecture:
+            tree = with_architecture(tree)
     else:
         raise LaunchError("nothing to open: give a SOURCE or --model")
-    if request.select:
+    if request.select and (architecture or not architecture_pending(tree)):
         tree.node(request.select)  # raises UnknownPathError with suggestions
     if request.backward and not tree.is_live:
         hint = " (or --live: this folder has a config.json)" if live_possible(tree) else ""
@@ -89,6 +92,16 @@ def open_requested(request: LaunchRequest) -> ModuleTree:
             f"--weights, or a TorchScript file; a checkpoint alone has no forward pass{hint}"
         )
     return tree
+
+
+def architecture_pending(tree: ModuleTree) -> bool:
+    """Whether the tree is a checkpoint whose architecture may still refine it (its
+    config.json names one, and transformers is installed): a --select path may be one the
+    architecture brings (a tie the file dropped)."""
+    from .hf_library import transformers_installed
+    from .sources.hf_architecture import architecture_applies
+
+    return architecture_applies(tree) and transformers_installed()
 
 
 def with_architecture(tree: ModuleTree) -> ModuleTree:

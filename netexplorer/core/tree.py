@@ -177,6 +177,10 @@ class ModuleTree:
         hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
         raise UnknownPathError(f"no module or tensor at path {path!r}{hint}")
 
+    def node_or_none(self, path: str) -> Node | None:
+        """The tensor or module at `path`, or None."""
+        return self.tensors.get(path) or self.modules.get(path)
+
     @property
     def parameters(self) -> list[TensorNode]:
         return [t for t in self.tensors.values() if t.kind == "parameter"]

@@ -68,7 +68,8 @@ def window_for(request: LaunchRequest) -> MainWindow:
     from ..core.launch import open_compared, open_requested, requested_lesson
 
     lesson = requested_lesson(request)
-    tree = open_requested(request) if request.opens_something and lesson is None else None
+    opens = request.opens_something and lesson is None
+    tree = open_requested(request, architecture=False) if opens else None  # refined later
     compared = open_compared(request)  # B too: a bad file exits 2 before the window exists
     window = MainWindow(seed=request.seed)
     if lesson is not None:  # it opens what it opens, in a worker, then its first step
@@ -85,7 +86,10 @@ def window_for(request: LaunchRequest) -> MainWindow:
     if request.backward:
         window.document.session.run("backward", times=request.backward)
     if request.select:
-        window.document.select(request.select)
+        if tree is not None and tree.node_or_none(request.select) is None:
+            window.hf_actions.select_when_refined(request.select)  # the architecture adds it
+        else:
+            window.document.select(request.select)
     if request.view:
         window.set_view(request.view)
     if request.present:

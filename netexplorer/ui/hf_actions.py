@@ -29,6 +29,7 @@ class HuggingFaceActions(QObject):
         self.window = window
         self.document = window.document
         self.architecture_runner = TaskRunner(self)
+        self._select_after: str | None = None  # --select of a path the architecture brings
         self.live_runner = TaskRunner(self)
         self.make_live_action = QAction("Make live", window)
         self.make_live_action.setShortcut(QKeySequence("Ctrl+L"))
@@ -88,6 +89,7 @@ class HuggingFaceActions(QObject):
         if self.document.tree is not headers:
             return  # another source was opened meanwhile
         if refined is headers:  # it could not be built: the note says why
+            self._select_after = None
             note = headers.metadata.get("architecture", {}).get("note", "")
             self._status(f"Architecture {note}" if note else "", 8000)
             return
@@ -97,7 +99,19 @@ class HuggingFaceActions(QObject):
         if restored:
             text += f"; {restored} tied tensors the file stored once are restored"
         self._swap(refined)
+        if self._select_after is not None:
+            path, self._select_after = self._select_after, None
+            if path in refined.tensors or path in refined.modules:
+                self.document.select(path)
+            else:
+                self._status(f"No module or tensor at {path!r} in {name} either", 8000)
+                return
         self._status(text, 8000)
+
+    def select_when_refined(self, path: str) -> None:
+        """Select `path` once the architecture has arrived (it may add it: a tied tensor the
+        file stored once)."""
+        self._select_after = path
 
     # -- Make live --------------------------------------------------------------------------
 

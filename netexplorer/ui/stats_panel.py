@@ -239,7 +239,7 @@ class DetailsPanel(QScrollArea):
             origin = ""
             if group is not None and group.tie_from == "config":
                 origin = (
-                    "tied by the model config.json names (the file stores it once, as "
+                    "tied in the model that config.json names (the file stores it once, as "
                     "safetensors must); "
                 )
             self._fact(

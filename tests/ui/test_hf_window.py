@@ -172,3 +172,22 @@ def test_a_traced_archive_opened_with_file_open_runs_its_passes(
     assert graph.has_data_flow  # the calls read from the compiled graphs
     assert "layers.0" in {n.path for n in graph.nodes}
     assert not dialogs
+
+
+def test_the_window_shows_the_headers_first_then_the_architecture(qtbot, gpt2_folder):
+    """`netexplorer FOLDER --select lm_head.weight`: the window does not wait for
+    transformers; the architecture arrives from a worker and brings the tied head, which
+    is then selected."""
+    from netexplorer.core.launch import LaunchRequest
+    from netexplorer.ui.app import window_for
+
+    w = window_for(LaunchRequest(source=str(gpt2_folder), select="lm_head.weight"))
+    qtbot.addWidget(w)
+    assert w.document.tree.structure is None  # the header tree, at once
+    assert "lm_head.weight" not in w.document.tree.tensors
+    w.show()
+    qtbot.waitExposed(w)
+    qtbot.waitUntil(lambda: w.document.tree.structure is not None, timeout=30_000)
+    qtbot.waitUntil(lambda: w.document.selected == "lm_head.weight", timeout=5_000)
+    assert "Architecture: GPT2LMHeadModel" in w.statusBar().currentMessage()
+    w.wait_idle()
