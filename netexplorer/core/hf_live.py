@@ -85,10 +85,12 @@ def live_tree(model: Any, source: str, info: dict, folder: str) -> ModuleTree:
     """The tree of a model from_pretrained made, with what loading did and the model's own
     inputs and loss."""
     from .hf_inputs import model_inputs
+    from .sources.hf_folder import find_weights
 
     metadata: dict[str, Any] = {
         "format": "Hugging Face folder",
         "live": f"{type(model).__name__}.from_pretrained",
+        "weights": find_weights(folder) or folder,
         "weights_report": loading_report(model, info, folder),
     }
     config = read_config(folder)
