@@ -204,7 +204,9 @@ def _summary_lines(
     for t in m.tensors:
         tie = ""
         if t.tie is not None:
-            tie = f"<tie {t.tie}: {' = '.join(tree.tie_groups[t.tie].paths)}>"
+            group = tree.tie_groups[t.tie]
+            origin = ", by config.json" if group.tie_from == "config" else ""
+            tie = f"<tie {t.tie}{origin}: {' = '.join(group.paths)}>"
         kind = "" if t.kind == "parameter" else " buffer"
         shape = str(list(t.shape))
         line = f".{t.name:<{name_width}}  {shape:<{shape_width}}  {t.dtype}{kind}"

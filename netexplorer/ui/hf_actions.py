@@ -51,9 +51,10 @@ class HuggingFaceActions(QObject):
         tree = self.document.tree if tree is None else tree
         if tree is None or tree.is_live:
             return False
+        from ..core.hf_library import transformers_installed
         from ..core.launch import live_possible
 
-        return live_possible(tree)
+        return live_possible(tree) and transformers_installed()
 
     def _on_tree_changed(self, tree: ModuleTree | None) -> None:
         possible = self.can_make_live(tree) and not self.live_runner.busy

@@ -124,6 +124,7 @@ def test_without_transformers_one_line_says_what_it_adds(qtbot, window, gpt2_fol
     message = w.statusBar().currentMessage()
     assert "install transformers" in message and "\n" not in message
     assert w.document.tree.structure is None
+    assert not w.hf_actions.button.isVisibleTo(w)  # nothing to make live with
 
 
 class _Net(torch.nn.Module):
