@@ -198,9 +198,12 @@ class HeatmapPanel(QWidget):
             self.tensor = tensor
             self.slices.configure(tensor.shape, self._on_slice_changed)
         if not tensor.handle.has_values:
+            why = getattr(tensor.handle, "no_values_reason", "") or (
+                "no values (a meta tensor has a shape and a dtype only)"
+            )
             self._show_message(
                 f"<b>{html.escape(tensor.path)}</b> {shape_text(tensor.shape, 'pretty')} "
-                f"{tensor.dtype}: no values (a meta tensor has a shape and a dtype only)"
+                f"{tensor.dtype}: {html.escape(why)}"
             )
 
     def _on_tensor_loading(self, path: str) -> None:

@@ -267,7 +267,8 @@ class DetailsPanel(QScrollArea):
             )
             self._fact("Shards", held)
         if not t.handle.has_values:
-            self._set_stats(None, "a meta tensor has no values")
+            why = getattr(t.handle, "no_values_reason", "") or "a meta tensor has no values"
+            self._set_stats(None, why)
         data = self.document.tensor_data
         if data is not None and data.path == t.path:
             self._on_tensor_data_changed(data)

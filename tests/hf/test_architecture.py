@@ -141,3 +141,27 @@ def test_with_the_architecture_kinds_are_known(hf_folders, capsys):
     assert all(p["kind"] == "parameter" and p["requires_grad"] for p in out["parameters"])
     assert "final_logits_bias" not in {p["path"] for p in out["parameters"]}
     assert "total_tensors" not in out
+
+
+def test_a_tensor_the_loader_makes_from_several_says_so(tmp_path):
+    """Mixtral's experts are stored one by one and stacked by the loader: the architecture
+    shows the stacked tensor, without values, saying where they come from."""
+    import torch
+    import transformers as tf
+
+    from netexplorer.core.hf_library import quiet_transformers
+
+    torch.manual_seed(0)
+    config = tf.MixtralConfig(
+        hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
+        num_key_value_heads=1, num_local_experts=2, num_experts_per_tok=1, vocab_size=50,
+        max_position_embeddings=32,
+    )  # fmt: skip
+    with quiet_transformers():
+        tf.MixtralForCausalLM(config).save_pretrained(tmp_path / "mixtral")
+    tree = with_architecture(open_source(str(tmp_path / "mixtral")))
+    converted = tree.metadata["architecture"]["converted"]
+    node = tree.tensors["model.layers.0.mlp.experts.down_proj"]
+    assert len(converted[node.path]) == 2 and not node.handle.has_values
+    assert "Make live" in node.handle.no_values_reason
+    assert "not_in_file" not in tree.metadata["architecture"]

@@ -154,6 +154,30 @@ def _conversion_rules(model: Any) -> tuple[Any, list[Any], list[Any]]:
     return rename_source_key, renamings, converters
 
 
+class ConvertedHandle(TensorHandle):
+    """A tensor the library's loader makes from several of the file's tensors (Mixtral's
+    experts stacked into one): shape and dtype from the model, no values until it is live."""
+
+    def __init__(self, shape: tuple[int, ...], dtype: str, sources: list[str]) -> None:
+        self.shape = tuple(shape)
+        self.dtype = dtype
+        self.sources = list(sources)
+
+    @property
+    def has_values(self) -> bool:
+        return False
+
+    @property
+    def no_values_reason(self) -> str:
+        return (
+            f"transformers makes it from {len(self.sources)} tensors of the file "
+            f"({self.sources[0]}, ...) when it loads the model: Make live to see its values"
+        )
+
+    def array(self) -> Any:
+        raise ValueError(self.no_values_reason)
+
+
 def architecture_tree(headers: ModuleTree, model: Any) -> ModuleTree:
     """The tree of `model` (on meta) whose tensors read their values from the checkpoint of
     `headers`; ties the file does not hold marked as restored from the config."""
@@ -180,7 +204,9 @@ def architecture_tree(headers: ModuleTree, model: Any) -> ModuleTree:
         handle = handles.get(path)
         if handle is not None and tuple(handle.shape) == tuple(node.shape):
             node.handle = handle
-        elif path not in converted:
+        elif path in converted:
+            node.handle = ConvertedHandle(node.shape, node.dtype, converted[path])
+        else:
             missing.append(path)
     architecture: dict[str, Any] = {
         "class": type(model).__name__,
