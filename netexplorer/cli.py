@@ -152,7 +152,13 @@ def run_printing(request: LaunchRequest, summary: bool) -> int:
     from .core.describe import describe, summary_text
     from .core.launch import open_compared, open_requested, pass_metadata, run_backward
 
-    tree = open_requested(request)
+    # --summary reads headers only (no torch, no transformers): it names the architecture
+    # config.json holds; --json, which reads every tensor anyway, builds it
+    tree = open_requested(request, architecture=not summary)
+    if summary:
+        from .core.sources.hf_architecture import note_unbuilt_architecture
+
+        note_unbuilt_architecture(tree)
     engine = run_backward(tree, request)
     comparison = None
     compared = open_compared(request)

@@ -165,3 +165,23 @@ def test_a_tensor_the_loader_makes_from_several_says_so(tmp_path):
     assert len(converted[node.path]) == 2 and not node.handle.has_values
     assert "Make live" in node.handle.no_values_reason
     assert "not_in_file" not in tree.metadata["architecture"]
+
+
+def test_summary_reads_headers_only_and_names_the_architecture(hf_folders):
+    """--summary stays as fast as reading the headers: no torch, no transformers."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from netexplorer.cli import main; rc = main([sys.argv[1], '--summary']); "
+        "print('IMPORTED', 'torch' in sys.modules, 'transformers' in sys.modules); "
+        "sys.exit(rc)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(hf_folders("gpt2"))], capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    assert "IMPORTED False False" in out.stdout
+    assert "config.json names GPT2LMHeadModel; --json, --live or the window build it" in (
+        out.stdout
+    )

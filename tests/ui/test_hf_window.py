@@ -79,6 +79,9 @@ def test_open_folder_make_live_backward_shows_the_embeddings_uses(
     total = np.sum([c.values for c in panel.data.contributions], axis=0)
     np.testing.assert_allclose(total, grad, rtol=1e-4, atol=1e-6)
     assert "loss (the model's own)" in w.controls.output.toPlainText()
+    source = w.details.source.text()  # the weights report says the head is tied, not missing
+    assert "lm_head.weight: tied to transformer.wte.weight, loaded through it" in source
+    assert "missing" not in source
     assert not dialogs
 
 

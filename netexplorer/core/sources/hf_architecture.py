@@ -71,6 +71,23 @@ def refine_with_architecture(tree: ModuleTree) -> ModuleTree:
         return tree
 
 
+def note_unbuilt_architecture(tree: ModuleTree) -> None:
+    """For a tree shown from its headers alone (--summary): a one-line note naming the
+    architecture config.json holds and what building it adds."""
+    if not architecture_applies(tree):
+        return
+    folder = config_folder(tree)
+    name = architecture_name(read_config(folder or "") or {}) or "a model"
+    if transformers_installed():
+        note = (
+            f"config.json names {name}; --json, --live or the window build it (real module "
+            "types, parameters and buffers, the ties the file dropped)"
+        )
+    else:
+        note = f"config.json names {name}; {WHAT_IT_ADDS}"
+    tree.metadata["architecture"] = {"note": f"from the file's headers only: {note}"}
+
+
 def build_meta_model(folder: str) -> Any:
     """The model class config.json names, built on the meta device."""
     import torch
