@@ -124,7 +124,14 @@ def show_module(net: Any, *, select: str | None = None, block: bool | None = Non
 
     app = make_app(offscreen_ok=False)  # no display: one clear error, never a hidden window
     window = MainWindow()
-    window.set_tree(tree_from_module(net, source=f"live {type(net).__name__}"))
+    tree = tree_from_module(net, source=f"live {type(net).__name__}")
+    from ..core.hf_live import is_transformers_model
+
+    if is_transformers_model(net):  # its own inputs and loss, as --live takes them
+        from ..core.hf_inputs import model_inputs
+
+        tree.default_input, tree.default_loss = model_inputs(net)
+    window.set_tree(tree)
     watcher = ModelWatcher(window.document, window)
     if select is not None:
         window.document.select(select)

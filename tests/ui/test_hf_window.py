@@ -195,3 +195,20 @@ def test_the_window_shows_the_headers_first_then_the_architecture(qtbot, gpt2_fo
     qtbot.waitUntil(lambda: w.document.selected == "lm_head.weight", timeout=5_000)
     assert "Architecture: GPT2LMHeadModel" in w.statusBar().currentMessage()
     w.wait_idle()
+
+
+def test_show_of_a_transformers_model_takes_its_own_inputs_and_loss(qtbot):
+    from tiny_models import build
+
+    import netexplorer
+
+    w = netexplorer.show(build("gpt2"), block=False).window
+    qtbot.addWidget(w)
+    qtbot.waitExposed(w)
+    engine = w.document.session.engine
+    assert engine.config.loss_name == "model"
+    assert engine.input_spec.spec_text() == "input_ids=tokens:2,8<50 labels=@input_ids"
+    w.build_panels()
+    click(qtbot, w.controls.backward_button)
+    idle(qtbot, w)
+    assert w.document.session.state.result.loss is not None
