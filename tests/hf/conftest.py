@@ -1,11 +1,9 @@
-"""The tiny Hugging Face folders, saved once per test session; skipped without transformers."""
+"""The tiny Hugging Face folders, saved once per test session (the test modules skip
+themselves without transformers)."""
 
 from __future__ import annotations
 
 import pytest
-
-pytest.importorskip("transformers")
-
 from tiny_models import save
 
 

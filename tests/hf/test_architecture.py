@@ -9,6 +9,8 @@ import json
 
 import numpy as np
 import pytest
+
+pytest.importorskip("transformers")
 from tiny_models import build
 
 from netexplorer.cli import main

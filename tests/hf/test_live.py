@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 
 import pytest
+
+pytest.importorskip("transformers")
 import torch
 from tiny_models import build, tied_lm
 
