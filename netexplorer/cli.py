@@ -60,6 +60,25 @@ def build_parser() -> argparse.ArgumentParser:
         help="allow full pickle loading, which runs code from the file",
     )
     p.add_argument("--meta", action="store_true", help="with --model: structure only, no memory")
+    p.add_argument(
+        "--input",
+        action="append",
+        metavar="SPEC",
+        help="the input batch: shapes and kinds, e.g. 2,3,32,32 or tokens:2,8<1000; several "
+        "for several arguments, name=SPEC for keyword arguments, name=@OTHER for another's "
+        "tensor",
+    )
+    p.add_argument(
+        "--live",
+        action="store_true",
+        help="load a Hugging Face folder (or a file with config.json) with transformers' "
+        "own loader into a live model",
+    )
+    p.add_argument(
+        "--eval",
+        action="store_true",
+        help="run passes in eval mode (dropout off, batch-norm statistics frozen)",
+    )
     p.add_argument("--compare", metavar="FILE", help="compare SOURCE with a second checkpoint")
     p.add_argument(
         "--present",
@@ -92,11 +111,23 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         raise UsageError("--export-heatmap needs --select PATH (the tensor to draw)")
     if args.compare and not (args.source or args.model):
         raise UsageError("--compare FILE needs a SOURCE to compare it with")
+    if args.live and not args.source:
+        raise UsageError(
+            "--live needs a SOURCE: a Hugging Face folder, or a file beside config.json"
+        )
     return args
 
 
 def launch_request(args: argparse.Namespace) -> LaunchRequest:
     """The typed request the parsed arguments make."""
+    batch = None
+    if args.input:
+        from .core.input_parse import InputSyntaxError, parse_input
+
+        try:
+            batch = parse_input(" ".join(args.input))
+        except InputSyntaxError as exc:
+            raise UsageError(f"--input: {exc}") from None
     return LaunchRequest(
         source=args.source,
         model=args.model,
@@ -111,15 +142,24 @@ def launch_request(args: argparse.Namespace) -> LaunchRequest:
         screenshot=args.screenshot,
         export_heatmap=args.export_heatmap,
         present=args.present,
+        input=batch,
+        live=args.live,
+        eval_mode=args.eval,
     )
 
 
 def run_printing(request: LaunchRequest, summary: bool) -> int:
     from .core.describe import describe, summary_text, to_json
-    from .core.launch import open_compared, open_requested, run_backward
+    from .core.launch import open_compared, open_requested, pass_metadata, run_backward
     from .core.text import printable_lines
 
-    tree = open_requested(request)
+    # --summary reads headers only (no torch, no transformers): it names the architecture
+    # config.json holds; --json, which reads every tensor anyway, builds it
+    tree = open_requested(request, architecture=not summary)
+    if summary:
+        from .core.sources.hf_architecture import note_unbuilt_architecture
+
+        note_unbuilt_architecture(tree)
     engine = run_backward(tree, request)
     comparison = None
     compared = open_compared(request)
@@ -136,9 +176,12 @@ def run_printing(request: LaunchRequest, summary: bool) -> int:
 
         description = describe(
             tree,
-            contributions=engine.contributions if engine is not None else None,
-            graph=graph_for_tree(tree, seed=request.seed).as_dict(),
+            contributions=engine.contributions if request.backward else None,
+            graph=graph_for_tree(
+                tree, seed=request.seed, input_spec=request.input or tree.default_input
+            ).as_dict(),
         )
+        description["metadata"].update(pass_metadata(tree, engine))
         if comparison is not None:
             description["comparison"] = comparison.as_dict()
         print(to_json(description))

@@ -8,3 +8,7 @@ import tempfile
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
 os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="netexplorer-test-config-")
+# Hugging Face tests use tiny models they save themselves: never the network
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")

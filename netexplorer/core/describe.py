@@ -8,6 +8,14 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from .handles import TorchHandle
+from .json_fields import (
+    identical_groups,
+    kind_fields,
+    listed_as_parameters,
+    optimizer_fields,
+    tie_entry,
+    totals,
+)
 from .text import printable
 from .tree import ModuleNode, ModuleTree, TensorNode
 
@@ -30,11 +38,20 @@ def describe(
         "source": tree.source,
         "metadata": {"reader": tree.reader, **tree.metadata},
         "modules": [_module_entry(m) for m in tree.root.walk()],
-        "parameters": [_tensor_entry(t, stats, contributions, known) for t in tree.parameters],
+        "parameters": [
+            {
+                **_tensor_entry(t, stats, contributions, known),
+                **optimizer_fields(tree, t.path, stats),
+            }
+            for t in listed_as_parameters(tree)
+        ],
         "buffers": [_tensor_entry(t, stats, None, known) for t in tree.buffers],
-        "ties": [{"id": g.id, "paths": list(g.paths)} for g in tree.tie_groups],
+        "ties": [tie_entry(g) for g in tree.tie_groups],
         "total_parameters": tree.total_parameters,
+        **totals(tree),
     }
+    if stats:  # the values are read anyway: byte-identical tensors
+        out["identical"] = identical_groups(tree)
     if tree.default_input is not None:
         out["metadata"]["input"] = tree.default_input.as_dict()
     if graph is not None:
@@ -82,7 +99,7 @@ def _tensor_entry(
         "shape": list(t.shape),
         "dtype": t.dtype,
         "numel": t.numel,
-        "requires_grad": t.requires_grad,
+        **kind_fields(t),
         "access": t.access,
         "tie": t.tie,
     }
@@ -165,9 +182,18 @@ def summary_text(tree: ModuleTree) -> str:
         lines.append(f"{text:<{width}}  {count:>8}{'  ' + mark if mark else ''}".rstrip())
     n_tied = sum(len(g.paths) for g in tree.tie_groups)
     tail = f"Total parameters: {tree.total_parameters:,} (a tied tensor counted once)"
+    unknown = tree.unknown_kind
+    if unknown:
+        tail += (
+            f"; {tree.total_tensor_elements:,} elements in {len(unknown)} tensors the file "
+            "does not call parameters or buffers"
+        )
     if tree.tie_groups:
         tail += f"; {len(tree.tie_groups)} tie groups over {n_tied} paths"
     lines.append(tail)
+    architecture = tree.metadata.get("architecture")
+    if isinstance(architecture, dict) and architecture.get("note"):
+        lines.append(f"Architecture: {architecture['note']}")
     report = tree.metadata.get("weights_report")
     if report:
         lines.extend(weights_report_lines(report, tree.metadata.get("weights", "")))
@@ -183,6 +209,8 @@ def weights_report_lines(report: dict[str, Any], weights: str) -> list[str]:
     for key in report.get("missing", []):
         if key not in mismatched:  # those are told below, with both shapes
             lines.append(f"  missing in the checkpoint (model keeps its init): {key}")
+    for item in report.get("tied", []):
+        lines.append(f"  {item['key']}: tied to {item['to']}, loaded through it")
     for key in report.get("unexpected", []):
         lines.append(f"  unexpected (not in the model, ignored): {key}")
     for item in report.get("shape_mismatched", []):
@@ -218,7 +246,8 @@ def _summary_lines(
     if m.shared_with:
         kind = "same module as" if m.has_parameters else "same module (no parameters) as"
         mark = f"[{kind} {', '.join(m.shared_with)}]"
-    count = format_count(m.parameter_count) if m.parameter_count else ""
+    shown = m.parameter_count or m.tensor_elements  # elements of unknown kind where no params
+    count = format_count(shown) if shown else ""
     opens = bool(m.children) and bool(m.type_name)  # untyped checkpoint branches need no ")"
     if opens:
         head = f"{name}{m.type_name}("
@@ -232,7 +261,9 @@ def _summary_lines(
     for t in m.tensors:
         tie = ""
         if t.tie is not None:
-            tie = f"<tie {t.tie}: {_tie_paths(tree.tie_groups[t.tie].paths)}>"
+            group = tree.tie_groups[t.tie]
+            origin = ", by config.json" if group.tie_from == "config" else ""
+            tie = f"<tie {t.tie}{origin}: {_tie_paths(group.paths)}>"
         kind = "" if t.kind == "parameter" else " buffer"
         shape = str(list(t.shape))
         line = f".{t.name:<{name_width}}  {shape:<{shape_width}}  {t.dtype}{kind}"

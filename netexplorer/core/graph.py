@@ -37,6 +37,7 @@ torch is imported only when a forward pass runs.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import itertools
 from collections.abc import Callable, Collection, Hashable, Iterable, Iterator, Mapping
@@ -45,7 +46,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from .calls import CallRecorder, ModuleCall, iter_tensors
-from .inputs import InputSpec
+from .inputs import InputBatch, InputSpec, as_batch
 from .text import shape_text
 from .torch_import import import_torch
 from .tree import ModuleNode, ModuleTree
@@ -549,14 +550,18 @@ def tensor_label(kind: str, path_a: str, path_b: str, module_a: str, module_b: s
 
 
 def graph_for_tree(
-    tree: ModuleTree, seed: int | None = 0, input_spec: InputSpec | None = None
+    tree: ModuleTree, seed: int | None = 0, input_spec: InputSpec | InputBatch | None = None
 ) -> Graph:
     """The graph of a tree: with data flow from one forward pass for a live model (on
     `input_spec`, else the tree's default input, generated from `seed`); the hierarchy with
     a note saying why for a checkpoint without code or a forward that cannot run."""
     if not tree.is_live:
+        if tree.structure is not None:  # an architecture from a config, on the meta device
+            return _structure_graph(tree, seed, input_spec)
         return hierarchy_graph(tree, NO_CODE_NOTE)
     scripted = _scripted_path(tree)
+    if scripted == "":  # the whole model is compiled: its calls are read from its graphs
+        return _script_graph(tree)
     if scripted is not None:
         where = "the model is" if scripted == "" else f"module `{scripted}` is"
         return hierarchy_graph(tree, f"{where} TorchScript, {SCRIPTED_NOTE}")
@@ -572,6 +577,57 @@ def graph_for_tree(
             return _flow_graph(tree, recorder, batch)
         finally:
             recorder.clear()  # let go of the pass's tensors
+
+
+def _script_graph(tree: ModuleTree) -> Graph:
+    """The calls of a TorchScript model as its compiled graphs list them (script_calls.py)."""
+    from types import SimpleNamespace
+
+    from .script_calls import script_calls
+
+    try:
+        found = script_calls(tree.module)
+    except Exception as exc:  # a graph this reader does not follow: the hierarchy
+        return hierarchy_graph(tree, f"the model is TorchScript, {SCRIPTED_NOTE} ({exc})")
+    inputs = [SimpleNamespace(shape=s) for s in found.input_shapes]
+    graph = _flow_graph(tree, found, inputs)  # type: ignore[arg-type]
+    graph.note = SCRIPT_GRAPH_NOTE
+    return graph
+
+
+SCRIPT_GRAPH_NOTE = (
+    "TorchScript: the calls are read from its compiled graphs (a call in a loop shows once; "
+    "no output shapes)"
+)
+
+
+def _structure_graph(
+    tree: ModuleTree, seed: int | None, input_spec: InputSpec | InputBatch | None
+) -> Graph:
+    """The call graph of a checkpoint's architecture (tree.structure, on the meta device):
+    the calls and their data flow, without values; the hierarchy when it cannot run there."""
+    import sys
+
+    shadow = ModuleTree(tree.root, tree.tie_groups, module=tree.structure)
+    shadow.default_input = input_spec or tree.default_input
+    quiet: Any = contextlib.nullcontext()
+    if "transformers" in sys.modules:  # what it logs about a tiny config is not the user's
+        from .hf_library import quiet_transformers
+
+        quiet = quiet_transformers()
+    with quiet:
+        graph = graph_for_tree(shadow, seed)
+    if graph.has_data_flow:
+        graph.note = STRUCTURE_NOTE
+    else:
+        graph.note = f"{graph.note}; {STRUCTURE_NOTE}" if graph.note else STRUCTURE_NOTE
+    return graph
+
+
+STRUCTURE_NOTE = (
+    "the architecture from config.json, run on the meta device: calls and shapes without "
+    "values (Make live runs it for real)"
+)
 
 
 @contextmanager
@@ -638,7 +694,9 @@ class _ForwardFailed(Exception):
     """The forward pass could not run; the message says why, for the note."""
 
 
-def _record_forward(tree: ModuleTree, spec: InputSpec, seed: int | None) -> tuple[Any, Any]:
+def _record_forward(
+    tree: ModuleTree, spec: InputSpec | InputBatch, seed: int | None
+) -> tuple[Any, list[Any]]:
     torch = import_torch()
 
     module = tree.module
@@ -647,17 +705,21 @@ def _record_forward(tree: ModuleTree, spec: InputSpec, seed: int | None) -> tupl
     running = False
     try:
         recorder = _FlowRecorder(tree)
-        batch = spec.make(seed)
+        args, kwargs = as_batch(spec).make(seed)
         first = next(iter(module.parameters()), None)
         if first is None:
             first = next(iter(module.buffers()), None)
-        if first is not None and first.device != batch.device:
-            batch = batch.to(first.device)  # the meta device too: structure only
+        if first is not None:  # the meta device too: structure only
+            moved: dict[int, Any] = {}
+            args = tuple(moved.setdefault(id(a), a.to(first.device)) for a in args)
+            kwargs = {k: moved.setdefault(id(v), v.to(first.device)) for k, v in kwargs.items()}
+        batch = [*args, *dict.fromkeys(kwargs.values())]  # each tensor once
         module.eval()  # no dropout, no BatchNorm statistics updated by looking
         with torch.no_grad(), recorder, recorder.follow_tensors():
-            recorder.start_input(batch)
+            for tensor in batch:
+                recorder.start_input(tensor)
             running = True
-            module(batch)
+            module(*args, **kwargs)
     except Exception as exc:
         if recorder is not None:  # hooks registered before one was refused: remove them
             recorder.__exit__(None, None, None)
@@ -825,7 +887,7 @@ def _flow_graph(tree: ModuleTree, recorder: _FlowRecorder, batch: Any) -> Graph:
     for c in calls:
         per_site[c.site] = per_site.get(c.site, 0) + 1
 
-    nodes = [GraphNode(INPUT_ID, INPUT, None, None, "", shapes=[tuple(batch.shape)])]
+    nodes = [GraphNode(INPUT_ID, INPUT, None, None, "", shapes=[tuple(t.shape) for t in batch])]
     for c in calls:
         nodes.append(
             GraphNode(

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import NetExplorerError
-from .inputs import DISTRIBUTIONS, InputSpec
+from .inputs import DISTRIBUTIONS, InputBatch, InputSpec
 
 FORMAT = "netexplorer-lesson/1"
 FORMAT_PREFIX = "netexplorer-lesson/"
@@ -61,7 +61,7 @@ class Lesson:
     title: str
     source: str
     seed: int = 0
-    input: InputSpec | None = None
+    input: InputSpec | InputBatch | None = None
     loss: str | None = None
     optimizer: str | None = None
     lr: float | None = None
@@ -117,21 +117,17 @@ def is_lesson_file(path: str) -> bool:
 
 def load_lesson(path: str) -> Lesson:
     """The lesson in the file at `path`, checked; raises LessonError saying what is wrong."""
+    from .sources.json_file import UnreadableJson, read_json
+
     name = os.path.basename(path)
-    try:
-        size = os.stat(path).st_size
-        if size > MAX_LESSON_BYTES:
-            raise LessonError(f"cannot open lesson {name}: {size:,} bytes is not a lesson file")
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except FileNotFoundError:
-        raise LessonError(f"cannot open lesson {path}: no such file; check the path") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise LessonError(f"cannot open lesson {name}: {exc}") from None
-    except json.JSONDecodeError as exc:
+    if not os.path.lexists(path):
+        raise LessonError(f"cannot open lesson {path}: no such file; check the path")
+    try:  # a regular file only (a FIFO is refused, not read forever), within its size
+        data = read_json(path, MAX_LESSON_BYTES, "it", "")
+    except UnreadableJson as exc:
+        reason = exc.reason.replace("is not valid JSON", "is not JSON")
         raise LessonError(
-            f"cannot open lesson {name}: it is not JSON ({exc.msg}, line {exc.lineno}); "
-            "fix it in a text editor or save the lesson again"
+            f"cannot open lesson {name}: {reason}; fix it in a text editor or save the lesson again"
         ) from None
     lesson = lesson_from_json(data, name)
     lesson.folder = os.path.dirname(os.path.abspath(path))
@@ -288,9 +284,16 @@ def _number(value: Any, where: str) -> float:
     return float(value)
 
 
-def _input(value: Any, where: str) -> InputSpec | None:
+def _input(value: Any, where: str) -> InputSpec | InputBatch | None:
     if value is None:
         return None
+    if isinstance(value, dict) and isinstance(value.get("spec"), str) and "shape" not in value:
+        from .input_parse import InputSyntaxError, parse_input
+
+        try:  # several arguments, as --input writes them
+            return parse_input(value["spec"])
+        except InputSyntaxError as exc:
+            raise LessonError(f"cannot open {where}: a bad input ({exc})") from None
     if not isinstance(value, dict) or not isinstance(value.get("shape"), list):
         raise LessonError(f'cannot open {where}: "input" is {{"shape": [2, 4], ...}}')
     try:

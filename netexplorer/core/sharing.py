@@ -13,10 +13,13 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class TieGroup:
-    """Paths (in state_dict order) that reach one tensor."""
+    """Paths (in state_dict order) that reach one tensor. `tie_from` says where a tie that
+    the file itself does not hold comes from: "config" when a model built from the folder's
+    config.json ties tensors that safetensors had to store once ("" otherwise)."""
 
     id: int
     paths: tuple[str, ...]
+    tie_from: str = ""
 
 
 def find_tie_groups(ordered_paths: Sequence[str], identity: dict[str, Hashable]) -> list[TieGroup]:

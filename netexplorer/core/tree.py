@@ -21,7 +21,7 @@ from typing import Any
 
 from .errors import UnknownPathError
 from .handles import TensorHandle, TorchHandle
-from .inputs import InputSpec
+from .inputs import InputBatch, InputSpec
 from .sharing import TieGroup, find_tie_groups, module_aliases
 from .torch_import import import_torch
 
@@ -34,11 +34,12 @@ KNOWN_BUFFER_NAMES = {"running_mean", "running_var", "num_batches_tracked"}
 
 @dataclass(eq=False)
 class TensorNode:
-    """A parameter or buffer at one state_dict path."""
+    """A parameter or buffer at one state_dict path; in a checkpoint without code, where the
+    file does not say which it is, a "tensor" (never claimed to require grad)."""
 
     path: str
     name: str
-    kind: str  # "parameter" | "buffer"
+    kind: str  # "parameter" | "buffer" | "tensor" (a checkpoint's entry of unknown kind)
     handle: TensorHandle
     requires_grad: bool
     access: str
@@ -77,6 +78,7 @@ class ModuleNode:
     tensors: list[TensorNode] = field(default_factory=list)
     shared_with: list[str] = field(default_factory=list)  # other paths of the same object
     parameter_count: int = 0  # unique parameter elements in this subtree (a tie counts once)
+    tensor_elements: int = 0  # the same for tensors of unknown kind (kind "tensor")
 
     is_module = True
 
@@ -143,7 +145,11 @@ class ModuleTree:
         self.reader = reader
         self.metadata: dict[str, Any] = dict(metadata or {})
         self.module = module  # the live nn.Module, or None for a checkpoint without code
-        self.default_input: InputSpec | None = None  # the batch a forward pass starts from
+        # a checkpoint's architecture as a model on the meta device (structure only: types,
+        # buffers, calls), where one was built from its config (sources/hf_architecture.py)
+        self.structure: Any = None
+        self.default_input: InputSpec | InputBatch | None = None  # what a forward pass runs on
+        self.default_loss: str | None = None  # a loss that fits the model ("model": its own)
         self.explanation = ""  # what an example teaches, shown beside it
         # a checkpoint's optimizer state matched to parameters: path -> state name -> handle
         # (e.g. "fc.weight" -> {"exp_avg": ..., "exp_avg_sq": ..., "step": ...}); see
@@ -172,6 +178,10 @@ class ModuleTree:
         hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
         raise UnknownPathError(f"no module or tensor at path {path!r}{hint}")
 
+    def node_or_none(self, path: str) -> Node | None:
+        """The tensor or module at `path`, or None."""
+        return self.tensors.get(path) or self.modules.get(path)
+
     @property
     def parameters(self) -> list[TensorNode]:
         return [t for t in self.tensors.values() if t.kind == "parameter"]
@@ -179,6 +189,17 @@ class ModuleTree:
     @property
     def buffers(self) -> list[TensorNode]:
         return [t for t in self.tensors.values() if t.kind == "buffer"]
+
+    @property
+    def unknown_kind(self) -> list[TensorNode]:
+        """Tensors a checkpoint holds without saying whether they are parameters or buffers
+        (kind "tensor"): counted apart from the parameters."""
+        return [t for t in self.tensors.values() if t.kind == "tensor"]
+
+    @property
+    def total_tensor_elements(self) -> int:
+        """Elements of the tensors of unknown kind, each tensor once."""
+        return self.root.tensor_elements
 
     def tie_group(self, path: str) -> TieGroup | None:
         node = self.tensors.get(path)
@@ -205,17 +226,33 @@ class ModuleTree:
         """Parameter elements, each tensor once however many paths reach it."""
         return self.root.parameter_count
 
+    def trained_parameters(self, paths: Iterable[str]) -> None:
+        """Tensors of unknown kind that an optimizer holds state for are parameters (an
+        optimizer steps only trainable ones): say so and count them again."""
+        changed = False
+        for path in paths:
+            node = self.tensors.get(path)
+            if node is not None and node.kind == "tensor":
+                node.kind, node.requires_grad, changed = "parameter", True, True
+        if changed:
+            self._count_parameters()
+
     def _count_parameters(self) -> None:
-        """Every module's unique parameter elements, in one pass from the leaves up (a tie
-        group counts once in each subtree it reaches; walking every subtree again was
-        O(modules x depth): a second for 50,000 tensors)."""
+        """Every module's unique parameter elements (and those of tensors of unknown kind)."""
+        for kind, attribute in (("parameter", "parameter_count"), ("tensor", "tensor_elements")):
+            self._count_kind(kind, attribute)
+
+    def _count_kind(self, kind: str, attribute: str) -> None:
+        """Every module's unique elements of tensors of `kind`, in one pass from the leaves
+        up (a tie group counts once in each subtree it reaches; walking every subtree again
+        was O(modules x depth): a second for 50,000 tensors)."""
         untied: dict[int, int] = {}  # id(module) -> elements of untied parameters below it
         tied: dict[int, set[int]] = {}  # id(module) -> tie groups with a parameter below it
         group_numel: dict[int, int] = {}
         for module in reversed(self.modules.values()):  # children before their parent
             total, groups = 0, set()
             for t in module.tensors:
-                if t.kind != "parameter":
+                if t.kind != kind:
                     continue
                 if t.tie is None:
                     total += t.numel
@@ -226,7 +263,7 @@ class ModuleTree:
                 total += untied.pop(id(child))
                 groups |= tied.pop(id(child))
             untied[id(module)], tied[id(module)] = total, groups
-            module.parameter_count = total + sum(group_numel[g] for g in groups)
+            setattr(module, attribute, total + sum(group_numel[g] for g in groups))
 
 
 # -- access expressions ---------------------------------------------------------------------
@@ -381,7 +418,8 @@ def tree_from_entries(
     for key, handle in entries:
         owner_path, _, name = key.rpartition(".")
         owner = module_at(owner_path)
-        kind = (kinds or {}).get(key) or ("buffer" if name in KNOWN_BUFFER_NAMES else "parameter")
+        # a file does not say parameter or buffer: "tensor", unless the reader knows (kinds)
+        kind = (kinds or {}).get(key) or ("buffer" if name in KNOWN_BUFFER_NAMES else "tensor")
         owner.tensors.append(
             TensorNode(
                 path=key,

@@ -68,19 +68,28 @@ def window_for(request: LaunchRequest) -> MainWindow:
     from ..core.launch import open_compared, open_requested, requested_lesson
 
     lesson = requested_lesson(request)
-    tree = open_requested(request) if request.opens_something and lesson is None else None
+    opens = request.opens_something and lesson is None
+    tree = open_requested(request, architecture=False) if opens else None  # refined later
     compared = open_compared(request)  # B too: a bad file exits 2 before the window exists
     window = MainWindow(seed=request.seed)
     if lesson is not None:  # it opens what it opens, in a worker, then its first step
         window.lessons.start(lesson)
     if tree is not None:
         window.set_tree(tree)
+        session = window.document.session
+        if request.input is not None:  # checked against the model by its first pass
+            session.configure(input_spec=request.input)
+        if request.eval_mode:
+            session.configure(eval_mode=True)
     if compared is not None:  # the relative changes compute in a worker
         window.checkpoint_actions.compare_with_tree(compared)
     if request.backward:
         window.document.session.run("backward", times=request.backward)
     if request.select:
-        window.document.select(request.select)
+        if tree is not None and tree.node_or_none(request.select) is None:
+            window.hf_actions.select_when_refined(request.select)  # the architecture adds it
+        else:
+            window.document.select(request.select)
     if request.view:
         window.set_view(request.view)
     if request.present:
@@ -115,7 +124,14 @@ def show_module(net: Any, *, select: str | None = None, block: bool | None = Non
 
     app = make_app(offscreen_ok=False)  # no display: one clear error, never a hidden window
     window = MainWindow()
-    window.set_tree(tree_from_module(net, source=f"live {type(net).__name__}"))
+    tree = tree_from_module(net, source=f"live {type(net).__name__}")
+    from ..core.hf_live import is_transformers_model
+
+    if is_transformers_model(net):  # its own inputs and loss, as --live takes them
+        from ..core.hf_inputs import model_inputs
+
+        tree.default_input, tree.default_loss = model_inputs(net)
+    window.set_tree(tree)
     watcher = ModelWatcher(window.document, window)
     if select is not None:
         window.document.select(select)

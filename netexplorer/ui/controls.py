@@ -4,6 +4,8 @@ live loss curve."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QAction, QKeySequence
@@ -29,15 +31,30 @@ from .document import Document
 from .pass_state import Phase, status_html
 from .plotting import apply_plot_look, pg
 
-LOSS_LABELS = {"sum": "sum", "mse": "MSE", "cross_entropy": "cross-entropy"}
+LOSS_LABELS = {
+    "sum": "sum",
+    "mse": "MSE",
+    "cross_entropy": "cross-entropy",
+    "model": "the model's own",
+}
 LOSS_TIPS = {
     "sum": "The sum of the output (the notebook's loss; it has no minimum: training diverges)",
     "mse": "Mean squared error to a fixed random target of the output's shape",
     "cross_entropy": "Cross-entropy to fixed random class labels (classes in the last dimension)",
+    "model": "The loss the model computes itself from the labels in the input (a Hugging "
+    "Face model given labels)",
 }
 OPTIMIZER_LABELS = {"sgd": "SGD", "adam": "Adam"}
 MAX_CURVE_POINTS = 100_000
 MAX_CURVE_SYMBOLS = 200
+
+
+def is_batch_text(text: str) -> bool:
+    """Whether the input field holds a whole input as --input takes it (kinds, names,
+    several arguments) rather than one shape (`2, 4`, `2x3x32x32`)."""
+    if any(mark in text for mark in (":", "=", "<", ";")):
+        return True
+    return len(re.sub(r"\s*[,x]\s*", ",", text.strip()).split()) > 1
 
 
 def format_output(output: np.ndarray) -> str:
@@ -107,8 +124,17 @@ class PassControls(QWidget):
         self.record.setToolTip(
             "Record the gradient through each use of a shared parameter (slower training)"
         )
+        self.eval_mode = QCheckBox("Eval mode", self)
+        self.eval_mode.setToolTip(
+            "Run passes in eval mode: dropout off, batch-norm statistics frozen (repeatable "
+            "passes); off: training mode"
+        )
         self.shape = QLineEdit(self)
-        self.shape.setToolTip("Input batch shape, e.g. 2, 4 (batch size first)")
+        self.shape.setToolTip(
+            "Input batch shape, e.g. 2, 4 (batch size first); or the whole input as --input "
+            "takes it: tokens:2,8<1000, several for several arguments, name=SPEC for keywords "
+            "(input_ids=tokens:2,8<50 labels=@input_ids)"
+        )
         self.shape.setMaximumWidth(130)
         self.distribution = QComboBox(self)
         self.distribution.addItems(DISTRIBUTIONS)
@@ -133,7 +159,7 @@ class PassControls(QWidget):
         settings.setContentsMargins(0, 0, 0, 0)
         rows = (
             (QLabel("Loss", self), self.loss, QLabel("Optimizer", self), self.optimizer,
-             QLabel("lr", self), self.lr),
+             QLabel("lr", self), self.lr, self.eval_mode),
             (QLabel("Input", self), self.shape, self.distribution, self.high, self.seed,
              self.record, self.input_error),
         )  # fmt: skip
@@ -182,6 +208,7 @@ class PassControls(QWidget):
         self.optimizer.currentIndexChanged.connect(self._on_optimizer_changed)
         self.lr.valueChanged.connect(self._on_settings_changed)
         self.record.toggled.connect(self._on_settings_changed)
+        self.eval_mode.toggled.connect(self._on_eval_mode_changed)
         self.shape.editingFinished.connect(self._on_input_changed)
         self.distribution.currentIndexChanged.connect(self._on_input_changed)
         self.high.valueChanged.connect(self._on_input_changed)
@@ -193,6 +220,7 @@ class PassControls(QWidget):
         state.holdings_changed.connect(self._render)
         state.result_changed.connect(self._on_result_changed)
         self._syncing = False
+        self._batch_shown = False  # the field holds a batch of several arguments
         follow(self.apply_look)
         self._on_engine_changed()
 
@@ -201,7 +229,8 @@ class PassControls(QWidget):
         self.curve.setPen(pg.mkPen("#C0392B", width=2 * look.scale))
         for name in self.actions:
             getattr(self, f"{name}_button").setMinimumHeight(look.px(34))
-        self.shape.setMaximumWidth(look.px(130))
+        self._look = look
+        self._fit_input_field()
         self.settings_button.setChecked(not look.presenting)
 
     # -- actions ----------------------------------------------------------------------------
@@ -239,13 +268,16 @@ class PassControls(QWidget):
             try:
                 config = engine.config
                 try:
-                    spec = engine.input_spec
-                    self.shape.setText(", ".join(str(s) for s in spec.shape))
-                    self.distribution.setCurrentText(spec.distribution)
-                    self.high.setValue(spec.high or 10)
+                    self._show_input(engine.input_spec)
                 except NetExplorerError as exc:  # no input to infer: say so by the field
                     self.shape.setText("")
                     self._show_input_error(str(exc))
+                own = engine.tree.default_loss == "model"
+                item = self.loss.model().item(self.loss.findData("model"))
+                item.setEnabled(own)  # only a model that computes a loss has its own
+                training = engine.module.training
+                eval_on = config.eval_mode if config.eval_mode is not None else not training
+                self.eval_mode.setChecked(bool(eval_on))
                 self.seed.setValue(config.seed)
                 self.loss.setCurrentIndex(self.loss.findData(config.loss_name))
                 self.optimizer.setCurrentIndex(self.optimizer.findData(config.optimizer_name))
@@ -267,11 +299,14 @@ class PassControls(QWidget):
         pause = state.training
         self.actions["train"].setText("Pause" if pause else "Train")
         self.train_button.setText("Pause" if pause else "Train")
-        for w in (self.loss, self.optimizer, self.lr, self.record, self.shape):
+        for w in (self.loss, self.optimizer, self.lr, self.record, self.shape, self.eval_mode):
             w.setEnabled(can_act)
-        for w in (self.distribution, self.high, self.seed):
-            w.setEnabled(can_act)
-        self.high.setVisible(self.distribution.currentText() == "tokens")
+        batch = self._batch_shown
+        for w in (self.distribution, self.high):  # a batch of several: all in the field
+            w.setEnabled(can_act and not batch)
+        self.seed.setEnabled(can_act)
+        self.distribution.setVisible(not batch)
+        self.high.setVisible(not batch and self.distribution.currentText() == "tokens")
 
     def _on_result_changed(self, result) -> None:
         if result is None:
@@ -282,7 +317,8 @@ class PassControls(QWidget):
             if result.output_note:
                 lines.append(f"# {result.output_note}")
             if result.loss is not None:
-                lines.append(f"loss ({result.loss_name}) = {result.loss:.6g}")
+                name = LOSS_LABELS.get(result.loss_name, result.loss_name)
+                lines.append(f"loss ({name}) = {result.loss:.6g}")
             self.output.setPlainText("\n".join(lines))
         if result.action in ("backward", "step") and result.loss is not None:
             self._add_points([(result.step, result.loss)])
@@ -297,6 +333,30 @@ class PassControls(QWidget):
         if len(self._steps) > MAX_CURVE_SYMBOLS:  # dots help a few presses, slow a long run
             self.curve.setSymbol(None)
         self.curve.setData(self._steps, self._losses)
+
+    def _show_input(self, spec) -> None:
+        """The input in the field: a shape with its kind, or a whole batch as --input
+        writes it (several arguments, keywords)."""
+        from ..core.inputs import as_batch
+
+        batch = as_batch(spec)
+        single = batch.single
+        self._batch_shown = single is None
+        self._fit_input_field()
+        if single is None:
+            self.shape.setText(batch.spec_text())
+            return
+        self.shape.setText(", ".join(str(s) for s in single.shape))
+        self.distribution.setCurrentText(single.distribution)
+        self.high.setValue(single.high or 10)
+
+    def _fit_input_field(self) -> None:
+        """A shape is short; a batch of several arguments needs room."""
+        look = getattr(self, "_look", None)
+        batch = getattr(self, "_batch_shown", False)
+        scale = look.px if look is not None else int
+        self.shape.setMaximumWidth(scale(420 if batch else 130))
+        self.shape.setMinimumWidth(scale(300) if batch else 0)
 
     def _show_input_error(self, text: str) -> None:
         self.input_error.setText(text)
@@ -327,12 +387,24 @@ class PassControls(QWidget):
         self._syncing = False
         self._on_settings_changed()
 
+    def _on_eval_mode_changed(self, on: bool) -> None:
+        if self._syncing or self.session.engine is None:
+            return
+        self.session.configure(eval_mode=bool(on))
+
     def _on_input_changed(self) -> None:
         if self._syncing or self.session.engine is None:
             return
+        text = self.shape.text().strip()
+        if is_batch_text(text):
+            self._on_batch_typed(text)
+            return
+        self._batch_shown = False
+        self._fit_input_field()
+        self.distribution.setVisible(True)
         self.high.setVisible(self.distribution.currentText() == "tokens")
         try:
-            shape = tuple(int(s) for s in self.shape.text().replace("x", ",").split(",") if s)
+            shape = tuple(int(s) for s in text.replace("x", ",").split(",") if s.strip())
             distribution = self.distribution.currentText()
             high = self.high.value() if distribution == "tokens" else None
             spec = InputSpec(shape, distribution, high)
@@ -341,3 +413,21 @@ class PassControls(QWidget):
             return
         self._show_input_error("")
         self.session.configure(input_spec=spec)
+
+    def _on_batch_typed(self, text: str) -> None:
+        """The whole input typed as --input takes it."""
+        from ..core.input_parse import InputSyntaxError, parse_input
+
+        try:
+            batch = parse_input(text)
+        except InputSyntaxError as exc:
+            self._show_input_error(str(exc))
+            return
+        self._show_input_error("")
+        self.session.configure(input_spec=batch.single or batch)
+        self._syncing = True
+        try:
+            self._show_input(batch)
+        finally:
+            self._syncing = False
+        self._render()

@@ -198,9 +198,10 @@ class HeatmapPanel(QWidget):
             self.tensor = tensor
             self.slices.configure(tensor.shape, self._on_slice_changed)
         if not tensor.handle.has_values:
+            why = f"no values ({tensor.handle.no_values_reason or 'a meta tensor'})"
             self._show_message(
                 f"<b>{html.escape(tensor.path)}</b> {shape_text(tensor.shape, 'pretty')} "
-                f"{tensor.dtype}: no values ({html.escape(tensor.handle.no_values_reason or '')})"
+                f"{tensor.dtype}: {html.escape(why)}"
             )
 
     def _on_tensor_loading(self, path: str) -> None:

@@ -69,7 +69,8 @@ def alias_icon(has_parameters: bool) -> QIcon:
 
 @cache
 def kind_icon(kind: str) -> QIcon:
-    """module: a box with a lid; parameter: a filled grid; buffer: an outlined grid."""
+    """module: a box with a lid; parameter: a filled grid; buffer: an outlined grid; tensor
+    (a checkpoint entry of unknown kind): a grey grid, half filled."""
     pixmap, p = _canvas()
     if kind == "module":
         p.setPen(QPen(QColor("#5D6D7E"), 3))
@@ -77,12 +78,14 @@ def kind_icon(kind: str) -> QIcon:
         p.drawRoundedRect(QRectF(4, 8, 24, 18), 3, 3)
         p.drawLine(4, 13, 28, 13)
     else:
-        color = QColor("#2E86C1" if kind == "parameter" else "#A04000")
+        colors = {"parameter": "#2E86C1", "buffer": "#A04000"}
+        color = QColor(colors.get(kind, "#7F8C8D"))
         p.setPen(QPen(color, 2.5))
         for i in range(2):
             for j in range(2):
                 rect = QRectF(5 + 12 * j, 5 + 12 * i, 10, 10)
-                p.setBrush(color if kind == "parameter" else Qt.BrushStyle.NoBrush)
+                filled = kind == "parameter" or (kind == "tensor" and i == j)
+                p.setBrush(color if filled else Qt.BrushStyle.NoBrush)
                 p.drawRect(rect)
     p.end()
     return QIcon(pixmap)

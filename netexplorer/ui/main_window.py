@@ -36,6 +36,7 @@ from .checkpoint_actions import CheckpointActions
 from .document import Document
 from .edit_actions import EditActions
 from .gallery import GalleryPage
+from .hf_actions import HuggingFaceActions
 from .icons import app_icon
 from .lesson_panel import LessonPanel, LessonRunner
 from .progress import ProgressBar
@@ -125,6 +126,7 @@ class MainWindow(QMainWindow):
         self.view_actions = ViewActions(self)  # text size, presentation, theme, colour map
         self._make_actions()
         self.checkpoint_actions = CheckpointActions(self)  # Open…, drops, Compare, Tools
+        self.hf_actions = HuggingFaceActions(self)  # architecture from config, Make live
         self._place_on_screen()
 
     # -- actions ----------------------------------------------------------------------------
@@ -290,8 +292,11 @@ class MainWindow(QMainWindow):
         self.details_column.layout().addWidget(details)
         if self.statusBar().currentMessage() == LOADING_PANELS:
             self.statusBar().clearMessage()
-        for action in controls.actions.values():
-            self.pass_menu.addAction(action)
+        before = self.pass_menu.actions()[0] if self.pass_menu.actions() else None
+        for action in controls.actions.values():  # above Make live and its separator
+            self.pass_menu.insertAction(before, action)
+        if before is not None:
+            self.pass_menu.insertSeparator(before)
         self.checkpoint_actions.watch_statistics(details)
         controls.settings_changed.connect(self._remember_pass_settings)
         tree = self.document.tree
@@ -485,8 +490,13 @@ class MainWindow(QMainWindow):
         if self._panels is not None:
             self.controls.setVisible(tree.is_live)
         self.setWindowTitle(f"{tree.source or 'module'} — {APP_NAME}")
+        counted = f"{tree.total_parameters:,} parameters"
+        if tree.unknown_kind:  # a checkpoint that does not say parameter or buffer
+            counted = f"{tree.total_tensor_elements:,} elements in tensors of unknown kind"
+            if tree.total_parameters:
+                counted = f"{tree.total_parameters:,} parameters, " + counted
         self.source_label.setText(
-            f"{tree.source} · {tree.total_parameters:,} parameters"
+            f"{tree.source} · {counted}"
             + (f" · {len(tree.tie_groups)} tie groups" if tree.tie_groups else "")
         )
         self.pages.setCurrentIndex(EXPLORER)

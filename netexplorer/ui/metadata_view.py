@@ -40,7 +40,9 @@ def _add_mapping(rows: list[str], mapping: dict[str, Any], depth: int) -> None:
 
 def _add_value(rows: list[str], key: str, value: Any, depth: int) -> None:
     label = f"{INDENT * depth}<span style='{KEY_STYLE}'>{html.escape(key)}:</span>"
-    if isinstance(value, dict) and value and depth < MAX_DEPTH:
+    if key == "weights_report" and isinstance(value, dict) and "loaded" in value:
+        _add_weights_report(rows, label, value, depth)
+    elif isinstance(value, dict) and value and depth < MAX_DEPTH:
         rows.append(label)
         _add_mapping(rows, value, depth + 1)
     elif _is_list_of_dicts(value) and depth < MAX_DEPTH:
@@ -51,6 +53,19 @@ def _add_value(rows: list[str], key: str, value: Any, depth: int) -> None:
             rows.append(f"{INDENT * (depth + 1)}<i>… {len(value) - MAX_ROWS} more</i>")
     else:
         rows.append(f"{label} {html.escape(_short(value))}")
+
+
+def _add_weights_report(rows: list[str], label: str, report: dict, depth: int) -> None:
+    """What loading weights into a model did, one finding a row, as the CLI says it (a tied
+    key: "lm_head.weight: tied to transformer.wte.weight, loaded through it")."""
+    from ..core.describe import weights_report_lines
+
+    lines = weights_report_lines(report, "")
+    rows.append(f"{label} {html.escape(lines[0].split(': ', 1)[-1])}")
+    for line in lines[1:MAX_ROWS]:
+        rows.append(f"{INDENT * (depth + 1)}{html.escape(line.strip())}")
+    if len(lines) > MAX_ROWS:
+        rows.append(f"{INDENT * (depth + 1)}<i>… {len(lines) - MAX_ROWS} more</i>")
 
 
 def _is_list_of_dicts(value: Any) -> bool:

@@ -207,7 +207,8 @@ def status_html(state: PassState) -> str:
     holdings, result = state.holdings, state.result
     parts = [f"step {holdings.steps}", grad_status(holdings)]
     if result is not None and result.loss is not None:
-        parts.append(f"loss ({result.loss_name}) {_number(result.loss)}")
+        name = "the model's own" if result.loss_name == "model" else result.loss_name
+        parts.append(f"loss ({name}) {_number(result.loss)}")
     line = " · ".join(parts)
     if phase is Phase.RUNNING:
         head = f"<b>Running the {ACTION_WORDS.get(state.action, state.action)}…</b>"

@@ -170,8 +170,13 @@ class PassSession(QObject):
             try:
                 engine = PassEngine(tree, seed=seed)
                 engine.configure(capture_activations=True)
+                defaults = dict(self.defaults)
+                if defaults.get("loss_name") == "model" and tree.default_loss != "model":
+                    defaults.pop("loss_name")  # only a model that computes a loss has one
                 with contextlib.suppress(NetExplorerError):  # a setting this version lacks
-                    engine.configure(**self.defaults)
+                    engine.configure(**defaults)
+                if tree.default_loss:  # the loss that fits this model (its own, given labels)
+                    engine.configure(loss_name=tree.default_loss)
                 self.engine = engine
                 self._sizes = {path: t.numel for path, t in tree.tensors.items()}
                 if not PassSession._warmed:
@@ -260,8 +265,8 @@ class PassSession(QObject):
             self.state.set_phase(Phase.STOPPING, "train")
 
     def configure(self, **settings: Any) -> None:
-        """Change loss_name, optimizer_name, lr, record, seed or input_spec. Applies to the
-        next action (a running one keeps the settings it started with)."""
+        """Change loss_name, optimizer_name, lr, record, seed, input_spec or eval_mode.
+        Applies to the next action (a running one keeps the settings it started with)."""
         if self.engine is None:
             return
         self.engine.configure(**settings)

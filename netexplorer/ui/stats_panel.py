@@ -235,10 +235,17 @@ class DetailsPanel(QScrollArea):
         partners = tree.tie_partners(t.path)
         if partners:
             links = ", ".join(_link(p) for p in partners)
+            group = tree.tie_group(t.path)
+            origin = ""
+            if group is not None and group.tie_from == "config":
+                origin = (
+                    "tied in the model that config.json names (the file stores it once, as "
+                    "safetensors must); "
+                )
             self._fact(
                 "Tied with",
-                f"{links}<br><span style='color:{MUTED}'>one tensor: its gradient is the sum "
-                "over every use</span>",
+                f"{links}<br><span style='color:{MUTED}'>{origin}one tensor: its gradient is "
+                "the sum over every use</span>",
                 rich=True,
             )
         if tree.is_live and t.dtype.startswith(("float", "bfloat")) and t.numel:
@@ -273,6 +280,11 @@ class DetailsPanel(QScrollArea):
         tied = any(t.tie is not None for t in m.walk_tensors())
         note = " (a tied tensor counted once)" if tied else ""
         self._fact("Parameters", f"{m.parameter_count:,}{note}")
+        if m.tensor_elements:
+            self._fact(
+                "Unknown kind",
+                f"{m.tensor_elements:,} elements the file does not call parameters or buffers",
+            )
         self._fact("Tensors here", str(len(m.tensors)))
         self._fact("Child modules", str(len(m.children)))
         if m.shared_with:
@@ -461,6 +473,12 @@ class DetailsPanel(QScrollArea):
         total = format_count(tree.total_parameters)
         tied = " (ties counted once)" if tree.tie_groups else ""
         rows.append(f"<span style='color:{MUTED}'>parameters:</span> {total}{tied}")
+        if tree.unknown_kind:
+            rows.append(
+                f"<span style='color:{MUTED}'>tensors of unknown kind:</span> "
+                f"{format_count(tree.total_tensor_elements)} elements (the file does not say "
+                "parameter or buffer)"
+            )
         return "<br>".join(rows)
 
 

@@ -260,12 +260,18 @@ class ModuleTreeModel(QAbstractItemModel):
             return node.name
         if column == TYPE:
             if isinstance(node, TensorNode):  # the icon tells parameter from buffer
-                return node.dtype if node.kind == "parameter" else f"buffer {node.dtype}"
+                if node.kind == "parameter":
+                    return node.dtype
+                # a checkpoint entry whose kind the file does not say: "tensor"
+                return f"{node.kind} {node.dtype}"
             return node.type_name
         if column == SHAPE:
             return shape_text(node.shape, "pretty") if isinstance(node, TensorNode) else None
         if column == PARAMS:
-            count = node.numel if isinstance(node, TensorNode) else node.parameter_count
+            if isinstance(node, TensorNode):
+                count = node.numel
+            else:  # elements of tensors of unknown kind where there are no parameters
+                count = node.parameter_count or node.tensor_elements
             return format_count(count) if count else ""
         if column == TIES:
             return ties_text(tree, node)

@@ -4,11 +4,13 @@ can be wrong, each with one line that says what."""
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
 from netexplorer.core.inputs import InputSpec
 from netexplorer.core.lesson import (
+    MAX_LESSON_BYTES,
     Lesson,
     LessonError,
     LessonStep,
@@ -112,3 +114,14 @@ def test_a_bad_lesson_says_what_is_wrong(tmp_path, content, says):
 def test_set_actions_parse():
     assert parse_set_action("set:2.weight[0, 0]=100") == ("2.weight", (0, 0), 100.0)
     assert parse_set_action("set:0.block 1.0.bias[3]=-0.5") == ("0.block 1.0.bias", (3,), -0.5)
+
+
+def test_a_lesson_that_is_a_fifo_or_too_big_is_refused_not_read(tmp_path):
+    fifo = tmp_path / "fifo.json"
+    os.mkfifo(fifo)
+    with pytest.raises(LessonError, match=r"not a regular file|FIFO"):
+        load_lesson(str(fifo))  # reading it would wait forever for a writer
+    big = tmp_path / "big.json"
+    big.write_bytes(b" " * (MAX_LESSON_BYTES + 1))
+    with pytest.raises(LessonError, match="more than"):
+        load_lesson(str(big))

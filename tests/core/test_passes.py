@@ -720,7 +720,7 @@ def test_input_inference(module, spec):
 
 def test_an_input_that_cannot_be_inferred_is_asked_for():
     engine = PassEngine(module_tree(nn.Sequential(nn.ReLU())), seed=0)
-    with pytest.raises(PassError, match="set the input shape"):
+    with pytest.raises(PassError, match="give one with --input"):
         engine.forward()
     engine.configure(input_spec=InputSpec((2, 3), "normal"))
     assert engine.forward().output.shape == (2, 3)

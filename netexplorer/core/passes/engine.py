@@ -41,7 +41,7 @@ from torch import nn
 from ..contributions import Contribution, Use, UseTracker
 from ..errors import PassError
 from ..handles import TorchHandle
-from ..inputs import InputSpec
+from ..inputs import InputBatch, InputSpec, as_batch
 from ..text import first_line
 from ..tree import ModuleTree
 from .config import PassConfig
@@ -85,14 +85,19 @@ class PassEngine:
     doubles it for a fixed input. One action runs at a time."""
 
     def __init__(
-        self, tree: ModuleTree, input_spec: InputSpec | None = None, seed: int = 0
+        self,
+        tree: ModuleTree,
+        input_spec: InputSpec | InputBatch | None = None,
+        seed: int = 0,
     ) -> None:
         if tree.module is None:
             raise PassError(
                 "passes need a live model; a checkpoint without code has no forward pass "
                 "(pair it with --model pkg.module:factory)"
             )
-        self.config = PassConfig(input_spec=input_spec, seed=seed)
+        self.config = PassConfig(
+            input_spec=input_spec, seed=seed, loss_name=tree.default_loss or "sum"
+        )
         self.tree = tree
         self.module: nn.Module = tree.module
         self.index = ParameterIndex(self.module)
@@ -110,8 +115,8 @@ class PassEngine:
         self.backward_passes = 0
         self.steps_taken = 0
         self.zeroed = False  # the last change to the gradients was a zero grad
-        self._default_input: InputSpec | None = None
-        self._batch_cache: tuple[tuple, torch.Tensor] | None = None
+        self._default_input: InputSpec | InputBatch | None = None
+        self._batch_cache: tuple[tuple, tuple[tuple, dict]] | None = None
         self._norms: dict[int, float] | None = None  # grad norms while the grads are unchanged
         self._calls_recorder: PassCalls | None = None
 
@@ -128,19 +133,19 @@ class PassEngine:
         return config
 
     @property
-    def input_spec(self) -> InputSpec:
+    def input_spec(self) -> InputSpec | InputBatch:
         """The batch passes run on: as set, else the source's default, else inferred."""
         return self._input_of(self.config)
 
     @input_spec.setter
-    def input_spec(self, spec: InputSpec | None) -> None:
+    def input_spec(self, spec: InputSpec | InputBatch | None) -> None:
         self.configure(input_spec=spec)
 
     @property
     def effective_lr(self) -> float:
         return self.config.effective_lr
 
-    def _input_of(self, config: PassConfig) -> InputSpec:
+    def _input_of(self, config: PassConfig) -> InputSpec | InputBatch:
         if config.input_spec is not None:
             return config.input_spec
         if self._default_input is None:
@@ -317,15 +322,25 @@ class PassEngine:
             self._calls_recorder = PassCalls(self.tree, self.index)
         return self._calls_recorder
 
-    def _batch(self, config: PassConfig) -> torch.Tensor:
+    def _batch(self, config: PassConfig) -> tuple[tuple, dict]:
+        """(args, kwargs) of the forward call, made once per input, seed, device and dtype."""
         spec, seed = self._input_of(config), config.seed
         device, dtype = self._device_and_dtype()
         key = (spec, seed, str(device), dtype)
         if self._batch_cache is None or self._batch_cache[0] != key:
-            x = spec.make(seed)
-            if x.is_floating_point() and dtype is not None:
-                x = x.to(dtype)  # a float64 or float16 model gets a batch of its own dtype
-            self._batch_cache = (key, x.to(device))
+            args, kwargs = as_batch(spec).make(seed)
+            placed: dict[int, torch.Tensor] = {}  # labels=@input_ids stays one tensor
+
+            def place(x: torch.Tensor) -> torch.Tensor:
+                if id(x) not in placed:
+                    y = x
+                    if y.is_floating_point() and dtype is not None:
+                        y = y.to(dtype)  # a float64 or float16 model gets its own dtype
+                    placed[id(x)] = y.to(device)
+                return placed[id(x)]
+
+            batch = (tuple(place(a) for a in args), {k: place(v) for k, v in kwargs.items()})
+            self._batch_cache = (key, batch)
         return self._batch_cache[1]
 
     def _device_and_dtype(self) -> tuple[torch.device, torch.dtype | None]:
@@ -340,7 +355,8 @@ class PassEngine:
                 "the model is on the meta device (structure only): it has no values to run "
                 "a pass with; open it without --meta"
             )
-        x = self._batch(config)
+        args, kwargs = self._batch(config)
+        self._apply_mode(config)
         record = config.record and self.can_record
         capture = config.capture_activations and self.can_record
         calls = None
@@ -357,13 +373,13 @@ class PassEngine:
                     stack.enter_context(calls)
                 if tracker is not None:
                     stack.enter_context(tracker)
-                raw = self.module(x)
+                raw = self.module(*args, **kwargs)
         except Exception as exc:  # a user's model may raise anything
             text = self._input_text(config)
             raise PassError(self.diagnosis.forward_failure(exc, calls, text)) from exc
         output, output_note = first_output(raw)
         with torch.set_grad_enabled(grad):
-            loss, loss_note = self._loss(config, output, loss_required)
+            loss, loss_note = self._loss(config, output, loss_required, raw)
         return _Forward(
             output=output,
             output_note=output_note,
@@ -372,6 +388,11 @@ class PassEngine:
             tracker=tracker,
             activations=calls.activations if calls is not None and calls.capture else None,
         )
+
+    def _apply_mode(self, config: PassConfig) -> None:
+        """Training or eval mode as the config asks (None: as the model is)."""
+        if config.eval_mode is not None and self.module.training == config.eval_mode:
+            self.module.train(not config.eval_mode)
 
     def _forward_backward(self, config: PassConfig) -> _Forward:
         parameters = self.index.parameters

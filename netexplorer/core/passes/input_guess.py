@@ -39,5 +39,6 @@ def infer_input_spec(module: nn.Module) -> InputSpec:
             return InputSpec((n, *m.normalized_shape))
     raise PassError(
         f"cannot tell what input {type(module).__name__} takes (no Linear, Conv, Embedding or "
-        "recurrent layer to read it from); set the input shape"
+        "recurrent layer to read it from): give one with --input SPEC (e.g. 2,3,32,32) or in "
+        "the Input field"
     )

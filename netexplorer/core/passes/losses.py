@@ -50,6 +50,18 @@ def first_output(raw: Any) -> tuple[torch.Tensor, str]:
     )
 
 
+def model_loss(raw: Any) -> torch.Tensor:
+    """The loss a model computed itself (a Hugging Face model given `labels` returns it as
+    `.loss`); PassError when it returned none."""
+    loss = raw.get("loss") if isinstance(raw, dict) else getattr(raw, "loss", None)
+    if not isinstance(loss, torch.Tensor):
+        raise PassError(
+            f"the model returned no loss of its own (a {type(raw).__name__}): it computes one "
+            "only when given labels; add labels to the input, or choose the sum loss"
+        )
+    return loss
+
+
 def loss_target(loss_name: str, output: torch.Tensor, seed: int) -> torch.Tensor | None:
     """The fixed target of a loss for an output: a seeded random tensor of the output's shape
     for MSE, seeded random class labels for cross-entropy (classes in the last dimension)."""
@@ -92,15 +104,19 @@ class LossEvaluator:
         self._target_cache: tuple[tuple, torch.Tensor | None] | None = None
 
     def __call__(
-        self, config: PassConfig, output: torch.Tensor, required: bool
+        self, config: PassConfig, output: torch.Tensor, required: bool, raw: Any = None
     ) -> tuple[torch.Tensor | None, str]:
         """(loss, note). `required` (a backward follows): a loss that cannot be computed or
         run backward from raises PassError; otherwise it comes back as (None or the loss, a
         note saying what is wrong)."""
         name = "custom loss" if config.loss_fn is not None else config.loss_name
+        if name == "model":
+            name = "model's own loss"
         try:
-            target = self._target(config, output)
-            if config.loss_fn is not None:
+            target = None if config.loss_name == "model" else self._target(config, output)
+            if config.loss_fn is None and config.loss_name == "model":
+                loss = model_loss(raw)
+            elif config.loss_fn is not None:
                 loss = config.loss_fn(output, target)
             else:
                 loss = compute_loss(config.loss_name, output, target)

@@ -144,8 +144,9 @@ class UseBook:
         """Why contributions are not shown, if they are not."""
         if not can_record:
             return (
-                "per-use contributions cannot be recorded in a TorchScript model: it runs as "
-                "compiled code"
+                "per-use contributions cannot be seen in a TorchScript model (it runs as "
+                "compiled code, where no use is visible): each .grad holds the sum over all "
+                "of its uses"
             )
         if self.unrecorded:
             return (

@@ -49,7 +49,9 @@ def reader_for(spec: str) -> Reader:
 
 def open_source(spec: str, options: OpenOptions | None = None) -> ModuleTree:
     """Open `spec` (example:NAME, a checkpoint file or folder, pkg.module:factory)."""
-    return reader_for(spec).read(spec, options or OpenOptions())
+    tree = reader_for(spec).read(spec, options or OpenOptions())
+    tree.trained_parameters(tree.optimizer_state)
+    return tree
 
 
 __all__ = ["OpenOptions", "Reader", "open_source", "reader_for", "readers", "register"]

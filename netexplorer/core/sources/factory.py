@@ -114,7 +114,16 @@ def build_with_weights(
     if options.meta:
         metadata["meta"] = True
     optimizer_state: dict[str, dict[str, TensorHandle]] = {}
-    if weights is not None:
+    loaded_by_library = None
+    if weights is not None and not options.meta:
+        from ..hf_live import load_into_factory_model
+
+        loaded_by_library = load_into_factory_model(model, weights)
+    if loaded_by_library is not None:  # a transformers model and its folder: its own loader
+        model, report = loaded_by_library
+        metadata["weights"] = weights
+        metadata["weights_report"] = report
+    elif weights is not None:
         from . import open_source
 
         options.report(0.3, f"reading {weights}")
@@ -130,6 +139,10 @@ def build_with_weights(
         }
     tree = tree_from_module(model, source=model_spec, metadata=metadata)
     tree.reader = "factory"
+    if loaded_by_library is not None:
+        from ..hf_inputs import model_inputs
+
+        tree.default_input, tree.default_loss = model_inputs(model)
     tree.optimizer_state = {p: s for p, s in optimizer_state.items() if p in tree.tensors}
     return tree
 
@@ -177,15 +190,33 @@ def load_weights(model: Any, checkpoint: ModuleTree, assign: bool = False) -> tu
         ) from None
     if assign:
         _retie(model, ties)
+    tied = tied_to_loaded(result.missing_keys, state, ties)
+    tied_keys = {item["key"] for item in tied}
     report = {
         "prefix": prefix,
         "loaded": len(state),
-        "missing": list(result.missing_keys),
+        "missing": [k for k in result.missing_keys if k not in tied_keys],
+        "tied": tied,
         "unexpected": [k for k in available if k not in expected],
         "shape_mismatched": mismatched,
         "dtype_changed": dtype_changes,
     }
     return report, prefix
+
+
+def tied_to_loaded(
+    missing: Iterable[str], loaded: dict[str, Any], ties: list[list[str]]
+) -> list[dict[str, str]]:
+    """Missing keys that are one Parameter with a key that was loaded: they hold the
+    checkpoint's values through it (safetensors stores a tied tensor once), so they are not
+    missing. `[{"key": "lm_head.weight", "to": "transformer.wte.weight"}, ...]`."""
+    partners = {path: group for group in ties for path in group}
+    tied = []
+    for key in missing:
+        through = [k for k in partners.get(key, ()) if k in loaded]
+        if through:
+            tied.append({"key": key, "to": through[0]})
+    return tied
 
 
 def best_prefix(checkpoint_paths: Iterable[str], model_keys: Iterable[str]) -> str:

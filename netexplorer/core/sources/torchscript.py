@@ -8,6 +8,7 @@ included. So an archive opens only with `options.trust`; without it the reader r
 
 from __future__ import annotations
 
+import keyword
 import warnings
 from collections.abc import Iterator
 from typing import Any
@@ -15,7 +16,7 @@ from typing import Any
 from ..errors import SourceError, UntrustedPickleError
 from ..text import first_line
 from ..torch_import import import_torch
-from ..tree import ModuleTree, tree_from_module
+from ..tree import ModuleNode, ModuleTree, tree_from_module
 from .base import OpenOptions
 from .files import check_file, sniff
 from .torch_file import untrusted_message
@@ -42,7 +43,8 @@ class TorchScriptReader:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # its deprecation notice is not the user's concern
-                module = torch.jit.load(spec, map_location="cpu")
+                # the shapes a traced archive's example input had come back on its graph
+                module = torch.jit.load(spec, map_location="cpu", _restore_shapes=True)
         except Exception as exc:
             detail = first_line(exc)
             raise SourceError(
@@ -64,8 +66,11 @@ class TorchScriptReader:
             node.type_name = str(getattr(sub, "original_name", node.type_name))
             if node.extra_repr.startswith("original_name="):
                 node.extra_repr = ""
+        from .torchscript_inputs import script_input, traced_input  # torch is loaded now
+
+        script_access(tree.root)
         # built again so parameter counts see the corrected kinds
-        return ModuleTree(
+        refined = ModuleTree(
             tree.root,
             tree.tie_groups,
             source=spec,
@@ -73,6 +78,31 @@ class TorchScriptReader:
             metadata=metadata,
             module=module,
         )
+        refined.default_input = script_input(module)
+        if refined.default_input is not None:
+            refined.metadata["input_from"] = (
+                "the traced example input" if traced_input(module) else "the first layer"
+            )
+        return refined
+
+
+def script_access(root: ModuleNode) -> None:
+    """Access expressions that evaluate on the loaded archive: a ScriptModule has neither
+    indexing nor get_submodule, so `net.layer1[0]` is `getattr(net.layer1, '0')`."""
+    pending = [root]
+    while pending:
+        module = pending.pop()
+        for t in module.tensors:
+            t.access = _attribute_of(module.access, t.name)
+        for child in module.children:
+            child.access = _attribute_of(module.access, child.name)
+            pending.append(child)
+
+
+def _attribute_of(owner: str, name: str) -> str:
+    if name.isidentifier() and not keyword.iskeyword(name):
+        return f"{owner}.{name}"
+    return f"getattr({owner}, {name!r})"
 
 
 def _walk_modules(module: Any, path: str) -> Iterator[tuple[str, Any]]:

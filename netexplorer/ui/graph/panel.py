@@ -273,7 +273,8 @@ class GraphPanel(QWidget):
         self._message("")
         note = laid.graph.note
         if note:
-            self.note.setText(f"<b>No data flow:</b> {html.escape(note)}")
+            label = "Note" if laid.graph.has_data_flow else "No data flow"
+            self.note.setText(f"<b>{label}:</b> {html.escape(note)}")
         self.note.setVisible(bool(note))
         view = laid.view
         parts = [f"{len(view.nodes)} nodes"]

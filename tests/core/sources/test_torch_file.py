@@ -52,7 +52,7 @@ def test_shared_storage_makes_tie_groups_but_views_do_not(tmp_path, legacy):
     tree = open_source(str(write_torch(tmp_path / "tied.pt", sd, legacy=legacy)))
     assert [g.paths for g in tree.tie_groups] == [("2.weight", "4.weight"), ("2.bias", "4.bias")]
     assert tree.tensors["view.weight"].tie is None
-    assert tree.total_parameters == 121 + 7 * 4
+    assert tree.total_tensor_elements == 121 + 7 * 4  # the file cannot tell kinds
 
 
 def test_empty_tensors_are_not_tied(tmp_path):
@@ -155,7 +155,7 @@ def test_ambiguous_optimizer_state_stays_in_the_tree_unmatched(tmp_path):
     assert not report["matched"] and "line up" in report["reason"]
     exp_avg = tree.tensors["optimizer.state.0.exp_avg"]
     assert exp_avg.kind == "buffer"  # not counted as a parameter
-    assert tree.total_parameters == 40
+    assert tree.total_tensor_elements == 40
 
 
 def test_optimizer_param_names_match_by_name(tmp_path):
