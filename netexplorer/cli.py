@@ -93,6 +93,18 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _is_factory(source: str | None) -> bool:
+    """Whether SOURCE names a pkg.module:factory (not a file, folder or example)."""
+    import os
+
+    return bool(
+        source
+        and ":" in source
+        and not source.startswith("example:")
+        and not os.path.exists(source)
+    )
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args = build_parser().parse_args(argv)
     if (args.summary or args.json) and not (args.source or args.model):
@@ -103,8 +115,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         raise UsageError("--backward N needs N >= 0")
     if args.weights and not args.model:
         raise UsageError("--weights needs --model pkg.module:factory to build the model")
-    if args.meta and not args.model:
-        raise UsageError("--meta needs --model (a checkpoint file already reads nothing)")
+    if args.meta and not (args.model or _is_factory(args.source)):
+        raise UsageError(
+            "--meta needs a model to build (--model pkg.module:factory, or a pkg.module:factory "
+            "SOURCE); a checkpoint file already reads nothing until a tensor is shown"
+        )
     if args.model and args.source:
         raise UsageError("give either SOURCE or --model, not both")
     if args.export_heatmap and not args.select:

@@ -179,3 +179,95 @@ def tiny_gpt() -> nn.Module:
 
 def deep_gpt() -> nn.Module:
     return TinyGPT(layers=24)
+
+
+# -- a 7B-shaped language model, for structure only ------------------------------------------
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, width: int, eps: float = 1e-6) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(width))
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.weight * x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps)
+
+
+class LlamaAttention(nn.Module):
+    def __init__(self, width: int, heads: int) -> None:
+        super().__init__()
+        self.heads = heads
+        self.q_proj = nn.Linear(width, width, bias=False)
+        self.k_proj = nn.Linear(width, width, bias=False)
+        self.v_proj = nn.Linear(width, width, bias=False)
+        self.o_proj = nn.Linear(width, width, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, t, c = x.shape
+        q, k, v = (
+            p(x).view(b, t, self.heads, c // self.heads).transpose(1, 2)
+            for p in (self.q_proj, self.k_proj, self.v_proj)
+        )
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        return self.o_proj(y.transpose(1, 2).reshape(b, t, c))
+
+
+class LlamaMLP(nn.Module):
+    def __init__(self, width: int, hidden: int) -> None:
+        super().__init__()
+        self.gate_proj = nn.Linear(width, hidden, bias=False)
+        self.up_proj = nn.Linear(width, hidden, bias=False)
+        self.down_proj = nn.Linear(hidden, width, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
+
+
+class LlamaLayer(nn.Module):
+    def __init__(self, width: int, heads: int, hidden: int) -> None:
+        super().__init__()
+        self.input_layernorm = RMSNorm(width)
+        self.self_attn = LlamaAttention(width, heads)
+        self.post_attention_layernorm = RMSNorm(width)
+        self.mlp = LlamaMLP(width, hidden)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.self_attn(self.input_layernorm(x))
+        return x + self.mlp(self.post_attention_layernorm(x))
+
+
+class LlamaShaped(nn.Module):
+    """A decoder-only language model laid out as LLaMA's (names and shapes as in its
+    checkpoints); `tied` makes the output head the token embedding, as in GPT-2."""
+
+    def __init__(
+        self,
+        vocab: int = 32000,
+        width: int = 4096,
+        layers: int = 32,
+        heads: int = 32,
+        hidden: int = 11008,
+        tied: bool = False,
+    ) -> None:
+        super().__init__()
+        self.embed_tokens = nn.Embedding(vocab, width)
+        self.layers = nn.ModuleList(LlamaLayer(width, heads, hidden) for _ in range(layers))
+        self.norm = RMSNorm(width)
+        self.lm_head = nn.Linear(width, vocab, bias=False)
+        if tied:
+            self.lm_head.weight = self.embed_tokens.weight
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        x = self.embed_tokens(tokens)
+        for layer in self.layers:
+            x = layer(x)
+        return self.lm_head(self.norm(x))
+
+
+def llama_7b() -> nn.Module:
+    """LLaMA-7B's shape (6.7 billion parameters, 27 GB in float32), built on the meta device
+    whatever the caller asks: structure, shapes and graph, no memory. For example
+    `netexplorer netexplorer.example_nets:llama_7b`."""
+    with torch.device("meta"):
+        return LlamaShaped()

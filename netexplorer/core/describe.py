@@ -181,7 +181,9 @@ def summary_text(tree: ModuleTree) -> str:
     for text, count, mark in rows:
         lines.append(f"{text:<{width}}  {count:>8}{'  ' + mark if mark else ''}".rstrip())
     n_tied = sum(len(g.paths) for g in tree.tie_groups)
-    tail = f"Total parameters: {tree.total_parameters:,} (a tied tensor counted once)"
+    tail = f"Total parameters: {tree.total_parameters:,}"
+    if tree.tie_groups:
+        tail += " (a tied tensor counted once)"
     unknown = tree.unknown_kind
     if unknown:
         tail += (

@@ -252,12 +252,12 @@ class Graph:
     # -- folds ------------------------------------------------------------------------------
 
     def folds(self) -> list[GraphNode]:
-        """Runs of at least FOLD_MIN alike calls side by side under one parent (the blocks
-        of a transformer), each as a FOLD node standing for them. Alike: the same kind,
-        type and output shapes, and alike calls inside, recursively. A run whose calls share
-        tensors with each other (one module called in a loop, a shared block) does not fold:
-        the sharing is what there is to see. Alike also means tensors of the same names and
-        shapes, so that a checkpoint's layers (no output shapes) fold too. A fold's
+        """Runs of at least FOLD_MIN alike blocks (calls of containers) side by side under
+        one parent (the layers of a transformer), each as a FOLD node standing for them.
+        Alike: the same kind, type, output shapes and tensors (names and shapes: a
+        checkpoint's layers, without output shapes, fold too), and alike calls inside,
+        recursively. A run whose calls share tensors with each other (one module called in
+        a loop, a shared block) does not fold: the sharing is what there is to see. A fold's
         `fold_key` names the parent and the kind of call: opening one opens every run of
         them there."""
         if self._folds is None:
@@ -278,14 +278,18 @@ class Graph:
             signature[n.id] = interned.setdefault(key, len(interned))
         by_parent: dict[str | None, list[GraphNode]] = {}
         for n in self.nodes:
-            if n.kind in (MODULE, CONTAINER) and n.parent is not None:
+            if n.parent is not None:
                 by_parent.setdefault(n.parent, []).append(n)
         shared = self._members_sharing()
         folds: list[GraphNode] = []
         for parent, children in by_parent.items():
             for _, run in itertools.groupby(children, key=lambda n: signature[n.id]):
                 members = list(run)
-                if len(members) < FOLD_MIN or any(m.id in shared for m in members):
+                if (
+                    len(members) < FOLD_MIN
+                    or members[0].kind != CONTAINER  # q, k, v and o: alike, yet each its own
+                    or any(m.id in shared for m in members)
+                ):
                     continue
                 first, last = members[0], members[-1]
                 if first.path == last.path:
@@ -566,8 +570,14 @@ def graph_for_tree(
         where = "the model is" if scripted == "" else f"module `{scripted}` is"
         return hierarchy_graph(tree, f"{where} TorchScript, {SCRIPTED_NOTE}")
     spec = input_spec or tree.default_input
-    if spec is None:
-        return hierarchy_graph(tree, NO_INPUT_NOTE)
+    if spec is None:  # a factory's model: the batch its first input layer takes
+        from .errors import PassError
+        from .passes.input_guess import infer_input_spec
+
+        try:
+            spec = infer_input_spec(tree.module)
+        except PassError:
+            return hierarchy_graph(tree, NO_INPUT_NOTE)
     with paused_gc():
         try:
             recorder, batch = _record_forward(tree, spec, seed)

@@ -495,9 +495,13 @@ class MainWindow(QMainWindow):
             counted = f"{tree.total_tensor_elements:,} elements in tensors of unknown kind"
             if tree.total_parameters:
                 counted = f"{tree.total_parameters:,} parameters, " + counted
+        ties = len(tree.tie_groups)
+        first = next(iter(tree.tensors.values()), None)
+        on_meta = first is not None and getattr(first.handle, "device", "") == "meta"
         self.source_label.setText(
             f"{tree.source} · {counted}"
-            + (f" · {len(tree.tie_groups)} tie groups" if tree.tie_groups else "")
+            + (f" · {ties} tie group{'s' if ties != 1 else ''}" if ties else "")
+            + (" · on the meta device: structure only, no values" if on_meta else "")
         )
         self.pages.setCurrentIndex(EXPLORER)
         first = next(iter(tree.tensors), None)

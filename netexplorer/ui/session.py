@@ -165,8 +165,10 @@ class PassSession(QObject):
         elif not tree.is_live:
             reason = NO_CODE
         else:
-            from ..core.passes import PassEngine, warm_up
+            from ..core.passes import PassEngine, meta_problem, warm_up
 
+            reason = meta_problem(tree) or ""
+        if not reason and tree is not None:
             try:
                 engine = PassEngine(tree, seed=seed)
                 engine.configure(capture_activations=True)

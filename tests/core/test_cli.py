@@ -61,6 +61,7 @@ def test_summary_reads_like_print_net(capsys):
         assert any(expected.strip() in line for line in lines), expected
     assert "[8, 4]" in summary and "float32" in summary
     assert "Total parameters: 309" in summary
+    assert "tied" not in summary  # no tie note where there is no tie
 
 
 def test_summary_marks_ties_and_shared_modules(capsys):
@@ -69,7 +70,7 @@ def test_summary_marks_ties_and_shared_modules(capsys):
     line_4 = next(line for line in summary.splitlines() if line.strip().startswith("(4):"))
     assert line_4.endswith("72  [same module as 2]")
     assert summary.count("<tie 0: 2.weight = 4.weight>") == 2
-    assert "Total parameters: 121" in summary
+    assert "Total parameters: 121 (a tied tensor counted once)" in summary
 
 
 @pytest.mark.parametrize(

@@ -384,13 +384,32 @@ def test_a_model_with_torchscript_inside_gets_the_hierarchy_and_a_note():
     assert not g.has_data_flow and len(g.nodes) == 4
 
 
-def test_a_model_without_input_gets_the_hierarchy_tie_links_and_a_note():
-    tree = tree_from_module(tied())
+class NoInputLayer(nn.Module):
+    """Nothing to read an input from: no layer, a parameter used directly."""
+
+    def __init__(self):
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(4))
+
+    def forward(self, x):
+        return x * self.scale
+
+
+def test_a_model_whose_input_cannot_be_guessed_gets_the_hierarchy_and_a_note():
+    tree = tree_from_module(NoInputLayer())
     assert tree.default_input is None
-    _assert_tied_hierarchy(graph_for_tree(tree), NO_INPUT_NOTE, SHARED_MODULE)
+    g = graph_for_tree(tree)
+    assert not g.has_data_flow and g.note == NO_INPUT_NOTE
     # given an input, the same model has its data flow
     g = graph_for_tree(tree, input_spec=InputSpec((3, 4)))
     assert g.has_data_flow and g.by_id[INPUT_ID].shapes == [(3, 4)]
+
+
+def test_a_model_without_input_gets_the_batch_its_first_layer_takes():
+    tree = tree_from_module(tied())
+    assert tree.default_input is None
+    g = graph_for_tree(tree)  # Linear(4, 8) first: a batch of (2, 4)
+    assert g.has_data_flow and g.by_id[INPUT_ID].shapes == [(2, 4)]
 
 
 def test_a_wrong_input_names_the_module_at_fault():

@@ -77,16 +77,21 @@ def test_short_runs_and_calls_that_share_tensors_do_not_fold():
     assert len(fold.members) == 4
 
 
-def test_blocks_with_other_shapes_are_not_alike():
+def test_blocks_with_other_shapes_are_not_alike_and_single_layers_never_fold():
     widths = [4, 4, 4, 4, 8, 8, 8]
-    layers = [nn.Linear(a, b) for a, b in itertools.pairwise(widths)]
-    tree = tree_from_module(nn.Sequential(*layers))
+    blocks = [nn.Sequential(nn.Linear(a, b), nn.ReLU()) for a, b in itertools.pairwise(widths)]
+    tree = tree_from_module(nn.Sequential(*blocks))
     tree.default_input = InputSpec((2, 4))
     graph = graph_for_tree(tree)
-    # three Linear(4, 4) fold; Linear(4, 8) has the output of the two Linear(8, 8) after
-    # it but other weights, so those two are a run too short to fold
+    # three blocks of Linear(4, 4) fold; the block of Linear(4, 8) has the output of the two
+    # Linear(8, 8) blocks after it but other weights, so those two are a run too short
     (fold,) = graph.folds()
     assert [graph.by_id[m].path for m in fold.members] == ["0", "1", "2"]
+    # four alike layers side by side (attention's q, k, v and o) are each their own
+    layers = nn.Sequential(*(nn.Linear(4, 4) for _ in range(4)))
+    tree = tree_from_module(layers)
+    tree.default_input = InputSpec((2, 4))
+    assert graph_for_tree(tree).folds() == []
 
 
 def test_a_wide_chain_wraps_into_rows_that_fit_the_area(gpt24):

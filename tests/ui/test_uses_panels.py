@@ -21,6 +21,18 @@ def backward_in_a_window_already_up(qtbot, window, spec: str, select: str, size)
     session = w.document.session
     qtbot.waitUntil(lambda: session.state.can_act and not session.busy, timeout=10_000)
     qtbot.waitUntil(lambda: bool(w.heatmap_panel.uses_box.shown), timeout=5_000)
+    w.wait_idle()
+
+    def geometry():
+        return [p.geometry().getRect() for p in w.heatmap_panel.uses_box.shown]
+
+    settled = []  # what a person sees: the panels once their layout has stopped changing
+
+    def stable() -> bool:
+        settled.append(geometry())
+        return len(settled) > 1 and settled[-1] == settled[-2]
+
+    qtbot.waitUntil(stable, timeout=5_000)
     return w
 
 

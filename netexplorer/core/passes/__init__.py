@@ -7,7 +7,7 @@ loss and the input batch; diagnosis.py why a pass failed."""
 
 from ..contributions import Contribution
 from .config import DEFAULT_LR, LOSSES, OPTIMIZERS, PassConfig
-from .engine import PassEngine, warm_up
+from .engine import PassEngine, meta_problem, warm_up
 from .input_guess import infer_input_spec
 from .results import ACTIONS, PassResult, WatchedTensor
 
@@ -22,5 +22,6 @@ __all__ = [
     "PassResult",
     "WatchedTensor",
     "infer_input_spec",
+    "meta_problem",
     "warm_up",
 ]

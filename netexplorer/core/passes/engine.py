@@ -350,11 +350,9 @@ class PassEngine:
         return floating[0].device, floating[0].dtype
 
     def _forward(self, config: PassConfig, *, grad: bool, loss_required: bool) -> _Forward:
-        if any(p.device.type == "meta" for p in self.index.parameters):
-            raise PassError(
-                "the model is on the meta device (structure only): it has no values to run "
-                "a pass with; open it without --meta"
-            )
+        problem = meta_problem(self.tree)
+        if problem is not None:
+            raise PassError(problem)
         args, kwargs = self._batch(config)
         self._apply_mode(config)
         record = config.record and self.can_record
@@ -523,3 +521,19 @@ class PassEngine:
             result.activations = fw.activations
         result.seconds = time.perf_counter() - start
         return result
+
+
+def meta_problem(tree: ModuleTree) -> str | None:
+    """Why passes cannot run on a model built on the meta device (None: they can)."""
+    module = tree.module
+    if module is None or not any(p.device.type == "meta" for p in module.parameters()):
+        return None
+    advice = (
+        "open it without --meta"
+        if tree.metadata.get("meta")
+        else "its factory builds it there; build it on the CPU to run passes"
+    )
+    return (
+        "the model is on the meta device (structure only): it has no values to run a pass "
+        f"with; {advice}"
+    )
