@@ -30,6 +30,7 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
     "state": ([], ["--repeats", "1"]),
     "passes": ([], ["--rounds", "5"]),
     "dcp": ([], ["--runs", "1"]),
+    "meta": ([], ["--runs", "1"]),
 }
 SKIPPED = {"all", "report", "soak"}  # not benchmarks, or run on their own (make soak)
 
