@@ -67,6 +67,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="open in presentation mode (large text, full screen, for a projector)",
     )
     p.add_argument(
+        "--run",
+        nargs="+",
+        metavar="CHECKPOINT",
+        help="checkpoints of one training run (files or folders, any order): a time slider",
+    )
+    p.add_argument(
+        "--timeline",
+        action="store_true",
+        help="SOURCE is a training run (a folder of checkpoints); with --json, every tensor's "
+        "relative change and statistics per step",
+    )
+    p.add_argument(
         "--export-heatmap",
         metavar="FILE",
         help="write the selected tensor's heatmap as PNG or SVG and exit",
@@ -76,8 +88,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args = build_parser().parse_args(argv)
-    if (args.summary or args.json) and not (args.source or args.model):
+    if args.timeline and not (args.source or args.run):
+        raise UsageError("--timeline needs a SOURCE folder of checkpoints (or --run A B C)")
+    if (args.summary or args.json) and not (args.source or args.model or args.run):
         raise UsageError("--summary and --json need a SOURCE (for example: example:tied)")
+    if args.run and (args.source or args.model):
+        raise UsageError("give either SOURCE, --model or --run CHECKPOINT..., not two of them")
     if args.summary and args.json:
         raise UsageError("choose one of --summary and --json")
     if args.backward < 0:
@@ -111,6 +127,8 @@ def launch_request(args: argparse.Namespace) -> LaunchRequest:
         screenshot=args.screenshot,
         export_heatmap=args.export_heatmap,
         present=args.present,
+        run=tuple(args.run or ()),
+        timeline=args.timeline,
     )
 
 
@@ -128,6 +146,8 @@ def run_printing(request: LaunchRequest, summary: bool) -> int:
         comparison = compare_trees(tree, compared)
     if summary:
         print(summary_text(tree))
+        if tree.run is not None:
+            print("\n".join(tree.run.summary_lines()))
         if comparison is not None:
             print(comparison.text())
     else:
@@ -140,6 +160,10 @@ def run_printing(request: LaunchRequest, summary: bool) -> int:
         )
         if comparison is not None:
             description["comparison"] = comparison.as_dict()
+        if request.timeline:
+            from .core.movement import movement
+
+            description["timeline"] = movement(tree.run).as_dict(tree.run)
         print(json.dumps(description, indent=1))
     return 0
 

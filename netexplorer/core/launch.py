@@ -32,10 +32,12 @@ class LaunchRequest:
     screenshot: str | None = None  # draw the window into this PNG and exit
     export_heatmap: str | None = None  # write the selected tensor's heatmap and exit
     present: bool = False  # open in presentation mode
+    run: tuple[str, ...] = ()  # checkpoints of one training run (--run A B C), in any order
+    timeline: bool = False  # SOURCE is a training run; with --json: its movement per step
 
     @property
     def opens_something(self) -> bool:
-        return bool(self.source or self.model)
+        return bool(self.source or self.model or self.run)
 
     def open_options(self) -> OpenOptions:
         from .sources import OpenOptions
@@ -65,6 +67,8 @@ def open_requested(request: LaunchRequest) -> ModuleTree:
     lesson = requested_lesson(request)
     if request.model:
         tree = build_with_weights(request.model, request.weights, request.open_options())
+    elif request.run or request.timeline:
+        tree = open_requested_run(request)
     elif lesson is not None:
         tree = open_source(lesson.resolve(lesson.source) or "", request.open_options())
     elif request.source:
@@ -79,6 +83,22 @@ def open_requested(request: LaunchRequest) -> ModuleTree:
             "--weights, or a TorchScript file; a checkpoint alone has no forward pass"
         )
     return tree
+
+
+def open_requested_run(request: LaunchRequest) -> ModuleTree:
+    """--run A B C, or SOURCE with --timeline: a training run, whatever its names say."""
+    import os
+
+    from .run import open_run, open_run_folder
+
+    if request.run:
+        return open_run(list(request.run), request.open_options(), source=" ".join(request.run))
+    if not request.source or not os.path.isdir(request.source):
+        raise LaunchError(
+            f"--timeline needs a training run: a folder of checkpoints, or --run A B C "
+            f"({request.source or 'no SOURCE'} is not a folder)"
+        )
+    return open_run_folder(request.source, request.open_options())
 
 
 def open_compared(request: LaunchRequest) -> ModuleTree | None:

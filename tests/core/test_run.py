@@ -274,3 +274,24 @@ def test_cancelling_stops_between_chunks_and_closes_files(saved, tmp_path):
     work.close()  # what a worker does when cancelled
     assert all(0 < f < 1 for f, _ in fractions)
     assert open_files_under(tmp_path / "hf") == []
+
+
+def test_distributed_checkpoint_step_folders(saved, tmp_path):
+    import warnings
+
+    import torch.distributed.checkpoint as dcp
+
+    folder = tmp_path / "run"
+    for s in saved:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "assuming the intent is to save in a single process"
+            dcp.save({"model": dict(s.state)}, checkpoint_id=str(folder / f"step_{s.step}"))
+    tree = open_source(str(folder))
+    run = tree.run
+    assert [c.reader for c in run.checkpoints] == ["dcp"] * 4
+    assert [c.info.step for c in run.checkpoints] == [3, 6, 9, 12]
+    assert run.note == "ordered by global step, read from the name (4)"
+    assert run.appearing() == {"model.head.weight": 1, "model.head.bias": 1}
+    row = movement(run).tensors["model.body.0.weight"]
+    expected = tr.relative_change(saved[0].state["body.0.weight"], saved[1].state["body.0.weight"])
+    assert row.relative_change[1] == pytest.approx(expected, rel=1e-5)
