@@ -14,6 +14,7 @@ computes.
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,7 +67,8 @@ def train(
             optimizer.step()
             step += 1
         state = {k: v.detach().clone() for k, v in net.state_dict().items()}
-        saved.append(SavedStep(epoch, step, state, optimizer.state_dict()))
+        # the optimizer's state dict holds its live tensors: a copy, as torch.save makes one
+        saved.append(SavedStep(epoch, step, state, copy.deepcopy(optimizer.state_dict())))
     return saved
 
 

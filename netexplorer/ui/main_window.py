@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     from .graph import GraphPanel
     from .heatmap_panel import HeatmapPanel
     from .stats_panel import DetailsPanel
+    from .timeline import TimelinePanel
     from .values_view import ValuesPanel
 
 
@@ -60,6 +61,7 @@ class Panels(NamedTuple):
     values: ValuesPanel
     details: DetailsPanel
     controls: PassControls
+    timeline: TimelinePanel  # a training run's time slider, under the heatmap
 
 
 GALLERY, EXPLORER = range(2)
@@ -244,6 +246,10 @@ class MainWindow(QMainWindow):
     def controls(self) -> PassControls:
         return self.build_panels().controls
 
+    @property
+    def timeline_panel(self) -> TimelinePanel:
+        return self.build_panels().timeline
+
     def build_panels(self) -> Panels:
         """Make the heatmap, graph, values, details and pass controls (once); each catches
         up with what the document already shows."""
@@ -253,6 +259,7 @@ class MainWindow(QMainWindow):
         from .graph import GraphPanel
         from .heatmap_panel import HeatmapPanel
         from .stats_panel import DetailsPanel
+        from .timeline import TimelinePanel
         from .values_view import ValuesPanel
 
         panels = Panels(
@@ -261,6 +268,7 @@ class MainWindow(QMainWindow):
             values=ValuesPanel(self.document, self),
             details=DetailsPanel(self.document, self),
             controls=PassControls(self.document, self),
+            timeline=TimelinePanel(self),
         )
         self._panels = panels
         current = self.centre.currentIndex()
@@ -284,9 +292,11 @@ class MainWindow(QMainWindow):
         self.centre.setCurrentIndex(current + 3 if current >= 0 else 0)
         controls, details = panels.controls, panels.details
         self.centre_split.addWidget(controls)
+        self.centre_split.addWidget(panels.timeline)
         self.centre_split.setStretchFactor(0, 3)
         self.centre_split.setStretchFactor(1, 1)
-        self.centre_split.setSizes([680, 260])
+        self.centre_split.setStretchFactor(2, 2)
+        self.centre_split.setSizes([680, 260, 330])
         self.details_column.layout().addWidget(details)
         if self.statusBar().currentMessage() == LOADING_PANELS:
             self.statusBar().clearMessage()
