@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, QTimer, Signal
 
 from ..core.display import DisplayArray, display_array, sum_mismatch, symmetric_levels
 from ..core.handles import TensorHandle
@@ -30,6 +30,8 @@ from .session import PassSession
 from .timeline_prefetch import NeighbourPrefetch
 from .timeline_state import Timeline
 from .workers import GUI_THREAD_ELEMENTS, TaskRunner
+
+HISTORY_MS = 500  # a live model's new snapshots reach the time slider this long after
 
 if TYPE_CHECKING:  # both import torch, which loads only once a live model is open
     from ..core.contributions import Contribution
@@ -146,6 +148,12 @@ class Document(QObject):
         # checkpoints beside it, read ahead (timeline_prefetch.py)
         self.timeline = Timeline(self)
         self.timeline.step_changed.connect(self._on_step_changed)
+        # a live model's snapshots while it trains, on the slider at most twice a second
+        self._history_timer = QTimer(self, singleShot=True, interval=HISTORY_MS)
+        self._history_timer.timeout.connect(self._on_history_changed)
+        self.session.history_changed.connect(
+            lambda: self._history_timer.isActive() or self._history_timer.start()
+        )
         self.prefetch = NeighbourPrefetch(self)
 
     # -- tree and selection -----------------------------------------------------------------
@@ -272,6 +280,14 @@ class Document(QObject):
 
     def _on_tensors_read(self, result: PassResult) -> None:
         self._take_watched(result)
+
+    def _on_history_changed(self) -> None:
+        current = self.timeline.run
+        if current is not None and not current.live:  # a run of checkpoint files is shown
+            return
+        run = self.session.history.as_run()
+        if run is not None or current is not None:
+            self.timeline.set_live_run(run)
 
     def _on_step_changed(self, _step: int) -> None:
         """The time slider moved: the shown tensor at that checkpoint."""

@@ -266,7 +266,7 @@ class MovementColumn(QObject):
             view.header().setSectionsClickable(True)
             self.apply_look(appearance().look)
         if run.live:  # snapshots come every few steps while training: measure in a moment
-            if not self._runner.pending:
+            if not self._runner.pending and not self._live_timer.isActive():
                 self._live_timer.start()
         else:
             self.set_sorted(None)

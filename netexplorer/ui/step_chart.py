@@ -104,9 +104,10 @@ class StepChart(QWidget):
         self.max_view.setGeometry(rect)
         self.bad_view.setGeometry(rect)
 
-    def _on_run_changed(self, _run: Run | None) -> None:
-        self._runner.cancel()
-        self._measured.clear()
+    def _on_run_changed(self, run: Run | None) -> None:
+        if run is None or not run.live:  # a live model's new snapshots: keep what was measured
+            self._runner.cancel()
+            self._measured.clear()
         self.refresh()
 
     def refresh(self) -> None:

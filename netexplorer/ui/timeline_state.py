@@ -163,7 +163,8 @@ class Timeline(QObject):
             self._set_movement(None)
         # else the movement of the snapshots before stays until they are measured again
         self.run_changed.emit(run)
-        self.step_changed.emit(self._step)
+        if not was_now or run is None:  # at "now" the live model is still what is shown
+            self.step_changed.emit(self._step)
 
     def set_step(self, position: int) -> None:
         """Show another checkpoint (clamped to the slider)."""
