@@ -1,6 +1,6 @@
 """How every tensor of a training run moved: per checkpoint its relative change since the
-checkpoint before, ‖Wₜ − Wₜ₋₁‖ / ‖Wₜ₋₁‖, and its statistics (norm, max |w|, min, max, mean,
-NaN and Inf counts).
+checkpoint before, ‖Wₜ − Wₜ₋₁‖ / ‖Wₜ₋₁‖, and its statistics (norm, max |w|, min, max, NaN
+and Inf counts; no mean: its pass over the data cost as much as the norm's).
 
 `iter_movement(run)` reads each tensor once per checkpoint, in chunks: for a tensor stored as
 one byte range of its file (safetensors, torch zip files), chunk by chunk across the
@@ -44,7 +44,6 @@ class StepStats:
     max_abs: float | None
     min: float | None
     max: float | None
-    mean: float | None
     nan: int = 0
     inf: int = 0
 
@@ -54,7 +53,6 @@ class StepStats:
             "max_abs": self.max_abs,
             "min": self.min,
             "max": self.max,
-            "mean": self.mean,
             "nan": self.nan,
             "inf": self.inf,
         }
@@ -63,11 +61,11 @@ class StepStats:
 class _Accumulator:
     """Running sums of one tensor in one checkpoint, chunk after chunk."""
 
-    __slots__ = ("count", "finite", "hi", "inf", "lo", "nan", "s", "ss")
+    __slots__ = ("count", "finite", "hi", "inf", "lo", "nan", "ss")
 
     def __init__(self) -> None:
         self.count = self.finite = self.nan = self.inf = 0
-        self.ss = self.s = 0.0
+        self.ss = 0.0
         self.lo, self.hi = math.inf, -math.inf
 
     def add(self, x: np.ndarray) -> None:
@@ -77,7 +75,6 @@ class _Accumulator:
         ss = float(np.dot(x, x))
         if math.isfinite(ss):  # no NaN or Inf (a square sum overflowing float32 goes slow)
             self.ss += ss
-            self.s += float(np.dot(x, _ones(x)))  # a sum, at the speed of a dot product
             self.lo = min(self.lo, float(x.min()))
             self.hi = max(self.hi, float(x.max()))
             self.finite += x.size
@@ -90,21 +87,19 @@ class _Accumulator:
         wide = wide[finite]
         if wide.size:
             self.ss += float(np.dot(wide, wide))
-            self.s += float(wide.sum())
             self.lo = min(self.lo, float(wide.min()))
             self.hi = max(self.hi, float(wide.max()))
             self.finite += wide.size
 
     def stats(self) -> StepStats:
         if not self.finite:
-            return StepStats(self.count, None, None, None, None, None, self.nan, self.inf)
+            return StepStats(self.count, None, None, None, None, self.nan, self.inf)
         return StepStats(
             self.count,
             math.sqrt(self.ss),
             max(abs(self.lo), abs(self.hi)),
             self.lo,
             self.hi,
-            self.s / self.finite,
             self.nan,
             self.inf,
         )
@@ -403,22 +398,6 @@ def _numbers(x: np.ndarray) -> np.ndarray:
     if x.dtype == np.bool_:
         return x.astype(np.float32)
     return x.astype(np.float64)
-
-
-_ONES: dict[tuple[np.dtype, int], np.ndarray] = {}
-
-
-def _ones(x: np.ndarray) -> np.ndarray:
-    """Ones like `x` (read-only, kept for the next chunk of that size)."""
-    key = (x.dtype, x.size)
-    ones = _ONES.get(key)
-    if ones is None:
-        if len(_ONES) > 8:
-            _ONES.clear()
-        ones = np.ones(x.size, x.dtype)
-        ones.flags.writeable = False
-        _ONES[key] = ones
-    return ones
 
 
 def _ratio(change: float | None, before: float | None) -> float | None:

@@ -65,6 +65,18 @@ class RunCheckpoint:
         """`step 500`, `epoch 3`, or the name: what the time slider says."""
         return self.info.label()
 
+    def release_maps(self) -> None:
+        """Let go of the memory maps of this checkpoint's files (see MappedFile.release):
+        a run shows one checkpoint at a time, and the pages of those it showed before would
+        otherwise stay resident, a tensor's size per checkpoint visited."""
+        if self._maps is None:
+            files = (getattr(h, "file", None) or _storage_file(h) for h in self.handles.values())
+            self._maps = list({id(f): f for f in files if hasattr(f, "release")}.values())
+        for mapped in self._maps:
+            mapped.release()
+
+    _maps: list[Any] | None = field(default=None, init=False, repr=False)
+
     def as_dict(self, index: int) -> dict[str, Any]:
         """One entry of the JSON's `timeline.steps`."""
         return {
@@ -179,7 +191,11 @@ class Run:
 
     def place_step(self, tree: ModuleTree, index: int) -> None:
         """Point every tensor of the run's tree at checkpoint `index` (absent keys get an
-        AbsentHandle saying why), and the optimizer state at that checkpoint's."""
+        AbsentHandle saying why), and the optimizer state at that checkpoint's; let go of
+        the other checkpoints' memory maps (arrays still shown keep theirs)."""
+        for i, other in enumerate(self.checkpoints):
+            if i != index:
+                other.release_maps()
         checkpoint = self.checkpoints[index]
         for path, node in tree.tensors.items():
             handle = checkpoint.handles.get(path)
@@ -229,6 +245,13 @@ class Run:
         for name, why in self.skipped:
             lines.append(f"  skipped {name}: {why}")
         return lines
+
+
+def _storage_file(handle: TensorHandle) -> Any:
+    """The mapped file of a torch zip tensor read without torch, else None."""
+    tensor = getattr(handle, "tensor", None)
+    storage = getattr(tensor, "storage", None)
+    return getattr(storage, "file", None)
 
 
 def _union_order(handle_maps: Sequence[dict[str, TensorHandle]]) -> list[str]:

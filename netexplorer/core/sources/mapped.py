@@ -51,6 +51,13 @@ class MappedFile:
         start = self.data_start + begin
         return np.asarray(mapped[start : self.data_start + end])
 
+    def release(self) -> None:
+        """Let go of the read-only map: its pages leave the process once no array read from
+        it is left (a training run's checkpoints that are not shown), and the next read maps
+        the file again."""
+        with self._lock:
+            self._map = None
+
     def _check_unchanged(self) -> None:
         # touching a mapped page past a shrunken end of file kills the process (SIGBUS)
         try:
