@@ -79,6 +79,7 @@ class DifferenceView(QWidget):
         super().__init__(parent)
         self.document = document
         self.heatmap = TitledHeatmap(self)
+        self.heatmap.caption.setWordWrap(True)  # never wider than the half it is given
         self.heatmap.setToolTip(
             "Wₜ − W_ref: how each element changed, on its own scale centred at zero"
         )
@@ -165,10 +166,14 @@ class DifferenceView(QWidget):
         self.data = diff
         ratio = "" if diff.relative_change is None else f" · ‖ΔW‖/‖W‖ = {diff.relative_change:.3g}"
         since = "previous" if timeline.mode == "previous" else "first"
+        run = timeline.run
+        now, before = (
+            (timeline.label(i) if run is None or i >= len(run) else run.checkpoints[i].label)
+            for i in (diff.step, diff.reference)
+        )
         caption = (
-            f"<b>change since the {since}</b>: {html.escape(timeline.label(diff.step))} − "
-            f"{html.escape(timeline.label(diff.reference))}"
-            f"<br><span style='color:{MUTED}'>own scale{ratio}</span>"
+            f"<b>change since the {since}</b>: W at {html.escape(now)} − W at "
+            f"{html.escape(before)}<br><span style='color:{MUTED}'>own scale{ratio}</span>"
         )
         self.heatmap.show_values(caption, diff.values, diff.display)
 

@@ -72,6 +72,7 @@ MORE_KEYS = {
     "Double-click a heatmap cell": "Type a new value (live models)",
     "F, + / - (in the graph)": "Fit the graph, zoom in and out",
     "Esc (while work shows progress)": "Cancel that work",
+    "Arrows, Page Up / Down, Home / End (on the time slider)": "Move through a run's checkpoints",
 }
 DEFAULT_SIZE = (1640, 980)
 APP_NAME = "netexplorer"

@@ -77,6 +77,9 @@ class MovementDelegate(QStyledItemDelegate):
 
     def paint(self, painter: QPainter, option: QStyleOptionViewItem, index) -> None:
         line: Sparkline | None = index.data(MOVEMENT_ROLE)
+        if line is None:  # not measured (yet): the column's text ("measuring…")
+            super().paint(painter, option, index)
+            return
         opt = QStyleOptionViewItem(option)
         self.initStyleOption(opt, index)
         style = opt.widget.style() if opt.widget is not None else None
@@ -84,8 +87,6 @@ class MovementDelegate(QStyledItemDelegate):
             style.drawPrimitive(
                 QStyle.PrimitiveElement.PE_PanelItemViewItem, opt, painter, opt.widget
             )
-        if line is None:
-            return
         painter.save()
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         rect = QRectF(opt.rect).adjusted(3, 3, -4, -3)
@@ -106,10 +107,11 @@ class MovementDelegate(QStyledItemDelegate):
             painter,
             QRectF(rect.left(), rect.top(), rect.width() - text_width - 4, rect.height()),
             line,
+            text_color if selected else QColor(CURVE_COLOR),
         )
         painter.restore()
 
-    def _curve(self, painter: QPainter, rect: QRectF, line: Sparkline) -> None:
+    def _curve(self, painter: QPainter, rect: QRectF, line: Sparkline, color: QColor) -> None:
         n = len(line.values)
         if n < 2 or rect.width() < 8:
             return
@@ -138,7 +140,7 @@ class MovementDelegate(QStyledItemDelegate):
                 path.addEllipse(point, 0.8, 0.8)  # a lone point still shows
                 path.moveTo(point)
                 drawing = True
-        painter.setPen(QPen(QColor(CURVE_COLOR), self.line_width))
+        painter.setPen(QPen(color, self.line_width))
         painter.setBrush(Qt.BrushStyle.NoBrush)
         painter.drawPath(path)
         painter.setPen(Qt.PenStyle.NoPen)

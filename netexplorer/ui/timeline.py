@@ -105,6 +105,8 @@ class TimelinePanel(QWidget):
         self.body = QSplitter(Qt.Orientation.Horizontal, self)
         self.body.addWidget(self.difference)
         self.body.addWidget(self.chart)
+        self.body.setStretchFactor(0, 1)
+        self.body.setStretchFactor(1, 1)
         self.body.setSizes([400, 400])
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 2, 4, 2)

@@ -71,6 +71,8 @@ class NeighbourPrefetch(QObject):
         tensor = self.document.shown_tensor()
         if data is None or tensor is None or timeline.run is None or data.path != tensor.path:
             return
+        if timeline.live and not timeline.rewound:  # a live model's frames: nothing to step to
+            return
         step, last = timeline.step, len(timeline.run) - 1
         order = [step + 1, step - 1] if timeline.playing or step < last else [step - 1]
         slice_index = self.document.slice_index

@@ -287,3 +287,28 @@ def test_measuring_can_be_cancelled_and_started_again(qtbot, shown_run):
     qtbot.mouseClick(w.timeline_panel.measure_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: movement.status == "done", timeout=20_000)
     assert not w.timeline_panel.measure_button.isVisible()
+
+
+def test_typing_in_the_filter_box_never_steps_the_slider(qtbot, shown_run, press, saved):
+    w = shown_run()
+    timeline = w.document.timeline
+    w.tree_panel.focus_filter()
+    QTest.keyClicks(w.tree_panel.filter_edit, "body.0,[]")  # the step keys, typed
+    assert w.tree_panel.filter_edit.text() == "body.0,[]"
+    assert timeline.step == len(saved) - 1
+
+
+def test_a_run_given_on_the_command_line_opens_with_its_slider(qtbot, saved, tmp_path):
+    from netexplorer.core.launch import LaunchRequest
+    from netexplorer.ui.app import window_for
+
+    paths = [str(p) for p in tr.write_torch_per_epoch(tmp_path / "run", saved)]
+    w = window_for(LaunchRequest(run=(paths[3], paths[1], paths[0], paths[2]), select="head.bias"))
+    qtbot.addWidget(w)
+    w.show()
+    qtbot.waitExposed(w)
+    timeline = w.document.timeline
+    assert [c.info.epoch for c in timeline.run.checkpoints] == [1, 2, 3, 4]
+    assert w.timeline_panel.isVisible() and timeline.step == 3
+    wait_heatmap(qtbot, w, "head.bias", saved[3].state["head.bias"].numpy())
+    w.wait_idle(20_000)
