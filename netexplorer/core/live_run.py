@@ -73,7 +73,8 @@ class SnapshotBuffer:
 
     `every` (steps between snapshots) is read by the training worker (`due`) and doubled
     here when the buffer thins out; reading and replacing an int are atomic, so the worker
-    at worst takes one snapshot more or less."""
+    at worst takes one snapshot more or less. The worker keeps the step of the last
+    snapshot it took itself (`due(step, last)`)."""
 
     def __init__(
         self,
@@ -96,9 +97,17 @@ class SnapshotBuffer:
     def nbytes(self) -> int:
         return sum(s.nbytes for s in self.snapshots)
 
-    def due(self, step: int) -> bool:
-        """Whether the model after `step` steps should be snapshotted (the worker asks)."""
-        last = self._last_step
+    @property
+    def last_step(self) -> int | None:
+        """The step of the newest snapshot added (None before any)."""
+        return self._last_step
+
+    def due(self, step: int, last: int | None = None) -> bool:
+        """Whether the model after `step` steps should be snapshotted, the last snapshot
+        having been taken after `last` steps (default: the newest added). A training
+        worker passes the last one it took: the ones it sent are added later, on the GUI
+        thread."""
+        last = self._last_step if last is None else last
         return last is None or step >= last + self.every or step < last
 
     def add(self, snapshot: Snapshot) -> None:

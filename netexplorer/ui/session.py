@@ -95,14 +95,17 @@ def train_frames(
     asks for one (the model before the first step too)."""
     losses: list[tuple[int, float]] = []
     snapshots: list[Snapshot] = []
-    if history is not None and history.due(engine.steps_taken):
+    last = None if history is None else history.last_step  # of the snapshots taken here
+    if history is not None and history.due(engine.steps_taken, last):
         snapshots.append(take_snapshot(engine.tree, engine.steps_taken))
+        last = engine.steps_taken
     result = None
     for result in engine.train(steps, cancelled=stop.is_set):
         if result.loss is not None:
             losses.append((result.step, result.loss))
-        if history is not None and history.due(result.step):
+        if history is not None and history.due(result.step, last):
             snapshots.append(take_snapshot(engine.tree, result.step))
+            last = result.step
         now = time.monotonic()
         if pacer.may_send(now):
             pacer.sent(now)

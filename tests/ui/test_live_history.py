@@ -4,6 +4,8 @@ slider's end is the model as it is now."""
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 from PySide6.QtCore import Qt
@@ -34,6 +36,8 @@ def test_training_keeps_a_bounded_history_the_slider_rewinds(qtbot, live, press)
     qtbot.waitUntil(lambda: timeline.run is not None and len(timeline.run) >= 4, timeout=10_000)
     assert session.history.nbytes <= 6 * one  # bounded, however long it trains
     assert session.history.every > 3  # it thinned out and takes snapshots less often
+    kept = [s.step for s in session.history.snapshots]
+    assert kept[0] == 0 and all(b - a >= 3 for a, b in itertools.pairwise(kept))
     panel = w.timeline_panel
     assert panel.isVisible() and timeline.live and timeline.step == timeline.last  # "now"
     # rewind to the first snapshot while the model trains on
