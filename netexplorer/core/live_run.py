@@ -150,8 +150,8 @@ class SnapshotBuffer:
         """How the history is kept, for people."""
         used = self.nbytes / 2**20
         return (
-            f"snapshots of the training every {self.every} steps "
-            f"({len(self.snapshots)} kept, {used:.1f} of {self.max_bytes / 2**20:.0f} MB)"
+            f"a snapshot every {self.every} steps of training, {len(self.snapshots)} kept "
+            f"({used:.1f} of {self.max_bytes / 2**20:.0f} MB)"
         )
 
     def as_run(self) -> Run | None:

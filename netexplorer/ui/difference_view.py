@@ -15,8 +15,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QVBoxLayout, QWidget
 
 from ..core.display import DisplayArray, display_array
 from ..core.handles import TensorHandle
@@ -80,21 +79,13 @@ class DifferenceView(QWidget):
         self.document = document
         self.heatmap = TitledHeatmap(self)
         self.heatmap.caption.setWordWrap(True)  # never wider than the half it is given
-        self.heatmap.setToolTip(
-            "Wₜ − W_ref: how each element changed, on its own scale centred at zero"
-        )
-        self.readout = QLabel(" ", self)
-        self.readout.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        font = self.readout.font()
-        font.setFamily("monospace")
-        self.readout.setFont(font)
-        self.heatmap.view.readout_changed.connect(
-            lambda text: self.readout.setText(f"change {text}" if text else " ")
-        )
+        self.heatmap.setToolTip("Wₜ − W_ref: how each element changed, on its own scale")
+        # one line: the caption, or while the mouse is over a cell its change
+        self.caption = ""
+        self.heatmap.view.readout_changed.connect(self._on_readout)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.heatmap, 1)
-        layout.addWidget(self.readout)
         self.data: DifferenceData | None = None
         self._runner = TaskRunner(self)
         timeline = document.timeline
@@ -165,17 +156,27 @@ class DifferenceView(QWidget):
             return
         self.data = diff
         ratio = "" if diff.relative_change is None else f" · ‖ΔW‖/‖W‖ = {diff.relative_change:.3g}"
-        since = "previous" if timeline.mode == "previous" else "first"
         run = timeline.run
         now, before = (
             (timeline.label(i) if run is None or i >= len(run) else run.checkpoints[i].label)
             for i in (diff.step, diff.reference)
         )
-        caption = (
-            f"<b>change since the {since}</b>: W at {html.escape(now)} − W at "
-            f"{html.escape(before)}<br><span style='color:{MUTED}'>own scale{ratio}</span>"
+        self.caption = (
+            f"<b>change</b> W at {html.escape(now)} − W at {html.escape(before)} "
+            f"<span style='color:{MUTED}'>(own scale{ratio})</span>"
         )
-        self.heatmap.show_values(caption, diff.values, diff.display)
+        self.heatmap.show_values(self.caption, diff.values, diff.display)
+        self.heatmap.setToolTip(
+            f"How each element of {diff.path} changed from {before} to {now} "
+            f"(since the {'previous' if timeline.mode == 'previous' else 'first'} "
+            "checkpoint), on its own scale centred at zero"
+        )
+
+    def _on_readout(self, text: str) -> None:
+        if self.data is not None:
+            self.heatmap.caption.setText(
+                f"<code>change {html.escape(text)}</code>" if text else self.caption
+            )
 
     def _message(self, caption: str, text: str) -> None:
         self.data = None

@@ -119,11 +119,20 @@ class StepChart(QWidget):
             self._clear("")
             return
         table = timeline.movement
-        row = (table.tensors.get(tensor.path) if table is not None else None) or (
-            self._measured.get(tensor.path)
-        )
-        if row is None:
-            self._clear(f"<span style='color:{MUTED}'>measuring {html.escape(tensor.path)}…</span>")
+        candidates = [
+            table.tensors.get(tensor.path) if table is not None else None,
+            self._measured.get(tensor.path),
+        ]
+        known = [r for r in candidates if r is not None]
+        row = max(known, key=lambda r: len(r.present)) if known else None  # the newest
+        stale = row is not None and len(row.present) != len(run)  # a live model's newer snapshots
+        if row is not None:
+            self._draw(run, row)
+        if row is None or (stale and not self._runner.pending):
+            if row is None:
+                self._clear(
+                    f"<span style='color:{MUTED}'>measuring {html.escape(tensor.path)}…</span>"
+                )
             self._runner.run(
                 measure_one,
                 run,
@@ -131,12 +140,12 @@ class StepChart(QWidget):
                 on_result=self._on_measured,
                 on_error=lambda e: self._clear(f"cannot measure {html.escape(tensor.path)}: {e}"),
             )
-            return
-        self._draw(run, row)
 
     def _on_measured(self, result: tuple[Run, TensorMovement]) -> None:
         run, row = result
-        if run is not self.document.timeline.run:
+        current = self.document.timeline.run
+        same = run is current or (current is not None and run.live and current.live)
+        if not same:  # another run (a live model's newer snapshots are the same run)
             return
         self._measured[row.path] = row
         self.refresh()

@@ -135,6 +135,7 @@ class TimelinePanel(QWidget):
     def apply_look(self, look: Look) -> None:
         self.slider.setMinimumHeight(look.px(24))
         self.slider.setMinimumWidth(look.px(160))
+        self.body.setMinimumHeight(look.px(150))  # the change heatmap stays readable
 
     # -- actions ----------------------------------------------------------------------------
 
@@ -193,10 +194,8 @@ class TimelinePanel(QWidget):
         if run is None:
             return ""
         parts = [html.escape(run.note)]
-        if run.live:
-            parts.append("slide to the end for the model as it is now")
         if self.timeline.rewound:
-            parts.append("<b>an earlier snapshot is shown</b>; the model trains on")
+            parts.append("<b>an earlier snapshot</b>: the end of the slider is the model now")
         if run.skipped:
             names = ", ".join(name for name, _ in run.skipped)
             parts.append(

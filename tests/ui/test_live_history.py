@@ -54,7 +54,7 @@ def test_training_keeps_a_bounded_history_the_slider_rewinds(qtbot, live, press)
     qtbot.waitUntil(lambda: session.state.holdings.steps > steps + 50, timeout=20_000)
     assert np.array_equal(w.heatmap_panel.data.values, start["2.weight"])  # still the snapshot
     assert not w.heatmap_panel.grad.isVisible()  # a snapshot holds values only
-    assert "earlier snapshot is shown" in panel.note.text()
+    assert "an earlier snapshot" in panel.note.text()
     press(w, Qt.Key.Key_F9)  # Pause
     qtbot.waitUntil(lambda: session.state.can_act and not session.busy, timeout=10_000)
     panel.slider.setFocus()

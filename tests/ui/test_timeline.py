@@ -165,7 +165,7 @@ def test_difference_mode_shows_the_change_on_its_own_scale(qtbot, shown_run, pre
         lambda: panel.difference.data is not None and panel.difference.data.reference == 0
     )
     np.testing.assert_allclose(panel.difference.data.values, expected, rtol=1e-6, atol=1e-7)
-    assert "change since the first" in panel.difference.heatmap.caption.text()
+    assert "W at step 9 − W at step 3" in panel.difference.heatmap.caption.text()
     press(w, Qt.Key.Key_D, CTRL)  # back to values
     assert not panel.difference.isVisible()
 
