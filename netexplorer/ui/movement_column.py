@@ -9,7 +9,7 @@ sum (most moved first, then least, then back to the model's order).
 The movement is measured in a worker when a run opens (`core.movement.iter_movement`: each
 tensor read once per checkpoint, in chunks), with progress and Cancel in the status bar; the
 result goes to the Timeline, which the step chart reads too. A live model's snapshots are
-measured again a moment after they change.
+measured again a few seconds after they change while it trains, and when it stops.
 """
 
 from __future__ import annotations
@@ -33,7 +33,9 @@ from .workers import TaskRunner
 
 MOVEMENT_ROLE = Qt.ItemDataRole.UserRole + 20  # a row's Sparkline
 SORT_ROLE = Qt.ItemDataRole.UserRole + 21  # its total, for sorting
-LIVE_DELAY_MS = 1000  # a live model's snapshots are measured again this long after a change
+# a live model's snapshots are measured again this long after they change while it trains
+# (measuring competes with training for the two cores), and at once when it stops
+LIVE_DELAY_MS = 5000
 COLUMN_WIDTH = 170
 CURVE_COLOR = "#2e86c1"
 POSITION_COLOR = "#c0392b"
@@ -194,6 +196,7 @@ class MovementColumn(QObject):
         self.timeline.run_changed.connect(self._on_run_changed)
         self.timeline.movement_changed.connect(self._on_movement_changed)
         self.timeline.step_changed.connect(lambda _step: self._repaint())
+        document.session.busy_changed.connect(self._on_session_busy_changed)
         follow(self.apply_look)
         self._on_run_changed(self.timeline.run)  # made after a run may be open
 
@@ -267,11 +270,21 @@ class MovementColumn(QObject):
             view.setColumnHidden(MOVED, False)
             view.header().setSectionsClickable(True)
             self.apply_look(appearance().look)
-        if run.live:  # snapshots come every few steps while training: measure in a moment
+        if run.live and not self.document.session.busy:  # the last snapshots of a training
+            self._live_timer.stop()
+            self.start()
+        elif run.live:  # snapshots come every few steps while training: measure in a while
             if not self._runner.pending and not self._live_timer.isActive():
                 self._live_timer.start()
         else:
             self.set_sorted(None)
+            self.start()
+
+    def _on_session_busy_changed(self, busy: bool) -> None:
+        """Training stopped: measure the live model's snapshots now, not in a while."""
+        run = self.timeline.run
+        if not busy and run is not None and run.live and self._live_timer.isActive():
+            self._live_timer.stop()
             self.start()
 
     def _on_movement_changed(self, _table: MovementTable | None) -> None:

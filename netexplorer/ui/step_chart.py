@@ -123,13 +123,14 @@ class StepChart(QWidget):
             table.tensors.get(tensor.path) if table is not None else None,
             self._measured.get(tensor.path),
         ]
+        # a live model's snapshots change as it trains (and thin out): a row measured on
+        # others is not drawn on these; the picture before stays until it is measured again
         known = [r for r in candidates if r is not None]
-        row = max(known, key=lambda r: len(r.present)) if known else None  # the newest
-        stale = row is not None and len(row.present) != len(run)  # a live model's newer snapshots
+        row = next((r for r in known if len(r.present) == len(run)), None)
         if row is not None:
             self._draw(run, row)
-        if row is None or (stale and not self._runner.pending):
-            if row is None:
+        elif not (known and self._runner.pending):
+            if not known:
                 self._clear(
                     f"<span style='color:{MUTED}'>measuring {html.escape(tensor.path)}…</span>"
                 )
@@ -152,8 +153,7 @@ class StepChart(QWidget):
 
     def _draw(self, run: Run, row: TensorMovement) -> None:
         self.row = row
-        # a live model's movement may be of fewer snapshots than it has now, for a moment
-        x = np.asarray(run.x_values(), dtype=float)[: len(row.stats)]
+        x = np.asarray(run.x_values(), dtype=float)
         norms = np.array([np.nan if s is None or s.norm is None else s.norm for s in row.stats])
         maxes = np.array(
             [np.nan if s is None or s.max_abs is None else s.max_abs for s in row.stats]

@@ -57,6 +57,17 @@ def test_training_keeps_a_bounded_history_the_slider_rewinds(qtbot, live, press)
     assert "an earlier snapshot" in panel.note.text()
     press(w, Qt.Key.Key_F9)  # Pause
     qtbot.waitUntil(lambda: session.state.can_act and not session.busy, timeout=10_000)
+    # stopped: the snapshots' movement is measured at once (not seconds later)
+
+    def measured() -> bool:
+        table, run = timeline.movement, timeline.run
+        return table is not None and len(table.tensors["2.weight"].present) == len(run)
+
+    qtbot.waitUntil(measured, timeout=10_000)
+    run = timeline.run
+    a, b = (run.handle("2.weight", i).array().astype(np.float64) for i in (0, 1))
+    expected = np.linalg.norm(b - a) / np.linalg.norm(a)
+    assert timeline.movement.tensors["2.weight"].relative_change[1] == pytest.approx(expected)
     panel.slider.setFocus()
     press(w, Qt.Key.Key_End)  # now: the live model again
     assert not timeline.rewound
