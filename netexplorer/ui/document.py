@@ -21,17 +21,16 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
-from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtCore import QObject, Signal
 
 from ..core.display import DisplayArray, display_array, sum_mismatch, symmetric_levels
 from ..core.handles import TensorHandle
 from ..core.tree import ModuleNode, ModuleTree, Node, TensorNode
+from .live_history import LiveHistory
 from .session import PassSession
 from .timeline_prefetch import NeighbourPrefetch
 from .timeline_state import Timeline
 from .workers import GUI_THREAD_ELEMENTS, TaskRunner
-
-HISTORY_MS = 500  # a live model's new snapshots reach the time slider this long after
 
 if TYPE_CHECKING:  # both import torch, which loads only once a live model is open
     from ..core.contributions import Contribution
@@ -144,16 +143,11 @@ class Document(QObject):
         self.session.state.result_changed.connect(self._on_pass_result)
         self.session.tensors_read.connect(self._on_tensors_read)
         self._loader = TaskRunner(self)
-        # a training run's time slider (timeline_state.py), and the shown tensor at the
-        # checkpoints beside it, read ahead (timeline_prefetch.py)
+        # a training run's time slider (timeline_state.py), a live model's history on it
+        # (live_history.py), and the shown tensor at the checkpoints beside it, read ahead
         self.timeline = Timeline(self)
         self.timeline.step_changed.connect(self._on_step_changed)
-        # a live model's snapshots while it trains, on the slider at most twice a second
-        self._history_timer = QTimer(self, singleShot=True, interval=HISTORY_MS)
-        self._history_timer.timeout.connect(self._on_history_changed)
-        self.session.history_changed.connect(
-            lambda: self._history_timer.isActive() or self._history_timer.start()
-        )
+        LiveHistory(self.session, self.timeline)
         self.prefetch = NeighbourPrefetch(self)
 
     # -- tree and selection -----------------------------------------------------------------
@@ -280,14 +274,6 @@ class Document(QObject):
 
     def _on_tensors_read(self, result: PassResult) -> None:
         self._take_watched(result)
-
-    def _on_history_changed(self) -> None:
-        current = self.timeline.run
-        if current is not None and not current.live:  # a run of checkpoint files is shown
-            return
-        run = self.session.history.as_run()
-        if run is not None or current is not None:
-            self.timeline.set_live_run(run)
 
     def _on_step_changed(self, _step: int) -> None:
         """The time slider moved: the shown tensor at that checkpoint."""

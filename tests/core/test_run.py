@@ -312,3 +312,20 @@ def test_a_step_lets_go_of_the_maps_of_the_checkpoints_it_leaves(saved, tmp_path
     np.testing.assert_array_equal(  # and the file maps again when read again
         run.handle("body.0.weight", 0).array(), saved[0].state["body.0.weight"].numpy()
     )
+
+
+def test_a_key_that_vanishes_says_when_it_went(saved, tmp_path):
+    folder = tmp_path / "run"
+    folder.mkdir()
+    for s in saved:
+        state = {k: v for k, v in s.state.items() if not (s.epoch == 4 and k == "body.0.bias")}
+        save_file(state, folder / f"epoch_{s.epoch}.safetensors")
+    tree = open_source(str(folder))
+    run = tree.run
+    assert run.vanishing() == {"body.0.bias": 3}
+    assert tree.metadata["keys_vanishing"] == {"body.0.bias": "gone from epoch 4"}
+    assert not tree.tensors["body.0.bias"].handle.has_values  # the tree opens at the latest
+    assert tree.tensors["body.0.bias"].handle.reason.endswith("it is gone after epoch 3")
+    row = movement(run).tensors["body.0.bias"]
+    assert row.present == [True, True, True, False] and row.stats[3] is None
+    assert row.relative_change[3] is None
