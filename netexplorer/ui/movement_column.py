@@ -37,6 +37,7 @@ SORT_ROLE = Qt.ItemDataRole.UserRole + 21  # its total, for sorting
 # (measuring competes with training for the two cores), and at once when it stops
 LIVE_DELAY_MS = 5000
 COLUMN_WIDTH = 170
+_ROLES = (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole, MOVEMENT_ROLE, SORT_ROLE)
 CURVE_COLOR = "#2e86c1"
 POSITION_COLOR = "#c0392b"
 INFINITE_COLOR = "#d35400"
@@ -333,7 +334,10 @@ class MovementColumn(QObject):
     # -- the column's data ------------------------------------------------------------------
 
     def data(self, node: Node, role: int) -> Any:
-        """What the Moved column holds for `node` in `role` (the tree model asks)."""
+        """What the Moved column holds for `node` in `role` (the tree model asks; None:
+        what the tree shows in every column)."""
+        if role not in _ROLES:
+            return None
         table = self.timeline.movement
         if role == Qt.ItemDataRole.DisplayRole:
             if table is None:

@@ -234,8 +234,10 @@ class ModuleTreeModel(QAbstractItemModel):
             return None
         node: Node = index.internalPointer()
         column = index.column()
-        if column == MOVED:
-            return None if self._movement is None else self._movement(node, role)
+        if column == MOVED and self._movement is not None:
+            value = self._movement(node, role)
+            if value is not None:  # else what every column has (highlight, tooltip)
+                return value
         if role == Qt.ItemDataRole.DisplayRole:
             return self._display(node, column)
         if role == PATH_ROLE:
