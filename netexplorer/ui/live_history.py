@@ -1,6 +1,6 @@
 """A live model's history on the time slider: the pass session keeps snapshots while the
 model trains (`session.history`, core/live_run.py); this hands them to the Timeline as a
-live Run, at most twice a second, and never over a run of checkpoint files."""
+live Run, at most once a second, and never over a run of checkpoint files."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from PySide6.QtCore import QObject, QTimer
 from .session import PassSession
 from .timeline_state import Timeline
 
-HISTORY_MS = 500  # new snapshots reach the time slider at most this often
+HISTORY_MS = 1000  # new snapshots reach the time slider at most this often
 
 
 class LiveHistory(QObject):

@@ -26,6 +26,7 @@ from .workers import TaskRunner
 NORM_COLOR = "#2e86c1"
 MAX_COLOR = "#e67e22"
 BAD_COLOR = (204, 0, 204, 170)
+MAX_SYMBOLS = 60  # points drawn with a marker up to this many checkpoints
 
 
 def measure_one(run: Run, path: str):
@@ -158,8 +159,9 @@ class StepChart(QWidget):
         maxes = np.array(
             [np.nan if s is None or s.max_abs is None else s.max_abs for s in row.stats]
         )
-        self.norm_curve.setData(x, norms, connect="finite")
-        self.max_curve.setData(x, maxes, connect="finite")
+        few = len(x) <= MAX_SYMBOLS  # a long live history: lines only (symbols cost frames)
+        self.norm_curve.setData(x, norms, connect="finite", symbol="o" if few else None)
+        self.max_curve.setData(x, maxes, connect="finite", symbol="t" if few else None)
         bad = np.array([0 if s is None else s.nan + s.inf for s in row.stats], dtype=float)
         width = float(np.min(np.diff(x))) * 0.5 if len(x) > 1 else 0.5
         self.bad_bars.setOpts(x=x, height=bad, width=width)
