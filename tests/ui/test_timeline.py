@@ -312,3 +312,24 @@ def test_a_run_given_on_the_command_line_opens_with_its_slider(qtbot, saved, tmp
     assert w.timeline_panel.isVisible() and timeline.step == 3
     wait_heatmap(qtbot, w, "head.bias", saved[3].state["head.bias"].numpy())
     w.wait_idle(20_000)
+
+
+def test_the_values_tab_follows_the_slider(qtbot, shown_run, press, saved):
+    import torch
+
+    w = shown_run(select="head.bias")
+    w.tree_panel.view.setFocus()
+    press(w, Qt.Key.Key_3, CTRL)  # the Values tab
+    panel = w.values_panel
+
+    def printed() -> dict[str, str]:
+        return dict(panel.printed.cells) if panel.printed is not None else {}
+
+    expected = repr(torch.tensor(saved[3].state["head.bias"].numpy()))
+    qtbot.waitUntil(lambda: printed().get("net.head.bias") == expected)
+    w.timeline_panel.slider.setFocus()
+    press(w, Qt.Key.Key_Home)  # a checkpoint without the key
+    qtbot.waitUntil(lambda: printed().get("net.head.bias", "").endswith("it appears at step 6"))
+    press(w, Qt.Key.Key_Right)
+    expected = repr(torch.tensor(saved[1].state["head.bias"].numpy()))
+    qtbot.waitUntil(lambda: printed().get("net.head.bias") == expected)
