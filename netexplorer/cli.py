@@ -86,6 +86,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="open in presentation mode (large text, full screen, for a projector)",
     )
     p.add_argument(
+        "--run",
+        nargs="+",
+        metavar="CHECKPOINT",
+        help="checkpoints of one training run (files or folders, any order): a time slider",
+    )
+    p.add_argument(
+        "--timeline",
+        action="store_true",
+        help="SOURCE is a training run (a folder of checkpoints); with --json, every tensor's "
+        "relative change and statistics per step",
+    )
+    p.add_argument(
         "--export-heatmap",
         metavar="FILE",
         help="write the selected tensor's heatmap as PNG or SVG and exit",
@@ -107,8 +119,12 @@ def _is_factory(source: str | None) -> bool:
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args = build_parser().parse_args(argv)
-    if (args.summary or args.json) and not (args.source or args.model):
+    if args.timeline and not (args.source or args.run):
+        raise UsageError("--timeline needs a SOURCE folder of checkpoints (or --run A B C)")
+    if (args.summary or args.json) and not (args.source or args.model or args.run):
         raise UsageError("--summary and --json need a SOURCE (for example: example:tied)")
+    if args.run and (args.source or args.model):
+        raise UsageError("give either SOURCE, --model or --run CHECKPOINT..., not two of them")
     if args.summary and args.json:
         raise UsageError("choose one of --summary and --json")
     if args.backward < 0:
@@ -160,6 +176,8 @@ def launch_request(args: argparse.Namespace) -> LaunchRequest:
         input=batch,
         live=args.live,
         eval_mode=args.eval,
+        run=tuple(args.run or ()),
+        timeline=args.timeline,
     )
 
 
@@ -184,6 +202,8 @@ def run_printing(request: LaunchRequest, summary: bool) -> int:
         comparison = compare_trees(tree, compared)
     if summary:
         print(summary_text(tree))
+        if tree.run is not None:
+            print("\n".join(tree.run.summary_lines()))
         if comparison is not None:
             print(printable_lines(comparison.text()))
     else:
@@ -199,6 +219,10 @@ def run_printing(request: LaunchRequest, summary: bool) -> int:
         description["metadata"].update(pass_metadata(tree, engine))
         if comparison is not None:
             description["comparison"] = comparison.as_dict()
+        if request.timeline:
+            from .core.movement import movement
+
+            description["timeline"] = movement(tree.run).as_dict(tree.run)
         print(to_json(description))
     return 0
 

@@ -36,10 +36,12 @@ class LaunchRequest:
     input: InputBatch | None = None  # --input: what passes run on (None: the model's own)
     live: bool = False  # --live: a Hugging Face folder loaded by transformers into a live model
     eval_mode: bool = False  # --eval: passes in eval mode (dropout off)
+    run: tuple[str, ...] = ()  # checkpoints of one training run (--run A B C), in any order
+    timeline: bool = False  # SOURCE is a training run; with --json: its movement per step
 
     @property
     def opens_something(self) -> bool:
-        return bool(self.source or self.model)
+        return bool(self.source or self.model or self.run)
 
     def open_options(self) -> OpenOptions:
         from .sources import OpenOptions
@@ -71,6 +73,8 @@ def open_requested(request: LaunchRequest, architecture: bool = True) -> ModuleT
     lesson = requested_lesson(request)
     if request.model:
         tree = build_with_weights(request.model, request.weights, request.open_options())
+    elif request.run or request.timeline:
+        tree = open_requested_run(request)
     elif lesson is not None:
         tree = open_source(lesson.resolve(lesson.source) or "", request.open_options())
     elif request.source and request.live:
@@ -120,6 +124,22 @@ def live_possible(tree: ModuleTree) -> bool:
     from .sources.hf_architecture import config_folder
 
     return config_folder(tree) is not None
+
+
+def open_requested_run(request: LaunchRequest) -> ModuleTree:
+    """--run A B C, or SOURCE with --timeline: a training run, whatever its names say."""
+    import os
+
+    from .run import open_run, open_run_folder
+
+    if request.run:
+        return open_run(list(request.run), request.open_options(), source=" ".join(request.run))
+    if not request.source or not os.path.isdir(request.source):
+        raise LaunchError(
+            f"--timeline needs a training run: a folder of checkpoints, or --run A B C "
+            f"({request.source or 'no SOURCE'} is not a folder)"
+        )
+    return open_run_folder(request.source, request.open_options())
 
 
 def open_compared(request: LaunchRequest) -> ModuleTree | None:

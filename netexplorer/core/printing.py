@@ -69,6 +69,9 @@ def print_selection(tree: ModuleTree, path: str) -> Printed:
             return _live_tensor(node.access, obj)
         return _live_module(node.access, obj)
     if isinstance(node, TensorNode):
+        if _absent(node):  # a training run's checkpoint without this key: say so
+            text = f"# {node.handle.reason}"
+            return Printed([(node.access, text)], text)
         tensor = stored_tensor(node)
         text = pretty(tensor)
         return Printed([(node.access, text), (f"{node.access}.dtype", pretty(tensor.dtype))], text)
@@ -103,7 +106,7 @@ def _live_module(access: str, module: Any) -> Printed:
 def _stored_module(tree: ModuleTree, node: ModuleNode) -> Printed:
     """A checkpoint has no module: its tensors under this path, as a state dict."""
     prefix = f"{node.path}." if node.path else ""
-    tensors = [t for t in tree.tensors.values() if t.path.startswith(prefix)]
+    tensors = [t for t in tree.tensors.values() if t.path.startswith(prefix) and not _absent(t)]
     state = OrderedDict(
         (t.path[len(prefix) :], stored_tensor(t)) for t in tensors[:MAX_STATE_DICT_ENTRIES]
     )
@@ -112,6 +115,11 @@ def _stored_module(tree: ModuleTree, node: ModuleNode) -> Printed:
         text += f"\n# ... {len(tensors) - MAX_STATE_DICT_ENTRIES} more entries"
     label = f"the tensors under {node.path!r}" if node.path else "every tensor of the file"
     return Printed([(f"# {label}, as a state dict", text)], text)
+
+
+def _absent(node: TensorNode) -> bool:
+    """A key of a training run that the checkpoint shown lacks (core/run.py AbsentHandle)."""
+    return not node.handle.has_values and bool(getattr(node.handle, "reason", ""))
 
 
 def stored_tensor(node: TensorNode) -> Any:

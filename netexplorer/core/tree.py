@@ -155,6 +155,7 @@ class ModuleTree:
         # (e.g. "fc.weight" -> {"exp_avg": ..., "exp_avg_sq": ..., "step": ...}); see
         # sources/checkpoint.py for how it is matched
         self.optimizer_state: dict[str, dict[str, TensorHandle]] = {}
+        self.run: Any = None  # the training run this tree is the union of (core/run.py)
         self.modules: dict[str, ModuleNode] = {m.path: m for m in root.walk()}
         self.tensors: dict[str, TensorNode] = {t.path: t for t in root.walk_tensors()}
         for group in tie_groups:

@@ -26,7 +26,10 @@ from PySide6.QtCore import QObject, Signal
 from ..core.display import DisplayArray, display_array, sum_mismatch, symmetric_levels
 from ..core.handles import TensorHandle
 from ..core.tree import ModuleNode, ModuleTree, Node, TensorNode
+from .live_history import LiveHistory
 from .session import PassSession
+from .timeline_prefetch import NeighbourPrefetch
+from .timeline_state import Timeline
 from .workers import GUI_THREAD_ELEMENTS, TaskRunner
 
 if TYPE_CHECKING:  # both import torch, which loads only once a live model is open
@@ -140,6 +143,12 @@ class Document(QObject):
         self.session.state.result_changed.connect(self._on_pass_result)
         self.session.tensors_read.connect(self._on_tensors_read)
         self._loader = TaskRunner(self)
+        # a training run's time slider (timeline_state.py), a live model's history on it
+        # (live_history.py), and the shown tensor at the checkpoints beside it, read ahead
+        self.timeline = Timeline(self)
+        self.timeline.step_changed.connect(self._on_step_changed)
+        LiveHistory(self.session, self.timeline)
+        self.prefetch = NeighbourPrefetch(self)
 
     # -- tree and selection -----------------------------------------------------------------
 
@@ -178,6 +187,7 @@ class Document(QObject):
         # has no reference cycles (its links upwards are weak), so the one it replaces is
         # freed by reference counting, frozen or not.
         gc.freeze()
+        self.timeline.set_tree(tree)
         self.tree_changed.emit(tree)
         self.selection_changed.emit(None)
 
@@ -199,6 +209,10 @@ class Document(QObject):
         elif self.tensor_data is not None:  # same tensor, another selection: new context
             self.tensor_data_changed.emit(self.tensor_data)
 
+    @property
+    def slice_index(self) -> tuple[int, ...] | None:
+        return self._slice_index
+
     def set_slice_index(self, slice_index: tuple[int, ...] | None) -> None:
         """Which 2-D slice of an N-D tensor to show (None: the default layout)."""
         if slice_index != self._slice_index:
@@ -211,21 +225,28 @@ class Document(QObject):
         """Read the shown tensor again (after it changed, or a new selection)."""
         tensor = self.shown_tensor()
         self._loader.cancel()
-        if tensor is None or not tensor.handle.has_values:
+        # a live model's snapshot when the time slider rests on one, else the tree's handle
+        # (which a run of checkpoints points at the slider's checkpoint)
+        snapshot = None if tensor is None else self.timeline.rewound_handle(tensor.path)
+        handle = snapshot or (None if tensor is None else tensor.handle)
+        if tensor is None or handle is None or not handle.has_values:
             self.session.watch(())
             self._set_tensor_data(None)
             return
-        if self.session.engine is not None:
+        if self.session.engine is not None and snapshot is None:
             self.session.watch((tensor.path,))  # comes back as tensors_read or with a result
             return
-        if tensor.numel <= GUI_THREAD_ELEMENTS:
-            self._on_built(read_tensor(tensor.path, tensor.handle, self._slice_index))
+        ready = self.prefetch.take(tensor.path, handle, self._slice_index)
+        if ready is not None:
+            self._on_built(ready)
+        elif tensor.numel <= GUI_THREAD_ELEMENTS:
+            self._on_built(read_tensor(tensor.path, handle, self._slice_index))
         else:
             self.tensor_loading.emit(tensor.path)
             self._loader.run(
                 read_tensor,
                 tensor.path,
-                tensor.handle,
+                handle,
                 self._slice_index,
                 on_result=self._on_built,
                 on_error=lambda e: self.tensor_load_failed.emit(f"cannot read {tensor.path}: {e}"),
@@ -254,7 +275,14 @@ class Document(QObject):
     def _on_tensors_read(self, result: PassResult) -> None:
         self._take_watched(result)
 
+    def _on_step_changed(self, _step: int) -> None:
+        """The time slider moved: the shown tensor at that checkpoint."""
+        if self.shown_tensor() is not None:
+            self.refresh_tensor()
+
     def _take_watched(self, result: PassResult) -> None:
+        if self.timeline.rewound:  # an earlier snapshot is shown: live values wait
+            return
         tensor = self.shown_tensor()
         watched = result.watched.get(tensor.path) if tensor is not None else None
         if watched is None:
@@ -287,4 +315,6 @@ class Document(QObject):
 
     def shutdown(self) -> None:
         self._loader.cancel()
+        self.timeline.set_playing(False)
+        self.prefetch.clear()
         self.session.shutdown()

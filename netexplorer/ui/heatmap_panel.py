@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
 from shiboken6 import isValid
 
 from ..core.display import DisplayArray, display_array
+from ..core.run import AbsentHandle
 from ..core.text import shape_text
 from ..core.tree import ModuleNode, TensorNode
 from .appearance import MUTED, Look, follow
@@ -152,6 +153,7 @@ class HeatmapPanel(QWidget):
         document.tensor_loading.connect(self._on_tensor_loading)
         document.tensor_load_failed.connect(self._show_message)
         document.tree_changed.connect(lambda _tree: self._show_message("Nothing selected"))
+        document.timeline.step_changed.connect(self._on_step_changed)
         follow(self.apply_look)
         # the window makes its panels after the tree may be open and a tensor selected
         self._on_selection_changed(document.selected)
@@ -198,11 +200,25 @@ class HeatmapPanel(QWidget):
             self.tensor = tensor
             self.slices.configure(tensor.shape, self._on_slice_changed)
         if not tensor.handle.has_values:
-            why = f"no values ({tensor.handle.no_values_reason or 'a meta tensor'})"
-            self._show_message(
-                f"<b>{html.escape(tensor.path)}</b> {shape_text(tensor.shape, 'pretty')} "
-                f"{tensor.dtype}: {html.escape(why)}"
-            )
+            self._show_message(self._no_values_text(tensor))
+
+    def _no_values_text(self, tensor: TensorNode) -> str:
+        reason = tensor.handle.no_values_reason or "a meta tensor"
+        why = f": no values ({html.escape(reason)})"
+        if isinstance(tensor.handle, AbsentHandle):  # a run's checkpoint without this key
+            why = " " + html.escape(tensor.handle.reason.removeprefix(f"{tensor.path} "))
+        return (
+            f"<b>{html.escape(tensor.path)}</b> {shape_text(tensor.shape, 'pretty')} "
+            f"{tensor.dtype}{why}"
+        )
+
+    def _on_step_changed(self, _step: int) -> None:
+        """A training run's slider moved to a checkpoint without the shown tensor."""
+        tensor = self.tensor
+        if tensor is not None and not tensor.handle.has_values:
+            self.data = None
+            self.value.show_message("", "")
+            self.title.setText(self._no_values_text(tensor))
 
     def _on_tensor_loading(self, path: str) -> None:
         tensor = self.tensor

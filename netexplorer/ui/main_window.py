@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from .graph import GraphPanel
     from .heatmap_panel import HeatmapPanel
     from .stats_panel import DetailsPanel
+    from .timeline import TimelinePanel
     from .values_view import ValuesPanel
 
 
@@ -61,6 +62,7 @@ class Panels(NamedTuple):
     values: ValuesPanel
     details: DetailsPanel
     controls: PassControls
+    timeline: TimelinePanel  # a training run's time slider, under the heatmap
 
 
 GALLERY, EXPLORER = range(2)
@@ -71,6 +73,7 @@ MORE_KEYS = {
     "Double-click a heatmap cell": "Type a new value (live models)",
     "F, + / - (in the graph)": "Fit the graph, zoom in and out",
     "Esc (while work shows progress)": "Cancel that work",
+    "Arrows, Page Up / Down, Home / End (on the time slider)": "Move through a run's checkpoints",
 }
 DEFAULT_SIZE = (1640, 980)
 APP_NAME = "netexplorer"
@@ -246,6 +249,10 @@ class MainWindow(QMainWindow):
     def controls(self) -> PassControls:
         return self.build_panels().controls
 
+    @property
+    def timeline_panel(self) -> TimelinePanel:
+        return self.build_panels().timeline
+
     def build_panels(self) -> Panels:
         """Make the heatmap, graph, values, details and pass controls (once); each catches
         up with what the document already shows."""
@@ -255,6 +262,7 @@ class MainWindow(QMainWindow):
         from .graph import GraphPanel
         from .heatmap_panel import HeatmapPanel
         from .stats_panel import DetailsPanel
+        from .timeline import TimelinePanel
         from .values_view import ValuesPanel
 
         panels = Panels(
@@ -263,6 +271,7 @@ class MainWindow(QMainWindow):
             values=ValuesPanel(self.document, self),
             details=DetailsPanel(self.document, self),
             controls=PassControls(self.document, self),
+            timeline=TimelinePanel(self),
         )
         self._panels = panels
         current = self.centre.currentIndex()
@@ -286,9 +295,11 @@ class MainWindow(QMainWindow):
         self.centre.setCurrentIndex(current + 3 if current >= 0 else 0)
         controls, details = panels.controls, panels.details
         self.centre_split.addWidget(controls)
+        self.centre_split.addWidget(panels.timeline)
         self.centre_split.setStretchFactor(0, 3)
         self.centre_split.setStretchFactor(1, 1)
-        self.centre_split.setSizes([680, 260])
+        self.centre_split.setStretchFactor(2, 2)
+        self.centre_split.setSizes([680, 260, 330])
         self.details_column.layout().addWidget(details)
         if self.statusBar().currentMessage() == LOADING_PANELS:
             self.statusBar().clearMessage()

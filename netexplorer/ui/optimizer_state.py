@@ -105,6 +105,7 @@ class OptimizerStatePanel(QWidget):
         self.setVisible(False)
         document.tree_changed.connect(lambda _tree: self._on_selection_changed(None))
         document.selection_changed.connect(self._on_selection_changed)
+        document.timeline.step_changed.connect(self._on_selection_changed)  # a run's checkpoint
         self._on_selection_changed(document.selected)  # made late: catch up with the document
 
     @property

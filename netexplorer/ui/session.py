@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from ..core.errors import NetExplorerError
+from ..core.live_run import Snapshot, SnapshotBuffer, take_snapshot
 from ..core.tree import ModuleTree
 from .pass_state import PassState, Phase
 from .workers import GUI_THREAD_ELEMENTS, TaskRunner
@@ -53,6 +54,7 @@ class TrainingFrame:
 
     result: PassResult
     losses: list[tuple[int, float]] = field(default_factory=list)
+    snapshots: list[Snapshot] = field(default_factory=list)  # the history (live_run.py)
 
 
 class FramePacer:
@@ -82,22 +84,35 @@ class FramePacer:
 
 
 def train_frames(
-    engine: PassEngine, stop: threading.Event, steps: int | None, pacer: FramePacer
+    engine: PassEngine,
+    stop: threading.Event,
+    steps: int | None,
+    pacer: FramePacer,
+    history: SnapshotBuffer | None = None,
 ) -> Iterator[TrainingFrame]:
     """Worker task: train until stopped, sending a frame when the GUI is ready for one;
-    returns the last step's result."""
+    returns the last step's result. Between steps, snapshots for the `history` when it
+    asks for one (the model before the first step too)."""
     losses: list[tuple[int, float]] = []
+    snapshots: list[Snapshot] = []
+    last = None if history is None else history.last_step  # of the snapshots taken here
+    if history is not None and history.due(engine.steps_taken, last):
+        snapshots.append(take_snapshot(engine.tree, engine.steps_taken))
+        last = engine.steps_taken
     result = None
     for result in engine.train(steps, cancelled=stop.is_set):
         if result.loss is not None:
             losses.append((result.step, result.loss))
+        if history is not None and history.due(result.step, last):
+            snapshots.append(take_snapshot(engine.tree, result.step))
+            last = result.step
         now = time.monotonic()
         if pacer.may_send(now):
             pacer.sent(now)
-            yield TrainingFrame(result, losses)
-            losses = []
-    if result is not None and losses:
-        yield TrainingFrame(result, losses)
+            yield TrainingFrame(result, losses, snapshots)
+            losses, snapshots = [], []
+    if result is not None and (losses or snapshots):
+        yield TrainingFrame(result, losses, snapshots)
     return result
 
 
@@ -115,6 +130,7 @@ class PassSession(QObject):
     tensors_read = Signal(object)  # PassResult ("snapshot") with the watched tensors' values
     losses_added = Signal(object)  # list[(step, loss)] from a training loop
     engine_changed = Signal()
+    history_changed = Signal()  # snapshots taken while training (`history`)
     busy_changed = Signal(bool)  # a pass worker's thread is running (or finishing)
     _warmed = False  # torch's lazy imports are done once per process
 
@@ -134,6 +150,8 @@ class PassSession(QObject):
         # (the CLI's loss) has no minimum: training on it diverges, so the window starts on a
         # loss that training can lower
         self.defaults: dict[str, Any] = {"loss_name": "mse"}
+        # the live model's history while it trains: the time slider rewinds it
+        self.history = SnapshotBuffer()
 
     # -- state ------------------------------------------------------------------------------
 
@@ -159,6 +177,9 @@ class PassSession(QObject):
         self.engine = None
         self._failure = ""
         self._sizes = {}
+        if self.history.snapshots:
+            self.history.clear()
+            self.history_changed.emit()
         reason = ""
         if tree is None:
             reason = "nothing is open"
@@ -254,6 +275,7 @@ class PassSession(QObject):
             self._stop,
             steps,
             self._pacer,
+            self.history,
             on_progress=self._on_frame,
             on_result=self._on_training_done,
             on_error=self._on_error,
@@ -333,6 +355,10 @@ class PassSession(QObject):
         self.tensors_read.emit(result)
 
     def _on_frame(self, frame: TrainingFrame) -> None:
+        if frame.snapshots:
+            for snapshot in frame.snapshots:
+                self.history.add(snapshot)
+            self.history_changed.emit()
         self.losses_added.emit(frame.losses)
         self.state.take_result(frame.result)
         # a zero timer runs after the repaints this frame asked for

@@ -150,6 +150,10 @@ class DetailsPanel(QScrollArea):
         document.tree_changed.connect(self._on_tree_changed)
         document.selection_changed.connect(self._on_selection_changed)
         document.tensor_data_changed.connect(self._on_tensor_data_changed)
+        # a training run's slider: the same selection at another checkpoint
+        document.timeline.step_changed.connect(
+            lambda _s: self._on_selection_changed(document.selected)
+        )
         # the window makes its panels after the tree may be open and a tensor selected
         self._on_tree_changed(document.tree)
         self._on_selection_changed(document.selected)
@@ -266,7 +270,7 @@ class DetailsPanel(QScrollArea):
                 f"{n} chunk{'s' if n != 1 else ''} held by {ranks} rank{'s' if ranks != 1 else ''}"
             )
             self._fact("Shards", held)
-        if not t.handle.has_values:
+        if not t.handle.has_values:  # a meta tensor, or a run's checkpoint without it
             self._set_stats(None, f"no values: {t.handle.no_values_reason}")
         data = self.document.tensor_data
         if data is not None and data.path == t.path:

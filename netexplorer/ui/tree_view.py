@@ -8,6 +8,8 @@ modules costs nothing until it is expanded.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Any
 
 from PySide6.QtCore import (
     QAbstractItemModel,
@@ -40,9 +42,12 @@ from .appearance import Look, follow
 from .document import Document
 from .icons import alias_icon, kind_icon, tie_color, tie_icon
 
-NAME, TYPE, SHAPE, PARAMS, TIES, GRAD = range(6)
-HEADERS = ["Name", "Type", "Shape", "Params", "Ties", "Grad norm"]
+NAME, TYPE, SHAPE, PARAMS, TIES, GRAD, MOVED = range(7)
+HEADERS = ["Name", "Type", "Shape", "Params", "Ties", "Grad norm", "Moved"]
 PATH_ROLE = Qt.ItemDataRole.UserRole + 1
+# What the Moved column shows of a row, for a role (a training run's movement, drawn and
+# sorted by ui/movement_column.py); None: nothing
+MovementData = Callable[[Node, int], Any]
 HIGHLIGHT_ALPHA = 90
 
 _Index = QModelIndex | QPersistentModelIndex
@@ -94,6 +99,7 @@ class ModuleTreeModel(QAbstractItemModel):
         self._highlight: dict[str, QColor] = {}
         self._grad_norms: dict[str, float | None] = {}
         self._rows: dict[int, int] = {}  # id(node) -> row under its parent, filled on demand
+        self._movement: MovementData | None = None
 
     # -- content ----------------------------------------------------------------------------
 
@@ -123,6 +129,10 @@ class ModuleTreeModel(QAbstractItemModel):
         # visible rows (grad_norms_changed) costs far less than dataChanged per module,
         # which makes the view and the filter proxy walk their rows again.
         self.grad_norms_changed.emit()
+
+    def set_movement(self, movement: MovementData | None) -> None:
+        """What the Moved column shows (ui/movement_column.py); None: nothing."""
+        self._movement = movement
 
     def _row_changed(self, path: str) -> None:
         index = self.index_for_path(path)
@@ -209,6 +219,8 @@ class ModuleTreeModel(QAbstractItemModel):
                 PARAMS: "Parameter elements (a tied tensor counted once)",
                 TIES: "Other paths that reach the same tensor or module object",
                 GRAD: "L2 norm of the parameter's .grad (after a backward pass)",
+                MOVED: "How far it moved over the training run: its relative change "
+                "‖Wₜ − Wₜ₋₁‖/‖Wₜ₋₁‖ per checkpoint, and their sum (click to sort)",
             }.get(section)
         return None
 
@@ -222,6 +234,10 @@ class ModuleTreeModel(QAbstractItemModel):
             return None
         node: Node = index.internalPointer()
         column = index.column()
+        if column == MOVED and self._movement is not None:
+            value = self._movement(node, role)
+            if value is not None:  # else what every column has (highlight, tooltip)
+                return value
         if role == Qt.ItemDataRole.DisplayRole:
             return self._display(node, column)
         if role == PATH_ROLE:
@@ -360,6 +376,7 @@ class TreePanel(QWidget):
         # every gradient-norm update while training
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         self.view.setColumnHidden(GRAD, True)
+        self.view.setColumnHidden(MOVED, True)  # shown for a training run (movement_column.py)
         self.view.selectionModel().currentRowChanged.connect(self._on_current_row_changed)
         self.model.grad_norms_changed.connect(self._repaint_grad_column)
 

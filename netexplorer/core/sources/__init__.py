@@ -8,6 +8,7 @@ from .dcp import DistributedCheckpointReader
 from .examples import ExampleReader
 from .factory import FactoryReader
 from .hf_folder import HuggingFaceFolderReader
+from .run import TrainingRunReader
 from .safetensors import SafetensorsReader
 from .torch_file import TorchFileReader
 from .torchscript import TorchScriptReader
@@ -37,6 +38,7 @@ register(ExampleReader())
 register(FactoryReader())
 register(SafetensorsReader())
 register(DistributedCheckpointReader())
+register(TrainingRunReader())  # before model folders: a Trainer's output holds both
 register(HuggingFaceFolderReader())
 register(TorchScriptReader())
 register(TorchFileReader())

@@ -40,6 +40,11 @@ class MappedFile:
         self._map: Callable[[], np.memmap | None] = _nothing
         self._writable: Callable[[], np.memmap | None] = _nothing
 
+    @property
+    def is_mapped(self) -> bool:
+        """Whether the read-only map is held (by this file, or an array read from it)."""
+        return self._map() is not None
+
     def bytes(self, begin: int, end: int, writable: bool = False) -> np.ndarray:
         """The bytes [begin, end) of the data section as a uint8 array (read-only, or
         copy-on-write: writes stay in memory and never reach the file)."""
@@ -70,6 +75,17 @@ class MappedFile:
                     "limit (ulimit -n) or close other programs, and retry"
                 ) from None
             raise SourceError(f"cannot read {self.path}: {exc.strerror or exc}") from None
+
+    def release(self) -> None:
+        """Let go of the read-only map: its pages leave the process once no array read from
+        it is left (a training run's checkpoints that are not shown), and the next read maps
+        the file again."""
+        with self._lock:
+            mapped = self._map()
+            self._map = _nothing
+        if mapped is not None:
+            with _recent_lock:
+                _recent.pop(id(mapped), None)
 
     def _check_unchanged(self) -> None:
         # touching a mapped page past a shrunken end of file kills the process (SIGBUS)
