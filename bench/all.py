@@ -31,6 +31,8 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
     "passes": ([], ["--rounds", "5"]),
     "dcp": ([], ["--runs", "1"]),
     "meta": ([], ["--runs", "1"]),
+    "hf": ([], ["--runs", "1"]),
+    "timeline": ([], ["--runs", "1"]),
 }
 SKIPPED = {"all", "report", "soak"}  # not benchmarks, or run on their own (make soak)
 

@@ -37,6 +37,10 @@ from pathlib import Path  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from report import figure  # noqa: E402
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 TARGET_HEADERS = 1.5
@@ -176,10 +180,6 @@ def median_figures(folder: Path, runs: int) -> dict[str, dict[str, float]]:
     }
 
 
-def verdict(ratio: float, target: float) -> str:
-    return "ok" if ratio <= target else "MISSED"
-
-
 def report(folder: Path, runs: int) -> None:
     size = (folder / "model.safetensors").stat().st_size / 1e9
     figures = median_figures(folder, runs)
@@ -198,10 +198,15 @@ def report(folder: Path, runs: int) -> None:
     )
     for label, core, floor, target, floor_label in rows:
         ours, base = figures[core]["seconds"], figures[floor]["seconds"]
-        ratio = ours / base
-        print(
-            f"  {label:<26} {ours:.3f} s   floor ({floor_label}) {base:.3f} s   "
-            f"ratio {ratio:.2f}x   target <= {target}x: {verdict(ratio, target)}"
+        figure(
+            "hf",
+            f"GPT-2-medium-shaped folder: {label}",
+            ours,
+            "s",
+            floor_name=floor_label,
+            floor=base,
+            target=f"<= {target}x floor",
+            ok=ours / base <= target,
         )
     headers = figures["headers"]
     print(

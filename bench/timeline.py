@@ -45,6 +45,9 @@ from pathlib import Path  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from report import figure  # noqa: E402
 
 CHECKPOINTS = 20
 STEPS_APART = 500
@@ -401,8 +404,44 @@ def report(folder: Path, runs: int) -> None:
         "memory growth, open + movement",
         f"{move['growth_mb']:.1f} MB (private {move['anon_mb']:.1f}, file {move['file_mb']:.1f})",
     )
+    figure(
+        "timeline",
+        f"run of {CHECKPOINTS} checkpoints: open",
+        core["seconds"],
+        "s",
+        floor_name="every header and trainer state",
+        floor=floor["seconds"],
+        target=f"<= {TARGET_RATIO}x floor",
+        ok=core["seconds"] <= TARGET_RATIO * floor["seconds"],
+    )
+    figure(
+        "timeline",
+        f"run of {CHECKPOINTS} checkpoints: movement of every tensor",
+        move["seconds"],
+        "s",
+        floor_name="np.fromfile of every file",
+        floor=fromfile["seconds"],
+        target=f"<= {TARGET_RATIO}x floor",
+        ok=move["seconds"] <= TARGET_RATIO * fromfile["seconds"],
+    )
     w = f["window_steps"]
     target = TARGET_STEP_SECONDS * 1000
+    figure(
+        "timeline",
+        "slider step to the 6000x768 embedding painted",
+        w["steady_ms"],
+        "ms",
+        target=f"< {target:.0f} ms",
+        ok=w["steady_ms"] <= target,
+    )
+    figure(
+        "timeline",
+        f"memory growth: open, movement, {CHECKPOINTS + 5} steps",
+        w["growth_mb"],
+        "MB",
+        target=f"< {TARGET_GROWTH_MB:.0f} MB",
+        ok=w["growth_mb"] <= TARGET_GROWTH_MB,
+    )
     print("\nslider step -> the 6000x768 embedding painted (window already up)")
     line(
         "steady ([ pressed, read ahead)",
