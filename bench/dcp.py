@@ -46,6 +46,9 @@ from pathlib import Path  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from report import figure  # noqa: E402
 
 WORLD = 4
 EMBEDDING = "model.wte.weight"
@@ -269,6 +272,33 @@ def report(folder: Path, runs: int) -> None:
         f"  {EMBEDDING} shown: assembled from {WORLD} chunks in "
         f"{assemble['seconds'] * 1000:.0f} ms (+{assemble['growth_mb']:.0f} MB); dcp.load of "
         f"that key {peer['seconds'] * 1000:.0f} ms (+{peer['growth_mb']:.0f} MB)"
+    )
+    what = f"distributed checkpoint ({folder_bytes(folder) / 1e9:.1f} GB, {WORLD} ranks)"
+    figure(
+        "dcp",
+        f"{what}: tree ready (from interpreter start)",
+        core["seconds"],
+        "s",
+        floor_name="read_metadata",
+        floor=floor["seconds"],
+        target=f"<= {TARGET_RATIO}x floor",
+        ok=ratio <= TARGET_RATIO,
+    )
+    figure(
+        "dcp",
+        f"{what}: memory growth before any tensor is shown",
+        core["growth_mb"],
+        "MB",
+        target=f"< {TARGET_GROWTH_MB:.0f} MB",
+        ok=core["growth_mb"] <= TARGET_GROWTH_MB,
+    )
+    figure(
+        "dcp",
+        f"{what}: {EMBEDDING} assembled from its chunks",
+        assemble["seconds"],
+        "s",
+        floor_name="dcp.load of that key",
+        floor=peer["seconds"],
     )
 
 

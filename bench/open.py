@@ -44,6 +44,9 @@ from pathlib import Path  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from report import figure  # noqa: E402
 
 EMBEDDING = "wte.weight"
 TARGET_RATIO = 1.5
@@ -432,6 +435,33 @@ def report(files: dict[str, Path], runs: int) -> None:
             f"{TARGET_HEATMAP_SECONDS * 1000:.0f} ms: "
             f"{verdict(drawn['seconds'], TARGET_HEATMAP_SECONDS)}   "
             f"(select -> the panel has it -> its view painted)"
+        )
+        what = f"GPT-2-medium {kind} (1.4 GB)"
+        figure(
+            "open",
+            f"{what}: tree ready (core, from interpreter start)",
+            core["seconds"],
+            "s",
+            floor_name=floors[kind],
+            floor=floor["seconds"],
+            target=f"< {TARGET_TREE_SECONDS} s, <= {TARGET_RATIO}x",
+            ok=core["seconds"] < TARGET_TREE_SECONDS and ratio < TARGET_RATIO,
+        )
+        figure(
+            "open",
+            f"{what}: memory growth to the tree",
+            core["growth_mb"],
+            "MB",
+            target=f"< {TARGET_GROWTH_MB:.0f} MB",
+            ok=core["growth_mb"] < TARGET_GROWTH_MB,
+        )
+        figure(
+            "open",
+            f"{what}: heatmap drawn in the window ({EMBEDDING})",
+            drawn["seconds"],
+            "s",
+            target=f"< {TARGET_HEATMAP_SECONDS * 1000:.0f} ms",
+            ok=drawn["seconds"] < TARGET_HEATMAP_SECONDS,
         )
 
 

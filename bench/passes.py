@@ -32,6 +32,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from report import figure
 
 EXAMPLE = "example:tied"
 LOSS = "mse"  # the sum loss has no minimum: trained long enough, it overflows
@@ -218,6 +221,34 @@ def main(argv: list[str] | None = None) -> int:
         f"  longest GUI-thread stall while training: {stall:.0f} ms (a {TICK_MS} ms timer's "
         f"lateness; median tick {window['median_tick_ms']:.0f} ms; target under "
         f"{STALL_TARGET_MS:.0f} ms: {stall_verdict})"
+    )
+    figure(
+        "passes",
+        "training steps/s, core with per-use recording",
+        medians[RECORDING_KEY],
+        "steps/s",
+        floor_name="plain PyTorch loop",
+        floor=medians["plain PyTorch loop"],
+        target=f"recording costs <= {RECORDING_OVERHEAD_TARGET:.0f}x",
+        ok=ratio <= RECORDING_OVERHEAD_TARGET,
+    )
+    figure(
+        "passes",
+        "training steps/s, window live (Train, heatmaps refreshing)",
+        live,
+        "steps/s",
+        floor_name="core with recording",
+        floor=core,
+        target=f">= {WINDOW_SPEED_TARGET}x core",
+        ok=live >= WINDOW_SPEED_TARGET * core,
+    )
+    figure(
+        "passes",
+        "longest GUI-thread stall while training",
+        stall,
+        "ms",
+        target=f"< {STALL_TARGET_MS:.0f} ms",
+        ok=stall < STALL_TARGET_MS,
     )
     return 0
 

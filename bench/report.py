@@ -3,11 +3,12 @@
 A benchmark prints its own account as it likes, and, for each figure, calls `figure(...)`,
 which prints it readably and also as one machine line (`@figure {json}`). `bench/all.py`
 runs every benchmark and turns those lines into one table: the figure, its floor or peer
-measured in the same run, the ratio, and the target with a verdict.
+measured in the same run, the ratio, and the target with a verdict. Ratios are figure /
+floor: for times, lower is better; for rates (steps/s), higher is.
 
 A floor is what the work cannot beat (reading every header of the file, the forward pass
 without recording, an idle window's timer jitter); a peer is another tool doing the same
-job (torchinfo, print(model)). Ratios are figure / floor: lower is better.
+job (torchinfo, print(model)).
 """
 
 from __future__ import annotations
@@ -75,7 +76,9 @@ def format_value(value: float, unit: str) -> str:
         return f"{value:.3g} {unit}" if value < 100 else f"{value:,.0f} {unit}"
     if unit == "MB":
         return f"{value:,.1f} MB"
-    return f"{value:,.3g} {unit}"
+    if abs(value) >= 100:
+        return f"{value:,.0f} {unit}"
+    return f"{value:.3g} {unit}"
 
 
 def parse(lines: list[str]) -> list[Figure]:
