@@ -32,7 +32,13 @@ MINUTES ?= 10
 soak: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(BIN)/python bench/soak.py --minutes $(MINUTES)
 
-bench: $(STAMP)
+BENCH_STAMP := $(VENV)/.installed-bench
+
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test,bench]'
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
 	for b in bench/*.py; do echo "== $$b"; QT_QPA_PLATFORM=offscreen $(BIN)/python $$b || exit 1; done
 
 clean:

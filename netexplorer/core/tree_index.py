@@ -73,10 +73,22 @@ class Rows:
     @cached_property
     def expandable(self) -> np.ndarray:
         """The shown modules with shown rows under them, in node order (parents first)."""
+        return self.parents[self._group_starts]
+
+    @cached_property
+    def _group_starts(self) -> np.ndarray:
+        return np.flatnonzero(np.diff(self.parents, prepend=-1))
+
+    @cached_property
+    def _rows_before(self) -> np.ndarray:
+        """For each of `expandable`, the rows under it and under those before it."""
+        return np.cumsum(np.diff(self._group_starts, append=len(self.parents)))
+
+    def expand_first(self, rows: int) -> int:
+        """How many of `expandable` (in order) to expand for about `rows` rows under them."""
         if not len(self.parents):
-            return self.parents
-        starts = np.flatnonzero(np.diff(self.parents, prepend=-1))
-        return self.parents[starts]
+            return 0
+        return max(1, int(np.searchsorted(self._rows_before, rows, "right")))
 
     def is_match(self, number: int) -> bool:
         """Whether node `number` matches the filter (every node does when unfiltered)."""
@@ -404,5 +416,5 @@ def _rows(index: TreeIndex, shown: np.ndarray, matches: np.ndarray | None) -> Ro
     starts = np.flatnonzero(np.diff(parents, prepend=-2, append=-2))
     widest = int(np.diff(starts).max()) if len(starts) > 1 else 0
     rows = Rows(members[order], parents, matches, root_shown or matches is None, shown, widest)
-    _ = rows.expandable  # made here, off the GUI thread (it is cached)
+    _ = rows.expandable, rows._rows_before  # made here, off the GUI thread (cached)
     return rows

@@ -67,6 +67,8 @@ GROUP_SIZE = 1_000  # ...of this many rows (and groups of groups past GROUP_ABOV
 INDEX_ON_GUI_THREAD = 5_000  # nodes: a smaller tree is indexed at once (~10 ms), a larger
 FILTER_ON_GUI_THREAD = 5_000  # one in a worker; and likewise filtered
 EXPAND_FULLY = 400  # nodes: a tree this small opens fully expanded, a larger one to depth 1
+FILTER_OPENS_ROWS = 20_000  # a filter expands what it shows up to about this many rows (in
+# row order: the rest stays folded, for Expand all), not the million a short text may match
 SHOW_WORK_AFTER_MS = 250  # tree work shorter than this shows no progress
 PROGRESS_EVERY_MS = 100  # progress shown at most this often (a QProgressBar repaints at once)
 ITEM_FLAGS = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable  # made once: flags()
@@ -162,9 +164,9 @@ class ModuleTreeModel(QAbstractItemModel):
         self._grad_norms: dict[str, float | None] = {}
         self._blocks: dict[int, _Block] = {}  # id(parent: a module node or group) -> rows
         self._groups: dict[tuple[int, int], RowGroup] = {}  # (id(parent), row) -> group
-        # id(node) -> its parent and row, once known; two dicts rather than one of tuples:
-        # the view makes hundreds of thousands of rows, and tuples would all be objects the
-        # cycle collector walks (pauses of 70 ms measured with a million-tensor tree)
+        # id(module node) -> its parent and row, once known (parent() of every row under it
+        # asks); two dicts rather than one of tuples: tuples would all be objects the cycle
+        # collector walks (pauses of 70 ms measured with a million-tensor tree)
         self._place_parent: dict[int, object] = {}
         self._place_row: dict[int, int] = {}
 
@@ -368,8 +370,9 @@ class ModuleTreeModel(QAbstractItemModel):
             position -= row * block.span
             parent = self._item_at(parent, block, row)
             block = self._block(parent)
-        self._place_parent[id(item)] = parent
-        self._place_row[id(item)] = position
+        if item.is_module:  # type: ignore[attr-defined]  # (a tensor's is asked for rarely)
+            self._place_parent[id(item)] = parent
+            self._place_row[id(item)] = position
         return parent, position
 
     # -- QAbstractItemModel -----------------------------------------------------------------
@@ -385,8 +388,9 @@ class ModuleTreeModel(QAbstractItemModel):
         block = self._blocks.get(id(item)) or self._block(item)
         if 0 <= row < block.fetched:
             child = self._item_at(item, block, row)
-            self._place_parent[id(child)] = item  # parent() of it needs no search
-            self._place_row[id(child)] = row
+            if type(child) is not RowGroup and child.is_module:  # parent() of its rows
+                self._place_parent[id(child)] = item  # asks where it is: no search then
+                self._place_row[id(child)] = row
             return self.createIndex(row, column, child)
         return QModelIndex()
 
@@ -894,7 +898,8 @@ class TreePanel(QWidget):
             self._shown_text = result.text
             self._expanded = set()
             if result.text:
-                targets = result.rows.expandable.tolist()
+                targets = result.rows.expandable[: result.rows.expand_first(FILTER_OPENS_ROWS)]
+                targets = targets.tolist()
             else:
                 opened = self._expanded_before_filter or {0}
                 self._expanded_before_filter = None
