@@ -292,8 +292,8 @@ class ModuleTreeModel(QAbstractItemModel):
 
     def under_group(self, number: int) -> bool:
         """Whether node `number` is shown inside a group of rows (folded until opened)."""
-        if self._index is None:
-            return False
+        if self._index is None or self._rows is None or self._rows.widest <= GROUP_ABOVE:
+            return False  # no module has enough rows for groups
         return any(
             self._block(self._index.nodes[m]).span > 1 for m in self._index.ancestors(number)
         )
@@ -755,7 +755,6 @@ class TreePanel(QWidget):
         if index is None or tree is None:
             return
         view = self.view
-        metrics = view.fontMetrics()
         bold = QFont(view.font())
         bold.setBold(True)
         wide = QFontMetrics(bold)  # highlighted rows are bold
@@ -779,7 +778,6 @@ class TreePanel(QWidget):
             view.setColumnWidth(column, max(text + extra + 16, header.sectionSizeHint(column)))
         app_metrics = QFontMetrics(QApplication.font())
         view.setColumnWidth(GRAD, app_metrics.horizontalAdvance("0.000000 ") + 16)
-        del metrics
 
     def apply_look(self, look: Look) -> None:
         # presenting: the tie group's rows in a stronger colour, visible from the back row
@@ -847,9 +845,10 @@ class TreePanel(QWidget):
     # -- view -> document -------------------------------------------------------------------
 
     def _on_current_row_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
-        # A row the filter hides moves "current" to another row in the middle of the
-        # proxy's filter change: selecting it then would change the model (highlights)
-        # while the proxy rebuilds its mapping, which crashed Qt. Filtering is not choosing.
+        # A filter resets the model, which drops the current row; the filter proxy there was
+        # before moved "current" to another row in the middle of its filter change, and
+        # selecting that row re-entered the model, which crashed Qt. Filtering is not
+        # choosing: nothing the view does while the filter changes selects anything.
         if self._syncing or self._filtering or not current.isValid():
             return
         self._syncing = True
