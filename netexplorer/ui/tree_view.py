@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import gc
 import math
+from typing import NamedTuple
 
 from PySide6.QtCore import (
     QAbstractItemModel,
@@ -128,23 +129,25 @@ class RowGroup:
         self.row = row
 
 
-class _Block:
+class _Block(NamedTuple):
     """The rows under one parent (a module or a group): `size` shown nodes starting at
-    `members[first]`, shown one per row (span 1) or as groups of `span` nodes; `count`
-    rows, of which the first `fetched` exist so far."""
+    `members[first]`, shown one per row (span 1) or as groups of `span` nodes, in `count`
+    rows (how many are made so far is kept apart, see ModuleTreeModel._block)."""
 
-    __slots__ = ("count", "fetched", "first", "module", "size", "span")
+    module: int
+    first: int
+    size: int
+    span: int
+    count: int
 
-    def __init__(self, module: int, first: int, size: int) -> None:
-        self.module, self.first, self.size = module, first, size
+    @classmethod
+    def of(cls, module: int, first: int, size: int) -> _Block:
         span = 1
         if size > GROUP_ABOVE:
             span = GROUP_SIZE
             while math.ceil(size / span) > GROUP_ABOVE:
                 span *= GROUP_SIZE
-        self.span = span
-        self.count = math.ceil(size / span)
-        self.fetched = min(self.count, FETCH_BATCH)
+        return cls(module, first, size, span, math.ceil(size / span))
 
 
 class ModuleTreeModel(QAbstractItemModel):
@@ -162,7 +165,8 @@ class ModuleTreeModel(QAbstractItemModel):
         self._rows: Rows | None = None  # None until the index is there: no rows
         self._highlight: dict[str, QColor] = {}
         self._grad_norms: dict[str, float | None] = {}
-        self._blocks: dict[int, _Block] = {}  # id(parent: a module node or group) -> rows
+        self._blocks: dict[int, tuple[int, ...]] = {}  # id(parent: module or group) -> rows
+        self._fetched: dict[int, int] = {}  # id(parent) -> how many of its rows are made
         self._groups: dict[tuple[int, int], RowGroup] = {}  # (id(parent), row) -> group
         # id(module node) -> its parent and row, once known (parent() of every row under it
         # asks); two dicts rather than one of tuples: tuples would all be objects the cycle
@@ -215,6 +219,7 @@ class ModuleTreeModel(QAbstractItemModel):
 
     def _forget_rows(self) -> None:
         self._blocks = {}
+        self._fetched = {}
         self._groups = {}
         self._place_parent = {}
         self._place_row = {}
@@ -282,8 +287,8 @@ class ModuleTreeModel(QAbstractItemModel):
             item = parent
         index = self.createIndex(0, 0, self._tree.root)
         for parent, item, row in reversed(steps):
-            block = self._block(parent)
-            if row >= block.fetched:
+            self._block(parent)
+            if row >= self._fetched[id(parent)]:
                 if not fetch:
                     return QModelIndex()
                 self._fetch(index, parent, FETCH_BATCH * (row // FETCH_BATCH + 1))
@@ -306,7 +311,7 @@ class ModuleTreeModel(QAbstractItemModel):
         if item is None or not (type(item) is RowGroup or item.is_module):
             return
         block = self._block(item)
-        if block.fetched == block.count:
+        if self._fetched[id(item)] == block.count:
             return
         last = self._item_at(item, block, block.count - 1)
         if type(last) is RowGroup or last.is_module:
@@ -315,25 +320,29 @@ class ModuleTreeModel(QAbstractItemModel):
     def _fetch(self, index: _Index, item: object, rows: int) -> None:
         """Make the rows under `item` (at `index`) up to `rows`."""
         block = self._block(item)
-        rows = min(block.count, rows)
-        if rows <= block.fetched:
+        rows, fetched = min(block.count, rows), self._fetched[id(item)]
+        if rows <= fetched:
             return
-        self.beginInsertRows(index, block.fetched, rows - 1)
-        block.fetched = rows
+        self.beginInsertRows(index, fetched, rows - 1)
+        self._fetched[id(item)] = rows
         self.endInsertRows()
 
     def _block(self, item: object) -> _Block:
-        """The rows under a module node or a group (made on first use)."""
-        block = self._blocks.get(id(item))
-        if block is None:
-            assert self._rows is not None and self._index is not None
-            if type(item) is RowGroup:
-                block = _Block(item.module, item.lo, item.hi - item.lo)
-            else:
-                number = self._index.number(item)  # type: ignore[arg-type]
-                lo, hi = self._rows.bounds(number)
-                block = _Block(number, lo, hi - lo)
-            self._blocks[id(item)] = block
+        """The rows under a module node or a group (worked out on first use)."""
+        known = self._blocks.get(id(item))
+        if known is not None:
+            return _Block._make(known)
+        assert self._rows is not None and self._index is not None
+        if type(item) is RowGroup:
+            block = _Block.of(item.module, item.lo, item.hi - item.lo)
+        else:
+            number = self._index.number(item)  # type: ignore[arg-type]
+            lo, hi = self._rows.bounds(number)
+            block = _Block.of(number, lo, hi - lo)
+        # kept as a plain tuple of numbers: the cycle collector stops looking at those
+        # (not at named tuples), and expand-all of a million tensors makes 250,000
+        self._blocks[id(item)] = tuple(block)
+        self._fetched[id(item)] = min(block.count, FETCH_BATCH)
         return block
 
     def _item_at(self, parent: object, block: _Block, row: int) -> object:
@@ -385,8 +394,8 @@ class ModuleTreeModel(QAbstractItemModel):
                 return self.createIndex(0, column, self._tree.root)  # type: ignore[union-attr]
             return QModelIndex()
         item = parent.internalPointer()
-        block = self._blocks.get(id(item)) or self._block(item)
-        if 0 <= row < block.fetched:
+        block = self._block(item)
+        if 0 <= row < self._fetched[id(item)]:
             child = self._item_at(item, block, row)
             if type(child) is not RowGroup and child.is_module:  # parent() of its rows
                 self._place_parent[id(child)] = item  # asks where it is: no search then
@@ -419,7 +428,8 @@ class ModuleTreeModel(QAbstractItemModel):
         item = parent.internalPointer()
         if type(item) is not RowGroup and not item.is_module:
             return 0
-        return self._block(item).fetched
+        self._block(item)
+        return self._fetched[id(item)]
 
     def columnCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008
         return len(HEADERS)
@@ -438,13 +448,13 @@ class ModuleTreeModel(QAbstractItemModel):
         item = parent.internalPointer()
         if type(item) is not RowGroup and not item.is_module:
             return False
-        block = self._block(item)
-        return block.fetched < block.count
+        count = self._block(item).count  # made first: it counts the rows made
+        return self._fetched[id(item)] < count
 
     def fetchMore(self, parent: _Index) -> None:
         if self.canFetchMore(parent):
             item = parent.internalPointer()
-            self._fetch(parent, item, self._block(item).fetched + FETCH_BATCH)
+            self._fetch(parent, item, self._fetched[id(item)] + FETCH_BATCH)
 
     def sibling(self, row: int, column: int, index: _Index) -> QModelIndex:
         # Qt's default asks parent() and index() again for every cell painted
