@@ -37,9 +37,15 @@ MINUTES ?= 10
 soak: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(BIN)/python bench/soak.py --minutes $(MINUTES)
 
+BENCH_STAMP := $(VENV)/.installed-bench
+
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test,bench]'
+	touch $(BENCH_STAMP)
+
 # bench: every benchmark under bench/, then one table (figure, floor or peer, ratio, target);
 # BENCH_ARGS=--quick for a short smoke run, --only graph state for some of them
-bench: $(STAMP)
+bench: $(BENCH_STAMP)
 	QT_QPA_PLATFORM=offscreen $(BIN)/python bench/all.py $(BENCH_ARGS)
 
 clean:

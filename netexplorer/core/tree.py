@@ -19,6 +19,7 @@ from collections.abc import Hashable, Iterable, Iterator
 from dataclasses import InitVar, dataclass, field
 from typing import Any
 
+from .collector import without_cycle_collector
 from .errors import UnknownPathError
 from .handles import TensorHandle, TorchHandle
 from .inputs import InputBatch, InputSpec
@@ -298,6 +299,7 @@ def access_step(parent: Any, name: str) -> str:
 # -- building -------------------------------------------------------------------------------
 
 
+@without_cycle_collector
 def tree_from_module(module: Any, *, source: str = "", metadata: dict | None = None) -> ModuleTree:
     """Build the tree of a live `nn.Module`: state_dict keys in state_dict order, ties by
     Parameter identity, one node per path for a module placed at several paths."""
@@ -368,6 +370,7 @@ def tree_from_module(module: Any, *, source: str = "", metadata: dict | None = N
     )
 
 
+@without_cycle_collector
 def tree_from_entries(
     entries: Iterable[tuple[str, TensorHandle]],
     *,

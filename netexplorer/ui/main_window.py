@@ -70,6 +70,7 @@ GALLERY, EXPLORER = range(2)
 MORE_KEYS = {
     "Esc (in the tree or its filter)": "Clear the filter",
     "Up / Down, Left / Right (in the tree)": "Move in the tree, fold and unfold modules",
+    "* (in the tree)": "Expand everything below the row (Esc stops it)",
     "Double-click a heatmap cell": "Type a new value (live models)",
     "F, + / - (in the graph)": "Fit the graph, zoom in and out",
     "Esc (while work shows progress)": "Cancel that work",
@@ -549,7 +550,8 @@ class MainWindow(QMainWindow):
         idle = QElapsedTimer()
 
         def settled() -> bool:
-            if any(r.busy for r in self.runners()) or self.graph_panel.populating:
+            busy = self.graph_panel.populating or self.tree_panel.busy
+            if busy or any(r.busy for r in self.runners()):
                 idle.invalidate()
             elif not idle.isValid():
                 idle.start()

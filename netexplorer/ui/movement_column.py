@@ -184,7 +184,7 @@ class MovementColumn(QObject):
         self.delegate = MovementDelegate(panel.view)
         panel.view.setItemDelegateForColumn(MOVED, self.delegate)
         panel.model.set_movement(self.data)
-        panel.proxy.setSortRole(SORT_ROLE)
+        panel.model.sort_role = SORT_ROLE
         self.status = ""
         self._runner = TaskRunner(self)
         self._task: ProgressTask | None = None

@@ -186,9 +186,16 @@ def test_the_moved_column_shows_and_sorts_by_movement(qtbot, shown_run, saved):
     head = tree.model.index_for_path("head.bias").siblingAtColumn(MOVED).data(MOVEMENT_ROLE)
     assert head.present == (False, True, True, True)
     # a click on the header sorts by total movement, most first; again: least first
+    w.document.select("body.2.weight")
+    qtbot.waitUntil(lambda: tree.view.currentIndex().data(PATH_ROLE) == "body.2.weight")
     header = tree.view.header()
     x = header.sectionViewportPosition(MOVED) + header.sectionSize(MOVED) // 2
     qtbot.mouseClick(header.viewport(), Qt.MouseButton.LeftButton, pos=QPoint(x, 5))
+    # sorting moves rows, not the selection, nor what is expanded (a layout change)
+    current = tree.view.currentIndex()
+    assert current.data(PATH_ROLE) == "body.2.weight" and current.row() == 1
+    assert tree.view.isExpanded(current.parent())
+    assert tree.view.visualRect(current).isValid()
 
     def child_paths(parent_path: str) -> list[str]:
         parent = tree.proxy.mapFromSource(tree.model.index_for_path(parent_path))
