@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import random
 
-import pytest
-
 from netexplorer.core.handles import ArrayHandle, element_count
 from netexplorer.core.limits import MAX_SIZE
 from netexplorer.core.order import in_display_order
@@ -72,5 +70,3 @@ def test_element_counts_stop_past_the_bound():
     shape = _Counted([2**62] * 100_000)  # multiplied in full: half a minute
     assert element_count(shape, MAX_SIZE) is None
     assert shape.seen <= 3
-
-

@@ -13,7 +13,14 @@ from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..handles import ITEMSIZE, TensorHandle, decode_raw, overlap_problem, raw_view_dtype
+from ..handles import (
+    ITEMSIZE,
+    TensorHandle,
+    decode_raw,
+    element_count,
+    overlap_problem,
+    raw_view_dtype,
+)
 from ..torch_import import import_torch
 from .mapped import MappedFile
 from .pickle_reader import NotPlain
@@ -21,6 +28,7 @@ from .pickle_reader import NotPlain
 if TYPE_CHECKING:
     import numpy as np
 
+REFUSES_STATE = "a stored tensor or storage takes no state from a pickle (BUILD)"
 DECODED = ("bfloat16", "float8_e4m3fn", "float8_e5m2")  # numpy lacks them: shown as float32
 LIMIT = 1 << 63  # offsets, sizes, strides and element counts fit torch's int64
 
@@ -37,6 +45,9 @@ class Storage:
     file: MappedFile  # its data_start is where the archive starts in the file
     begin: int  # offset of its bytes from the archive's start; -1 until known
 
+    def __setstate__(self, state: Any) -> None:
+        raise TypeError(REFUSES_STATE)
+
 
 @dataclass(frozen=True, slots=True, eq=False)  # compared by identity, as torch tensors are
 class StoredTensor:
@@ -48,6 +59,11 @@ class StoredTensor:
     stride: tuple[int, ...]
     dtype: str
     requires_grad: bool = False
+
+    def __setstate__(self, state: Any) -> None:
+        # dataclass(slots=True, frozen=True) would add one that sets every field: a pickle's
+        # BUILD must never change a tensor whose bounds were checked
+        raise TypeError(REFUSES_STATE)
 
     def dim(self) -> int:
         return len(self.shape)
@@ -179,7 +195,10 @@ def stored_tensor(
     if not (is_count(offset) and all(map(is_count, shape)) and all(map(is_count, stride))):
         raise NotPlain("malformed tensor shape, strides or offset")
     itemsize = ITEMSIZE[dtype]
-    if math.prod(shape) >= LIMIT or any(n * itemsize >= LIMIT for n in (offset, *stride)):
+    # counted with a bound: math.prod of a million dimensions of 2**62 takes minutes
+    if element_count(shape, LIMIT - 1) is None or any(
+        n * itemsize >= LIMIT for n in (offset, *stride)
+    ):
         raise NotPlain("a tensor of more than 2**63 elements, or bytes")
     if last_element(offset, shape, stride) >= storage.nbytes // itemsize:
         raise NotPlain("a tensor reaching past the end of its storage")
