@@ -181,6 +181,9 @@ def stored_tensor(
     """A StoredTensor, after checking that every element it names lies inside its storage
     (a crafted file must not make a handle read outside the map). Raises NotPlain for what
     torch must rebuild itself, or a file that does not add up (torch then says what)."""
+    found = _checked(storage, offset, shape, stride, dtype, requires_grad, metadata)
+    if found is not None:
+        return found
     if not isinstance(storage, Storage):
         raise NotPlain("a tensor without a storage")
     if metadata:  # the conjugate and negative bits of a view: torch resolves them
@@ -202,6 +205,47 @@ def stored_tensor(
         raise NotPlain("a tensor of more than 2**63 elements, or bytes")
     if last_element(offset, shape, stride) >= storage.nbytes // itemsize:
         raise NotPlain("a tensor reaching past the end of its storage")
+    return StoredTensor(storage, offset, shape, stride, dtype, bool(requires_grad))
+
+
+def _checked(
+    storage: Any,
+    offset: Any,
+    shape: Any,
+    stride: Any,
+    dtype: str | None,
+    requires_grad: Any,
+    metadata: Any,
+) -> StoredTensor | None:
+    """The common tensor, checked as `stored_tensor` checks it in one loop over its
+    dimensions (it runs for every tensor of a file); None for anything else, which
+    `stored_tensor` checks step by step and says what is wrong with."""
+    if type(storage) is not Storage or metadata or type(shape) is not tuple:
+        return None
+    dtype = dtype or storage.dtype
+    itemsize = ITEMSIZE.get(dtype)  # type: ignore[arg-type]
+    if (
+        itemsize is None
+        or (storage.dtype is not None and storage.dtype != dtype)
+        or type(stride) is not tuple
+        or len(shape) != len(stride)
+        or type(offset) is not int
+        or not 0 <= offset * itemsize < LIMIT
+    ):
+        return None
+    numel, last, empty = 1, offset, False
+    for n, step in zip(shape, stride):  # noqa: B905 - equal lengths, checked above
+        if type(n) is not int or type(step) is not int or n < 0 or not 0 <= step * itemsize < LIMIT:
+            return None
+        if n:
+            numel *= n
+            if numel >= LIMIT:  # stops multiplying, as element_count does
+                return None
+            last += (n - 1) * step
+        else:
+            empty = True  # no elements: nothing reaches past the storage
+    if not empty and last >= storage.nbytes // itemsize:
+        return None
     return StoredTensor(storage, offset, shape, stride, dtype, bool(requires_grad))
 
 
