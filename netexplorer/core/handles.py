@@ -181,6 +181,7 @@ def overlap_problem(shape: tuple[int, ...], strides: tuple[int, ...], stored: in
 class TensorHandle:
     """Lazy access to one tensor: shape and dtype now, values on demand."""
 
+    __slots__ = ()  # a subclass made a million times may have slots only (no __dict__)
     shape: tuple[int, ...]
     dtype: str
     # How a tensor saved in pieces is split: one ShardChunk (sources/dcp.py) per piece, with

@@ -34,7 +34,7 @@ ROOT_NAME = "net"  # the variable name access expressions start from
 KNOWN_BUFFER_NAMES = {"running_mean", "running_var", "num_batches_tracked"}
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True, weakref_slot=True)  # slots: a million of them (bigtree)
 class TensorNode:
     """A parameter or buffer at one state_dict path; in a checkpoint without code, where the
     file does not say which it is, a "tensor" (never claimed to require grad)."""
@@ -47,6 +47,7 @@ class TensorNode:
     access: str
     module: InitVar[ModuleNode | None] = None  # the owner; held weakly (see _weak_parent)
     tie: int | None = None  # id of its tie group, if the tensor is reached from several paths
+    _module: weakref.ReferenceType | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self, module: ModuleNode | None) -> None:
         self._module = _weak(module)
@@ -66,7 +67,7 @@ class TensorNode:
     is_module = False
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True, weakref_slot=True)
 class ModuleNode:
     """A module at one path. `type_name` is empty when a checkpoint does not say."""
 
@@ -81,6 +82,7 @@ class ModuleNode:
     shared_with: list[str] = field(default_factory=list)  # other paths of the same object
     parameter_count: int = 0  # unique parameter elements in this subtree (a tie counts once)
     tensor_elements: int = 0  # the same for tensors of unknown kind (kind "tensor")
+    _parent: weakref.ReferenceType | None = field(default=None, init=False, repr=False)
 
     is_module = True
 
@@ -106,6 +108,22 @@ class ModuleNode:
     @property
     def has_parameters(self) -> bool:
         return any(True for _ in self.walk_tensors())
+
+
+def depth_first(root: ModuleNode) -> tuple[dict[str, ModuleNode], dict[str, TensorNode]]:
+    """Every module and every tensor of a tree by path, in state_dict order (a module's
+    tensors, then its children's), in one loop: no generator per module."""
+    modules: dict[str, ModuleNode] = {}
+    tensors: dict[str, TensorNode] = {}
+    pending = [root]
+    while pending:
+        module = pending.pop()
+        modules[module.path] = module
+        for t in module.tensors:
+            tensors[t.path] = t
+        if module.children:
+            pending.extend(reversed(module.children))
+    return modules, tensors
 
 
 def _weak(node: ModuleNode | None) -> weakref.ReferenceType | None:
@@ -163,8 +181,7 @@ class ModuleTree:
         # (e.g. "fc.weight" -> {"exp_avg": ..., "exp_avg_sq": ..., "step": ...}); see
         # sources/checkpoint.py for how it is matched
         self.optimizer_state: dict[str, dict[str, TensorHandle]] = {}
-        self.modules: dict[str, ModuleNode] = {m.path: m for m in root.walk()}
-        self.tensors: dict[str, TensorNode] = {t.path: t for t in root.walk_tensors()}
+        self.modules, self.tensors = depth_first(root)
         for group in tie_groups:
             for path in group.paths:
                 self.tensors[path].tie = group.id
@@ -248,7 +265,11 @@ class ModuleTree:
     def _count_parameters(self) -> None:
         """Every module's unique parameter elements (and those of tensors of unknown kind)."""
         for kind, attribute in (("parameter", "parameter_count"), ("tensor", "tensor_elements")):
-            self._count_kind(kind, attribute)
+            if kind == "parameter" or any(t.kind == kind for t in self.tensors.values()):
+                self._count_kind(kind, attribute)
+            else:  # none of this kind (a live model, a file that says which are parameters)
+                for module in self.modules.values():
+                    setattr(module, attribute, 0)
 
     def _count_kind(self, kind: str, attribute: str) -> None:
         """Every module's unique elements of tensors of `kind`, in one pass from the leaves
@@ -417,6 +438,9 @@ def tree_from_entries(
     modules: dict[str, ModuleNode] = {"": root}
     identity: dict[str, Hashable] = {}
 
+    steps: dict[str, str] = {}  # name -> its access step (names repeat: weight, bias, 0)
+    names: dict[str, str] = {}  # one string per name (a million "weight"s are one)
+
     def module_at(path: str) -> ModuleNode:
         """The module node at `path`, made with its missing ancestors (iteratively: a
         closure that calls itself would be a reference cycle)."""
@@ -424,27 +448,27 @@ def tree_from_entries(
         while path not in modules:
             missing.append(path)
             path = path.rpartition(".")[0]
+        parent = modules[path]
         for module_path in reversed(missing):
-            parent = modules[module_path.rpartition(".")[0]]
             name = module_path.rpartition(".")[2]
-            node = ModuleNode(
-                path=module_path,
-                name=name,
-                type_name="",
-                extra_repr="",
-                access=_item_access(module_path, nested, tensor=False)
-                or parent.access + access_step(None, name),
-                parent=parent,
-            )
+            name = names.setdefault(name, name)
+            access = _item_access(module_path, nested, tensor=False) if nested else ""
+            if not access:
+                step = steps.get(name)
+                if step is None:
+                    step = steps[name] = access_step(None, name)
+                access = parent.access + step
+            node = ModuleNode(module_path, name, "", "", access, parent)
             parent.children.append(node)
             modules[module_path] = node
-        return modules[path if not missing else missing[0]]
+            parent = node
+        return parent
 
     kinds = kinds or {}
-    steps: dict[str, str] = {}  # tensor name -> its access step (names repeat: weight, bias)
     floating: dict[str, bool] = {}  # dtype -> whether a parameter of it takes gradients
     for key, handle in entries:
         owner_path, _, name = key.rpartition(".")
+        name = names.setdefault(name, name)
         owner = modules.get(owner_path)
         if owner is None:
             owner = module_at(owner_path)
@@ -468,7 +492,7 @@ def tree_from_entries(
 
     if natural_order:
         sort_naturally(list(modules.values()))
-    ordered = [t.path for t in root.walk_tensors()]
+    ordered = list(depth_first(root)[1])
     return ModuleTree(
         root,
         find_tie_groups(ordered, identity),

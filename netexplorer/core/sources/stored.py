@@ -85,6 +85,8 @@ class StoredTensor:
 class StoredTensorHandle(TensorHandle):
     """A tensor of a torch file: values read from the file's map when first asked for."""
 
+    __slots__ = ("dtype", "shape", "tensor")
+
     def __init__(self, tensor: StoredTensor) -> None:
         self.tensor = tensor
         self.shape = tensor.shape
