@@ -15,7 +15,7 @@ import difflib
 import keyword
 import math
 import weakref
-from collections.abc import Hashable, Iterable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sized
 from dataclasses import InitVar, dataclass, field
 from typing import Any
 
@@ -420,6 +420,7 @@ def tree_from_entries(
     kinds: dict[str, str] | None = None,
     containers: Iterable[tuple[str, ...]] = (),
     natural_order: bool = False,
+    progress: Callable[[float, str], None] | None = None,
 ) -> ModuleTree:
     """Build the tree of a checkpoint from its flat `key -> handle` entries, in file order
     (or, with `natural_order`, in the order of `order.in_display_order`: for a file that
@@ -428,7 +429,10 @@ def tree_from_entries(
     Module nodes are made for every key prefix; ties come from the handles' storage keys
     (same storage, offset, shape and stride). `containers` are the key paths of state dicts
     nested in the file (`("state_dict",)` in a Lightning checkpoint): what lies in them is
-    reached as `ckpt["state_dict"]["2.weight"]`, not as a module attribute."""
+    reached as `ckpt["state_dict"]["2.weight"]`, not as a module attribute. `progress(fraction,
+    text)` is told how far the tree is built, every PROGRESS_EVERY entries (entries that are a
+    list or dict give a fraction)."""
+    total = len(entries) if isinstance(entries, Sized) else 0
     nested: dict[str, tuple[int, tuple[str, ...]]] = {}
     for parts in containers:
         if parts:
@@ -466,7 +470,9 @@ def tree_from_entries(
 
     kinds = kinds or {}
     floating: dict[str, bool] = {}  # dtype -> whether a parameter of it takes gradients
-    for key, handle in entries:
+    for done, (key, handle) in enumerate(entries):
+        if progress is not None and done % PROGRESS_EVERY == 0 and done:
+            progress(0.8 * done / total if total else 0.0, f"made {done:,} tensors of the tree")
         owner_path, _, name = key.rpartition(".")
         name = names.setdefault(name, name)
         owner = modules.get(owner_path)
@@ -490,6 +496,8 @@ def tree_from_entries(
         storage = handle.storage_key()
         identity[key] = storage if storage is not None else ("path", key)
 
+    if progress is not None and total >= PROGRESS_EVERY:
+        progress(0.8, f"sorting and counting {total:,} tensors")
     if natural_order:
         sort_naturally(list(modules.values()))
     ordered = list(depth_first(root)[1])
@@ -502,6 +510,7 @@ def tree_from_entries(
     )
 
 
+PROGRESS_EVERY = 50_000  # entries between two reports while a tree is built
 CHECKPOINT_NAME = "ckpt"  # the variable a loaded checkpoint file is held in
 
 

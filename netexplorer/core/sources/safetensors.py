@@ -312,10 +312,16 @@ class SafetensorsReader:
     def read(self, spec: str, options: OpenOptions) -> ModuleTree:
         options.report(0.0, f"reading the header of {spec}")
         header = read_header(spec)
+        options.report(0.2, f"read the header: {len(header.entries):,} tensors")
         handles = handles_of(header, display_order=False)  # the tree sorts them, faster
         metadata: dict[str, Any] = {"format": "safetensors", "file_size": header.file_size}
         if header.metadata:
             metadata["safetensors"] = header.metadata
         return tree_from_entries(
-            handles.items(), source=spec, reader=self.name, metadata=metadata, natural_order=True
+            handles.items(),
+            source=spec,
+            reader=self.name,
+            metadata=metadata,
+            natural_order=True,
+            progress=lambda done, text: options.report(0.2 + 0.8 * done, text),
         )

@@ -135,6 +135,7 @@ def tree_from_torch_object(
         metadata=metadata,
         kinds=contents.kinds,
         containers=contents.containers,
+        progress=lambda done, text: options.report(0.8 + 0.2 * done, text),
     )
     tree.optimizer_state = contents.optimizer_state
     return tree
