@@ -131,6 +131,7 @@ def read_header(path: str) -> Header:
 # bytes per element of each dtype code netexplorer reads values of
 _CODE_ITEMSIZES = {code: ITEMSIZE[dtype] for code, dtype in DTYPES.items()}
 
+
 def _entries(path: str, header: dict[str, Any], data_size: int) -> list[HeaderEntry]:
     """Every tensor of a header, validated. The common entry is checked in one tight
     loop (a dtype numpy reads, a shape of counts, offsets inside the data that span exactly
