@@ -164,7 +164,9 @@ class ModuleTree:
         reader: str = "",
         metadata: dict[str, Any] | None = None,
         module: Any = None,
+        walked: tuple[dict[str, ModuleNode], dict[str, TensorNode]] | None = None,
     ) -> None:
+        """`walked`: `depth_first(root)`, when the builder has it already."""
         self.root = root
         self.tie_groups = tie_groups
         self.source = source
@@ -181,7 +183,7 @@ class ModuleTree:
         # (e.g. "fc.weight" -> {"exp_avg": ..., "exp_avg_sq": ..., "step": ...}); see
         # sources/checkpoint.py for how it is matched
         self.optimizer_state: dict[str, dict[str, TensorHandle]] = {}
-        self.modules, self.tensors = depth_first(root)
+        self.modules, self.tensors = walked or depth_first(root)
         for group in tie_groups:
             for path in group.paths:
                 self.tensors[path].tie = group.id
@@ -265,9 +267,9 @@ class ModuleTree:
     def _count_parameters(self) -> None:
         """Every module's unique parameter elements (and those of tensors of unknown kind)."""
         for kind, attribute in (("parameter", "parameter_count"), ("tensor", "tensor_elements")):
-            if kind == "parameter" or any(t.kind == kind for t in self.tensors.values()):
+            if any(t.kind == kind for t in self.tensors.values()):
                 self._count_kind(kind, attribute)
-            else:  # none of this kind (a live model, a file that says which are parameters)
+            else:  # none of this kind (a live model; a file that does not say which it holds)
                 for module in self.modules.values():
                     setattr(module, attribute, 0)
 
@@ -500,13 +502,14 @@ def tree_from_entries(
         progress(0.8, f"sorting and counting {total:,} tensors")
     if natural_order:
         sort_naturally(list(modules.values()))
-    ordered = list(depth_first(root)[1])
+    walked = depth_first(root)
     return ModuleTree(
         root,
-        find_tie_groups(ordered, identity),
+        find_tie_groups(list(walked[1]), identity),
         source=source,
         reader=reader,
         metadata=metadata,
+        walked=walked,
     )
 
 
