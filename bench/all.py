@@ -31,6 +31,8 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
     "passes": ([], ["--rounds", "5"]),
     "dcp": ([], ["--runs", "1"]),
     "meta": ([], ["--runs", "1"]),
+    "headers": ([], ["--runs", "1", "--tensors", "20000", "--no-million"]),
+    "huge_tensor": ([], ["--runs", "1", "--elements", "20000000"]),
 }
 SKIPPED = {"all", "report", "soak"}  # not benchmarks, or run on their own (make soak)
 
