@@ -423,6 +423,7 @@ def tree_from_entries(
     containers: Iterable[tuple[str, ...]] = (),
     natural_order: bool = False,
     progress: Callable[[float, str], None] | None = None,
+    ties: bool = True,
 ) -> ModuleTree:
     """Build the tree of a checkpoint from its flat `key -> handle` entries, in file order
     (or, with `natural_order`, in the order of `order.in_display_order`: for a file that
@@ -431,7 +432,8 @@ def tree_from_entries(
     Module nodes are made for every key prefix; ties come from the handles' storage keys
     (same storage, offset, shape and stride). `containers` are the key paths of state dicts
     nested in the file (`("state_dict",)` in a Lightning checkpoint): what lies in them is
-    reached as `ckpt["state_dict"]["2.weight"]`, not as a module attribute. `progress(fraction,
+    reached as `ckpt["state_dict"]["2.weight"]`, not as a module attribute. `ties=False`: the
+    reader knows no two entries share storage (no storage keys are asked). `progress(fraction,
     text)` is told how far the tree is built, every PROGRESS_EVERY entries (entries that are a
     list or dict give a fraction)."""
     total = len(entries) if isinstance(entries, Sized) else 0
@@ -495,8 +497,9 @@ def tree_from_entries(
         owner.tensors.append(
             TensorNode(key, name, kind, handle, kind == "parameter" and grad, access, owner)
         )
-        storage = handle.storage_key()
-        identity[key] = storage if storage is not None else ("path", key)
+        if ties:
+            storage = handle.storage_key()
+            identity[key] = storage if storage is not None else ("path", key)
 
     if progress is not None and total >= PROGRESS_EVERY:
         progress(0.8, f"sorting and counting {total:,} tensors")
@@ -505,7 +508,7 @@ def tree_from_entries(
     walked = depth_first(root)
     return ModuleTree(
         root,
-        find_tie_groups(list(walked[1]), identity),
+        find_tie_groups(list(walked[1]), identity) if ties else [],
         source=source,
         reader=reader,
         metadata=metadata,

@@ -325,4 +325,13 @@ class SafetensorsReader:
             metadata=metadata,
             natural_order=True,
             progress=lambda done, text: options.report(0.2 + 0.8 * done, text),
+            ties=_may_share_bytes(header),
         )
+
+
+def _may_share_bytes(header: Header) -> bool:
+    """Whether two tensors of a header could be one (the format cannot store aliases, but a
+    hand-written header can point two names at one byte range): only if two non-empty byte
+    ranges begin at the same offset (one set of the offsets: no storage key per tensor)."""
+    begins = [e.begin for e in header.entries if e.begin != e.end]
+    return len(set(begins)) != len(begins)
