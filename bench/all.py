@@ -33,6 +33,8 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
     "meta": ([], ["--runs", "1"]),
     "hf": ([], ["--runs", "1"]),
     "timeline": ([], ["--runs", "1"]),
+    "headers": ([], ["--runs", "1", "--tensors", "20000", "--no-million"]),
+    "huge_tensor": ([], ["--runs", "1", "--elements", "20000000"]),
 }
 SKIPPED = {"all", "report", "soak"}  # not benchmarks, or run on their own (make soak)
 

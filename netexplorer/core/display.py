@@ -123,6 +123,20 @@ def display_array(
     slice_index: tuple[int, ...] | None = None,
 ) -> DisplayArray:
     """Any tensor's values as a DisplayArray (see the module docstring for the rules)."""
+    return run_to_end(iter_display_array(values, max_rows, max_cols, slice_index))
+
+
+def iter_display_array(
+    values: np.ndarray,
+    max_rows: int = DEFAULT_MAX_SIDE,
+    max_cols: int = DEFAULT_MAX_SIDE,
+    slice_index: tuple[int, ...] | None = None,
+    chunk_bytes: int = REDUCE_CHUNK_BYTES,
+) -> Generator[float, None, DisplayArray]:
+    """`display_array` a piece at a time: yields progress in [0, 1] between pieces of at
+    most `chunk_bytes` of the tensor (where a worker may cancel: closed there, it reduces
+    nothing more and returns nothing), returns the DisplayArray. Memory: the display array
+    and a piece, whatever the tensor's size."""
     values = np.asarray(values)
     shape = tuple(values.shape)
     layout, matrix_shape, kernel, slice_index = _layout(shape, max_rows, max_cols, slice_index)
@@ -131,7 +145,7 @@ def display_array(
     matrix = matrix_view(values, probe)
     row_step = max(1, math.ceil(matrix.shape[0] / max_rows))
     col_step = max(1, math.ceil(matrix.shape[1] / max_cols))
-    reduced = _reduce_extremes(matrix, row_step, col_step)
+    reduced = yield from _reduce_extremes(matrix, row_step, col_step, chunk_bytes)
     scale = _display_scale(reduced)
     data = _to_float32(reduced / scale if scale != 1.0 else reduced)
     gap_mask = None
@@ -252,17 +266,20 @@ def _to_float32(a: np.ndarray) -> np.ndarray:
     return a.astype(np.float32, copy=a.dtype != np.float32)
 
 
-def _reduce_extremes(matrix: np.ndarray, row_step: int, col_step: int) -> np.ndarray:
-    """Blocks of row_step x col_step -> their signed extreme (NaN wins). An axis of stride 0
-    repeats one row (or column): it is reduced once and the result repeated, so a view of
-    10**12 elements over one stored value costs one value of work."""
+def _reduce_extremes(
+    matrix: np.ndarray, row_step: int, col_step: int, chunk_bytes: int = REDUCE_CHUNK_BYTES
+) -> Generator[float, None, np.ndarray]:
+    """Blocks of row_step x col_step -> their signed extreme (NaN wins), a piece at a time
+    (yields progress). An axis of stride 0 repeats one row (or column): it is reduced once
+    and the result repeated, so a view of 10**12 elements over one stored value costs one
+    value of work."""
     rows, cols = matrix.shape
     same_rows = rows > 1 and matrix.strides[0] == 0
     same_cols = cols > 1 and matrix.strides[1] == 0
     if same_rows or same_cols:
         stored = matrix[: 1 if same_rows else rows, : 1 if same_cols else cols]
         steps = (1 if same_rows else row_step, 1 if same_cols else col_step)
-        reduced = _reduce_extremes(stored, *steps)
+        reduced = yield from _reduce_extremes(stored, *steps, chunk_bytes)
         shape = (
             -(-rows // row_step) if same_rows else reduced.shape[0],
             -(-cols // col_step) if same_cols else reduced.shape[1],
@@ -270,36 +287,55 @@ def _reduce_extremes(matrix: np.ndarray, row_step: int, col_step: int) -> np.nda
         return np.array(np.broadcast_to(reduced, shape))
     if matrix.dtype == np.bool_:
         matrix = matrix.view(np.uint8)
-    if np.iscomplexobj(matrix):
-        matrix = np.abs(matrix)
-    if row_step == 1 and col_step == 1:
-        return np.array(matrix)  # a copy: the display never aliases the tensor
-    hi, lo = _block_max_min(matrix, row_step, col_step)
+    if row_step == 1 and col_step == 1:  # a copy: the display never aliases the tensor
+        return np.abs(matrix) if np.iscomplexobj(matrix) else np.array(matrix)
+    hi, lo = yield from _block_max_min(matrix, row_step, col_step, chunk_bytes)
     if not np.issubdtype(hi.dtype, np.floating):
         hi, lo = hi.astype(np.float64), lo.astype(np.float64)
     return np.where(np.abs(hi) >= np.abs(lo), hi, lo)  # NaN compares False: lo is NaN too
 
 
 def _block_max_min(
-    matrix: np.ndarray, row_step: int, col_step: int
-) -> tuple[np.ndarray, np.ndarray]:
+    matrix: np.ndarray, row_step: int, col_step: int, chunk_bytes: int
+) -> Generator[float, None, tuple[np.ndarray, np.ndarray]]:
     """Max and min of every row_step x col_step block (NaN propagates; edge blocks may be
-    smaller). Rows are taken a few blocks at a time, so max and min read them from cache and
-    the intermediate results stay small; this is 20-40x faster than ufunc.reduceat along
-    axis 0, which made a 50257x1024 embedding take seconds."""
+    smaller; complex values by magnitude). The matrix is taken a piece at a time, whole
+    blocks of at most `chunk_bytes` (rows of blocks; parts of one row of blocks when a
+    row is larger, as in a strip of 10**8 values), so max and min read a piece from cache
+    and nothing larger than a piece is ever copied (a strided view, |z|); reducing rows
+    this way is 20-40x faster than ufunc.reduceat along axis 0, which made a 50257x1024
+    embedding take seconds. Yields progress about a hundred times at most."""
     rows, cols = matrix.shape
     n_row_blocks = -(-rows // row_step)
     n_col_blocks = -(-cols // col_step)
-    hi = np.empty((n_row_blocks, n_col_blocks), matrix.dtype)
-    lo = np.empty((n_row_blocks, n_col_blocks), matrix.dtype)
-    per_chunk = max(1, REDUCE_CHUNK_BYTES // max(1, row_step * cols * matrix.itemsize))
-    for b0 in range(0, n_row_blocks, per_chunk):
-        b1 = min(n_row_blocks, b0 + per_chunk)
-        part = matrix[b0 * row_step : b1 * row_step]
-        part_hi = _reduce_blocks(part, row_step, 0, np.maximum)
-        part_lo = _reduce_blocks(part, row_step, 0, np.minimum)
-        hi[b0:b1] = _reduce_blocks(part_hi, col_step, 1, np.maximum)
-        lo[b0:b1] = _reduce_blocks(part_lo, col_step, 1, np.minimum)
+    complex_values = np.iscomplexobj(matrix)
+    dtype = np.abs(matrix[:0, :0]).dtype if complex_values else matrix.dtype
+    hi = np.empty((n_row_blocks, n_col_blocks), dtype)
+    lo = np.empty((n_row_blocks, n_col_blocks), dtype)
+    itemsize = matrix.itemsize
+    if row_step * cols * itemsize <= chunk_bytes:  # whole rows of blocks per piece
+        col_blocks = n_col_blocks
+    else:
+        col_blocks = max(1, chunk_bytes // max(1, row_step * col_step * itemsize))
+    piece_cols = min(cols, col_blocks * col_step)
+    row_blocks = max(1, chunk_bytes // max(1, row_step * piece_cols * itemsize))
+    pieces = -(-n_row_blocks // row_blocks) * -(-n_col_blocks // col_blocks)
+    done, reported = 0, 0.0
+    for b0 in range(0, n_row_blocks, row_blocks):
+        b1 = min(n_row_blocks, b0 + row_blocks)
+        for c0 in range(0, n_col_blocks, col_blocks):
+            c1 = min(n_col_blocks, c0 + col_blocks)
+            part = matrix[b0 * row_step : b1 * row_step, c0 * col_step : c1 * col_step]
+            if complex_values:
+                part = np.abs(part)
+            part_hi = _reduce_blocks(part, row_step, 0, np.maximum)
+            part_lo = _reduce_blocks(part, row_step, 0, np.minimum)
+            hi[b0:b1, c0:c1] = _reduce_blocks(part_hi, col_step, 1, np.maximum)
+            lo[b0:b1, c0:c1] = _reduce_blocks(part_lo, col_step, 1, np.minimum)
+            done += 1
+            if done == pieces or done / pieces - reported >= 0.01:
+                reported = done / pieces
+                yield reported
     return hi, lo
 
 
@@ -443,6 +479,7 @@ class _Moments:
     sumsq: float = 0.0
 
     def add(self, part: np.ndarray) -> None:
+        """Add the finite values `part` (any real dtype: summed in float64)."""
         if self.scale != 1.0:
             part = part / self.scale
         with np.errstate(over="ignore", invalid="ignore"):  # overflow is detected by `exact`
@@ -450,15 +487,17 @@ class _Moments:
 
     def _add(self, part: np.ndarray) -> None:
         k = part.size
-        part_sum = float(part.sum())
+        part_sum = float(np.add.reduce(part, dtype=np.float64))  # no float64 copy for this
         part_mean = part_sum / k
-        part_m2 = float(((part - part_mean) ** 2).sum())
+        deviations = part.astype(np.float64)  # one copy of the chunk, made in place below
+        deviations -= part_mean
+        part_m2 = float(np.dot(deviations, deviations))
         delta = part_mean - self.mean
         self.m2 += part_m2 + delta * delta * self.n * k / (self.n + k)
         self.mean += delta * k / (self.n + k)
         self.n += k
         self.total += part_sum
-        self.sumsq += float(np.dot(part, part))
+        self.sumsq += part_m2 + k * part_mean * part_mean  # the sum of squares, from the same
 
     @property
     def exact(self) -> bool:
@@ -478,9 +517,15 @@ def iter_tensor_stats(
     values: np.ndarray, bins: int | None = None, chunk: int = STATS_CHUNK
 ) -> Generator[float, None, TensorStats]:
     """Statistics and histogram in chunks: yields progress in [0, 1] between chunks (the
-    places where a worker may cancel), returns TensorStats. Two passes (moments and range,
-    then the histogram once the range is known), a third over scaled values only when
-    values are so large or small that plain sums leave the float64 range.
+    places where a worker may cancel: closed there, it computes nothing more and returns
+    nothing), returns TensorStats. Two passes over the values (moments and range, then the
+    histogram once the range is known), a third over scaled values only when values are so
+    large or small that plain sums leave the float64 range. Memory: a few copies of one
+    chunk (`chunk` elements), whatever the tensor's size; a tensor read from a file is
+    read from its map a chunk at a time.
+
+    The histogram is numpy's, `np.histogram(finite values, bins, range=(min, max))`, made a
+    chunk at a time (bins of equal width, as numpy makes them).
 
     An axis of stride 0 (an expanded tensor) repeats its values: statistics are computed
     from the values stored, each counted as often as it is seen, so 10**12 elements of one
@@ -490,19 +535,30 @@ def iter_tensor_stats(
     stored, note = _numbers(stored_values(values))
     n_stored = stored.size
     steps = max(1, math.ceil(n_stored / chunk)) * 2
+    floating = stored.dtype.kind == "f"
     moments = _Moments()
     lo, hi = math.inf, -math.inf
     zeros = nans = infs = 0
     for step, piece in enumerate(value_chunks(stored, chunk)):
-        part = piece.astype(np.float64)
-        finite_mask = np.isfinite(part)
-        if not finite_mask.all():
-            nans += int(np.isnan(part).sum())
-            infs += int(np.isinf(part).sum())
-            part = part[finite_mask]
+        if not piece.size:
+            continue
+        part = piece
+        if floating:
+            with np.errstate(invalid="ignore"):
+                low, high = float(piece.min()), float(piece.max())  # NaN if any is NaN
+            if not (math.isfinite(low) and math.isfinite(high)):
+                finite = np.isfinite(piece)
+                nan_here = int(np.isnan(piece).sum())
+                nans += nan_here
+                infs += piece.size - int(np.count_nonzero(finite)) - nan_here
+                part = piece[finite]
+                if part.size:
+                    low, high = float(part.min()), float(part.max())
+        elif part.size:
+            low, high = float(part.min()), float(part.max())
         if part.size:
             moments.add(part)
-            lo, hi = min(lo, float(part.min())), max(hi, float(part.max()))
+            lo, hi = min(lo, low), max(hi, high)
             zeros += int(part.size - np.count_nonzero(part))
         yield (step + 1) / steps
     n = moments.n
@@ -510,17 +566,33 @@ def iter_tensor_stats(
     if n and (scale != 1.0 or not moments.exact):
         moments = _Moments(scale=scale)
         for piece in value_chunks(stored, chunk):
-            part = piece.astype(np.float64)
-            part = part[np.isfinite(part)]
+            part = piece[np.isfinite(piece)] if floating else piece
             if part.size:
                 moments.add(part)
     hist = None
     if n:
-        edges = _histogram_edges(lo, hi, bins or histogram_bins(n * repeat))
+        count = bins or histogram_bins(n * repeat)
+        widen = stored.dtype == np.float16  # numpy would make float16 edges and bin indices
+        # the range as numpy finds it itself (the minimum and maximum in the values' dtype):
+        # it computes bins in that dtype, and a float64 range would put some values in the
+        # bin beside the one np.histogram(values) puts them in
+        empty = stored.reshape(-1)[:0]
+        value_type = np.float32 if widen else stored.dtype.type
+        bounds = (value_type(lo), value_type(hi)) if stored.dtype.kind in "fiu" else (lo, hi)
+        edges = _equal_width_edges(empty.astype(np.float32) if widen else empty, *bounds, count)
+        equal_width = edges is not None
+        if edges is None:
+            edges = _histogram_edges(lo, hi, count)
         counts = np.zeros(len(edges) - 1, dtype=np.int64)
         for step, piece in enumerate(value_chunks(stored, chunk)):
-            part = piece[np.isfinite(piece)] if np.issubdtype(piece.dtype, np.floating) else piece
-            counts += np.histogram(part, bins=edges)[0]
+            if widen:
+                piece = piece.astype(np.float32)
+            with np.errstate(invalid="ignore"):  # NaN and Inf fall outside the range
+                if equal_width:
+                    counts += np.histogram(piece, bins=count, range=bounds)[0]
+                else:
+                    part = piece[np.isfinite(piece)] if floating else piece
+                    counts += np.histogram(part, bins=edges)[0]
             yield 0.5 + (step + 1) / steps
         hist = (counts * repeat, edges)
     if repeat > 1:
@@ -553,6 +625,18 @@ def _times(x: float, scale: float) -> float:
         return x * scale
     except OverflowError:  # pragma: no cover - float multiplication gives inf, not this
         return math.copysign(math.inf, x)
+
+
+def _equal_width_edges(empty: np.ndarray, lo: float, hi: float, bins: int) -> np.ndarray | None:
+    """The edges `np.histogram(values, bins, range=(lo, hi))` makes for values of the dtype
+    of `empty` (an empty array of it), or None when numpy cannot make them (a range past
+    float64's, or too narrow for the dtype: subnormal float32 values)."""
+    if not (hi > lo and math.isfinite(float(hi) - float(lo))):  # Python floats: no warning
+        return None
+    try:
+        return np.histogram(empty, bins=bins, range=(lo, hi))[1]
+    except ValueError:
+        return None
 
 
 def _histogram_edges(lo: float, hi: float, bins: int) -> np.ndarray:

@@ -127,6 +127,26 @@ def numpy_max_dims() -> int:
     return 64 if int(np.__version__.split(".")[0]) >= 2 else 32
 
 
+def element_count(shape: Any, bound: int) -> int | None:
+    """The number of elements of a shape read from a file, if every dimension is a count
+    (an int, not a bool, not negative) and its dimensions other than 0 multiply to at most
+    `bound`; None otherwise. Linear in the number of dimensions: it stops multiplying past
+    `bound` (math.prod of 100,000 dimensions of 2**62 takes half a minute). A shape it
+    accepts is cheap to multiply anywhere later."""
+    numel = 1
+    empty = False
+    for n in shape:
+        if type(n) is not int or n < 0:
+            return None
+        if n == 0:
+            empty = True
+        else:
+            numel *= n
+            if numel > bound:
+                return None
+    return 0 if empty else numel
+
+
 def values_problem(shape: tuple[int, ...], dtype: str) -> str | None:
     """Why numpy cannot hold the values of a tensor of `shape` and `dtype` (too many
     dimensions, more bytes than it addresses), or None. torch has neither limit, so such a
@@ -161,6 +181,7 @@ def overlap_problem(shape: tuple[int, ...], strides: tuple[int, ...], stored: in
 class TensorHandle:
     """Lazy access to one tensor: shape and dtype now, values on demand."""
 
+    __slots__ = ()  # a subclass made a million times may have slots only (no __dict__)
     shape: tuple[int, ...]
     dtype: str
     # How a tensor saved in pieces is split: one ShardChunk (sources/dcp.py) per piece, with

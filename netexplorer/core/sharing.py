@@ -25,13 +25,22 @@ class TieGroup:
 def find_tie_groups(ordered_paths: Sequence[str], identity: dict[str, Hashable]) -> list[TieGroup]:
     """Group paths whose identity keys are equal; groups of one are not ties.
 
-    Groups are numbered in the order their first path appears."""
-    by_identity: dict[Hashable, list[str]] = {}
-    for path in ordered_paths:
-        by_identity.setdefault(identity[path], []).append(path)
-    # dicts keep insertion order, so groups already come in order of their first path
-    groups = [paths for paths in by_identity.values() if len(paths) > 1]
-    return [TieGroup(i, tuple(paths)) for i, paths in enumerate(groups)]
+    Groups are numbered in the order their first path appears. (One pass that keeps only
+    the first path of each key, and lists only for keys met again: a million tensors made a
+    million lists.)"""
+    first: dict[Hashable, tuple[int, str]] = {}
+    tied: dict[Hashable, list[str]] = {}
+    for index, path in enumerate(ordered_paths):
+        key = identity[path]
+        seen = first.setdefault(key, (index, path))
+        if seen[0] != index:
+            paths = tied.get(key)
+            if paths is None:
+                tied[key] = [seen[1], path]
+            else:
+                paths.append(path)
+    groups = sorted(tied.items(), key=lambda item: first[item[0]][0])
+    return [TieGroup(i, tuple(paths)) for i, (_, paths) in enumerate(groups)]
 
 
 def module_aliases(identity: dict[str, Hashable]) -> dict[str, list[str]]:

@@ -53,11 +53,11 @@ def file_range(handle: TensorHandle) -> FileRange | None:
         raw = raw_view_dtype(handle.dtype)
         if raw is None:
             return None
-        entry, file = handle.entry, handle.file
+        file = handle.file
         return FileRange(
             file.path,
-            file.data_start + entry.begin,
-            math.prod(entry.shape),
+            file.data_start + handle.begin,
+            math.prod(handle.shape),
             handle.dtype,
             raw.newbyteorder("<"),
             file.size,

@@ -11,7 +11,10 @@ Where tensor data comes from:
   no pass runs, and brings it with every pass result while one does;
 - a checkpoint: the tensor's lazy handle, read in a worker when it is large.
 Display arrays (and everything else derived from a large tensor) are made in a worker too,
-so the GUI thread never spends more than a few milliseconds on one tensor.
+a piece at a time, so the GUI thread never spends more than a few milliseconds on one
+tensor and a newer selection stops the work for the older one between two pieces. A
+checkpoint's tensors shown recently are kept ready (with their statistics, once computed)
+in a cache bounded by bytes (core/display_cache.py), so going back to one is instant.
 """
 
 from __future__ import annotations
@@ -23,8 +26,17 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
-from ..core.display import DisplayArray, display_array, sum_mismatch, symmetric_levels
+from ..core.display import (
+    DisplayArray,
+    TensorStats,
+    display_array,
+    iter_display_array,
+    sum_mismatch,
+    symmetric_levels,
+)
+from ..core.display_cache import DisplayCache, owned_bytes
 from ..core.handles import TensorHandle
+from ..core.tasks import run_to_end
 from ..core.tree import ModuleNode, ModuleTree, Node, TensorNode
 from .live_history import LiveHistory
 from .session import PassSession
@@ -61,6 +73,15 @@ class TensorData:
     live: bool = False  # from a live model (a gradient may come)
     kind: str = "parameter"  # or "buffer" (no gradient, ever)
     version: int = 0  # bumps with every refresh, so views can tell new data from old
+    stats: TensorStats | None = None  # of `values`, once computed (kept with it in the cache)
+
+    @property
+    def nbytes(self) -> int:
+        """The memory this data holds of its own (values read from a file's map hold none)."""
+        arrays = [self.values, self.display.data, self.display.gap_mask, self.grad]
+        if self.grad_display is not None:
+            arrays.append(self.grad_display.data)
+        return sum(owned_bytes(a) for a in arrays)
 
     @property
     def contribution_error(self) -> float | None:
@@ -106,8 +127,11 @@ def make_tensor_data(
 
 
 def read_tensor(path: str, handle: TensorHandle, slice_index: tuple[int, ...] | None):
-    """Worker task for checkpoints: read values, make the display array."""
-    return make_tensor_data(path, handle.array(), slice_index)
+    """Worker task for checkpoints: read values, make the display array a piece at a time
+    (yields progress; a newer request stops it between two pieces)."""
+    values = handle.array()
+    display = yield from iter_display_array(values, slice_index=slice_index)
+    return TensorData(path, values, display)
 
 
 def live_tensor_data(watched: WatchedTensor, slice_index: tuple[int, ...] | None) -> TensorData:
@@ -149,6 +173,9 @@ class Document(QObject):
         self.timeline.step_changed.connect(self._on_step_changed)
         LiveHistory(self.session, self.timeline)
         self.prefetch = NeighbourPrefetch(self)
+        # a checkpoint's tensors shown recently, by (path, slice, the handle read: a run's
+        # checkpoints hold a path many times): ready to show again
+        self.display_cache = DisplayCache()
 
     # -- tree and selection -----------------------------------------------------------------
 
@@ -179,6 +206,7 @@ class Document(QObject):
         self._tree = tree
         self._selected = None
         self._activations = {}
+        self.display_cache.clear()
         self._set_tensor_data(None)
         self.session.set_tree(tree, seed)
         # torch, the model and the tree live as long as the window shows them: move them out
@@ -236,11 +264,14 @@ class Document(QObject):
         if self.session.engine is not None and snapshot is None:
             self.session.watch((tensor.path,))  # comes back as tensors_read or with a result
             return
-        ready = self.prefetch.take(tensor.path, handle, self._slice_index)
+        cached = self.display_cache.get((tensor.path, self._slice_index, id(handle)))
+        ready = cached[1] if cached is not None and cached[0] is handle else None
+        if ready is None:
+            ready = self.prefetch.take(tensor.path, handle, self._slice_index)
         if ready is not None:
-            self._on_built(ready)
+            self._on_built(ready, handle)
         elif tensor.numel <= GUI_THREAD_ELEMENTS:
-            self._on_built(read_tensor(tensor.path, handle, self._slice_index))
+            self._on_built(run_to_end(read_tensor(tensor.path, handle, self._slice_index)), handle)
         else:
             self.tensor_loading.emit(tensor.path)
             self._loader.run(
@@ -248,7 +279,7 @@ class Document(QObject):
                 tensor.path,
                 handle,
                 self._slice_index,
-                on_result=self._on_built,
+                on_result=lambda data: self._on_built(data, handle),
                 on_error=lambda e: self.tensor_load_failed.emit(f"cannot read {tensor.path}: {e}"),
             )
 
@@ -299,9 +330,12 @@ class Document(QObject):
                 on_error=lambda e: self.tensor_load_failed.emit(f"cannot show {watched.path}: {e}"),
             )
 
-    def _on_built(self, data: TensorData) -> None:
+    def _on_built(self, data: TensorData, handle: TensorHandle | None = None) -> None:
         tensor = self.shown_tensor()
         if tensor is not None and data.path == tensor.path:
+            if not data.live and handle is not None:  # a file's: the same while it is shown
+                key = (data.path, self._slice_index, id(handle))  # the handle kept: id stays
+                self.display_cache.put(key, (handle, data), data.nbytes)
             self._set_tensor_data(data)
 
     def _set_tensor_data(self, data: TensorData | None) -> None:

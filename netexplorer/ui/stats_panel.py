@@ -329,7 +329,10 @@ class DetailsPanel(QScrollArea):
             with np.errstate(over="ignore", invalid="ignore"):  # inf/NaN grads: norm says so
                 grad_norm = float(np.linalg.norm(data.grad.astype(np.float64)))
         self._set_grad_fact(data, grad_norm)
-        if data.values.size <= GUI_THREAD_ELEMENTS:
+        if data.stats is not None:  # computed when it was shown before (the document's cache)
+            self._stats_runner.cancel()
+            self._on_stats((key, data.stats))
+        elif data.values.size <= GUI_THREAD_ELEMENTS:
             self._on_stats(run_to_end(compute_stats(key, data.values)))
         else:
             self.stats_note.setText("computing…")
@@ -400,6 +403,9 @@ class DetailsPanel(QScrollArea):
     def _on_stats(self, result: tuple[tuple[str, int], TensorStats]) -> None:
         key, stats = result
         if key == self._stats_key:
+            data = self.document.tensor_data
+            if data is not None and (data.path, data.version) == key:
+                data.stats = stats  # kept with the data: shown at once next time
             self._set_stats(stats, f"statistics of the {stats.note}" if stats.note else "")
 
     def _set_stats(self, stats: TensorStats | None, note: str) -> None:

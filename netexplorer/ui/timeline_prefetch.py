@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QObject
 
 from ..core.handles import TensorHandle
+from ..core.tasks import run_to_end
 from .workers import TaskRunner
 
 if TYPE_CHECKING:
@@ -33,7 +34,7 @@ def read_neighbours(
     from .document import read_tensor
 
     for key, path, handle, slice_index in jobs:
-        yield key, handle, read_tensor(path, handle, slice_index)
+        yield key, handle, run_to_end(read_tensor(path, handle, slice_index))
 
 
 class NeighbourPrefetch(QObject):

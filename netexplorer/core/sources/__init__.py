@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..collector import without_cycle_collector
 from ..tree import ModuleTree
 from .base import OpenOptions, Reader
 from .dcp import DistributedCheckpointReader
@@ -49,6 +50,7 @@ def reader_for(spec: str) -> Reader:
     return next(reader for reader in readers() if reader.can_read(spec))
 
 
+@without_cycle_collector  # reading builds as many objects as the tree (collector.py)
 def open_source(spec: str, options: OpenOptions | None = None) -> ModuleTree:
     """Open `spec` (example:NAME, a checkpoint file or folder, pkg.module:factory)."""
     tree = reader_for(spec).read(spec, options or OpenOptions())

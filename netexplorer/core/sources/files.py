@@ -178,9 +178,15 @@ def _sniff_cached(path: str, size: int, mtime_ns: int) -> str | None:
 
 
 def _zip_kind(path: str) -> str:
+    from .zip_directory import Unusual, directory_of  # here: it is needed for zip files only
+
     try:
-        with zipfile.ZipFile(path) as archive:
-            names = archive.namelist()
+        with open_regular(path) as f:
+            try:  # kept for the reader, which reads the same directory next
+                names = list(directory_of(path, f, keep=True))
+            except Unusual:
+                with zipfile.ZipFile(f) as archive:
+                    names = archive.namelist()
     except Exception:  # BadZipFile, NotImplementedError, ...: sniffing must never raise
         return "torch-zip"  # damaged: the torch reader explains what is wrong
     # torch.jit.save writes compiled code and constants next to the data; torch.save does not

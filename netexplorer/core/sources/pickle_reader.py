@@ -29,14 +29,23 @@ import collections
 import copyreg
 import io
 import math
+import mmap
 import pickle
 import re
 import struct
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, BinaryIO, ClassVar
 
+from ..errors import SourceError
 from ..limits import GET_IT_AGAIN, MAX_CLAIMED_BYTES, MAX_TENSORS, MAX_TUPLE_NESTING, size_text
+from .pickle_scan import Proof, scan
+
+TOO_MANY_TENSORS = (
+    "it holds more than {:,} tensors, the most netexplorer opens (each is a tree node, a "
+    "line and statistics); open a smaller part of it"
+)
 
 
 class NotPlain(Exception):
@@ -118,8 +127,10 @@ class RestrictedUnpickler(pickle._Unpickler):  # type: ignore[name-defined]
         tensor_makers: Iterable[Any] = (),
         persistent_load: Callable[[Any], Any] | None = None,
         file_size: int = 0,
+        progress: Callable[[int], None] | None = None,
     ) -> None:
         super().__init__(file, encoding="utf-8")  # as torch.load reads Python 2 strings
+        self._progress = progress  # called with the count of tensors, every REPORT_EVERY
         self._file = file
         self._stand_ins = stand_ins
         self._callables = {id(c): c for c in callables}
@@ -139,7 +150,7 @@ class RestrictedUnpickler(pickle._Unpickler):  # type: ignore[name-defined]
         """The object, or NotPlain naming everything the file needs; Refused or Damaged."""
         try:
             obj = self.load()
-        except (NotPlain, Refused):
+        except (NotPlain, Refused, SourceError):  # SourceError: the user cancelled
             raise
         except RecursionError:
             raise Refused(f"its pickle nests objects too deeply to read; {GET_IT_AGAIN}") from None
@@ -209,10 +220,9 @@ class RestrictedUnpickler(pickle._Unpickler):  # type: ignore[name-defined]
         if id(func) in self._tensor_makers:
             self.tensors += 1
             if self.tensors > MAX_TENSORS:
-                raise Refused(
-                    f"it holds more than {MAX_TENSORS:,} tensors, the most netexplorer opens "
-                    "(each is a tree node, a line and statistics); open a smaller part of it"
-                )
+                raise Refused(TOO_MANY_TENSORS.format(MAX_TENSORS))
+            if self._progress is not None and self.tensors % REPORT_EVERY == 0:
+                self._progress(self.tensors)
         try:
             return func(*args)
         except NotPlain as error:
@@ -351,10 +361,167 @@ class RestrictedUnpickler(pickle._Unpickler):  # type: ignore[name-defined]
     del _opcode, _method
 
 
-def load_restricted(data: bytes | BinaryIO, **options: Any) -> Any:
-    """Unpickle `data` (bytes, or a file positioned at a pickle) with a RestrictedUnpickler
-    (options as its constructor's); see `RestrictedUnpickler.load_all`."""
-    file = io.BytesIO(data) if isinstance(data, (bytes, bytearray, memoryview)) else data
+def load_restricted(data: bytes | mmap.mmap | BinaryIO, **options: Any) -> Any:
+    """Unpickle `data` (bytes, or a read-only mmap or file positioned at a pickle) with
+    netexplorer's stand-ins (options as RestrictedUnpickler's; see its `load_all` for what
+    it raises). A pickle the pre-scan proves (pickle_scan.py) is built by Python's C
+    unpickler under hooks that keep every other guarantee (`_load_proven`); any other, or
+    one the C unpickler stops on, by the RestrictedUnpickler: the outcome is the same."""
     if isinstance(data, (bytes, bytearray)):
         options.setdefault("file_size", len(data))
+    if isinstance(data, (bytes, bytearray, mmap.mmap)):
+        start = data.tell() if isinstance(data, mmap.mmap) else 0
+        proof = scan(data, start)
+        if proof is not None:
+            try:
+                obj = _load_proven(data, start, proof, **options)
+            except _Unproven:
+                pass
+            else:
+                if isinstance(data, mmap.mmap):
+                    data.seek(proof.end)
+                return obj
+    file = io.BytesIO(data) if isinstance(data, (bytes, bytearray, memoryview)) else data
     return RestrictedUnpickler(file, **options).load_all()
+
+
+class _Unproven(Exception):
+    """The C unpickler met what the scan left to the hooks and a hook did not accept it
+    (a global outside the stand-ins, a storage torch must build, a stand-in refusing its
+    arguments): the RestrictedUnpickler reads the pickle instead and says what it needs."""
+
+
+REPORT_EVERY = 10_000  # tensors between two progress reports
+
+
+def _load_proven(
+    data: bytes | bytearray | mmap.mmap,
+    start: int,
+    proof: Proof,
+    *,
+    stand_ins: Mapping[tuple[str, str], Any],
+    callables: Iterable[Any] = (),
+    tensor_makers: Iterable[Any] = (),
+    persistent_load: Callable[[Any], Any] | None = None,
+    file_size: int = 0,
+    progress: Callable[[int], None] | None = None,
+) -> Any:
+    """Build a proven pickle with the C unpickler. Its globals resolve to stand-ins only;
+    those it may call are wrapped (fresh functions, which count tensors and register the
+    OrderedDicts they make); persistent ids are resolved by `persistent_load` once they are
+    known to hold no tuple (a storage reference the scan did not see whole is checked here,
+    before anything can hash it). Afterwards the attributes BUILD set on OrderedDicts are
+    checked as the RestrictedUnpickler checks them, and the result must hold no wrapper (a
+    stand-in kept as a value, which the RestrictedUnpickler keeps as itself). Raises
+    _Unproven for the RestrictedUnpickler to read it, or Refused for MAX_TENSORS."""
+    makers = {id(f) for f in tensor_makers}
+    calls = {id(f) for f in callables}
+    made: list[collections.OrderedDict] = []  # OrderedDicts made, when BUILD can set state
+    tensors = [0]
+
+    def refuse_tensors() -> None:
+        if any(od.__dict__ for od in made):
+            raise _Unproven  # BUILD set state: the RestrictedUnpickler checks it first
+        raise Refused(TOO_MANY_TENSORS.format(MAX_TENSORS))
+
+    def wrap(f: Any) -> Callable[..., Any]:
+        if id(f) in makers:
+
+            def make_tensor(*args: Any) -> Any:
+                count = tensors[0] = tensors[0] + 1
+                if count > MAX_TENSORS:
+                    refuse_tensors()
+                if progress is not None and count % REPORT_EVERY == 0:
+                    progress(count)
+                return f(*args)
+
+            return make_tensor
+        if f is collections.OrderedDict and proof.builds:
+
+            def ordered_dict(*args: Any) -> Any:
+                made.append(od := collections.OrderedDict(*args))
+                return od
+
+            return ordered_dict
+
+        def call(*args: Any) -> Any:
+            return f(*args)
+
+        return call
+
+    resolved = {key: wrap(f) if id(f) in calls else f for key, f in stand_ins.items()}
+    wrappers = {id(f) for key, f in resolved.items() if f is not stand_ins[key]}
+    mapped = proof.protocol < 3
+
+    def find_class(module: str, name: str) -> Any:
+        if mapped:  # Python 2 names, as pickle maps them
+            if (module, name) in _compat_pickle.NAME_MAPPING:
+                module, name = _compat_pickle.NAME_MAPPING[(module, name)]
+            elif module in _compat_pickle.IMPORT_MAPPING:
+                module = _compat_pickle.IMPORT_MAPPING[module]
+        found = resolved.get((module, name))
+        if found is None:
+            raise _Unproven
+        return found
+
+    def resolve(pid: Any) -> Any:
+        if persistent_load is None or (type(pid) is tuple and tuple in map(type, pid)):
+            raise _Unproven
+        try:
+            return persistent_load(pid)
+        except NotPlain:
+            raise _Unproven from None
+
+    unpickler = _HookedUnpickler(io.BytesIO(data[start : proof.end]), find_class, resolve)
+    try:
+        obj = unpickler.load()
+    except (_Unproven, Refused, SourceError):
+        raise
+    except Exception:  # whatever stopped it, the RestrictedUnpickler says what it is
+        raise _Unproven from None
+    finally:
+        del unpickler
+    for od in made:
+        for key in od.__dict__:
+            if type(key) is not str or key.startswith("__") or hasattr(OrderedDict, key):
+                raise _Unproven
+    if _holds_any(obj, wrappers, made):
+        raise _Unproven
+    return obj
+
+
+class _HookedUnpickler(pickle.Unpickler):
+    """Python's C unpickler, with find_class and persistent_load given by `_load_proven`."""
+
+    def __init__(
+        self, file: BinaryIO, find: Callable[[str, str], Any], resolve: Callable[[Any], Any]
+    ) -> None:
+        super().__init__(file, encoding="utf-8")  # as torch.load reads Python 2 strings
+        self._find = find
+        self._resolve = resolve
+
+    def find_class(self, module: str, name: str) -> Any:
+        return self._find(module, name)
+
+    def persistent_load(self, pid: Any) -> Any:
+        return self._resolve(pid)
+
+
+def _holds_any(obj: Any, ids: set[int], extra: Iterable[Any]) -> bool:
+    """Whether an object of `ids` is inside `obj` or the attributes of `extra` (walked as
+    containers are: dicts, lists, tuples, sets; a loop, not recursion)."""
+    seen: set[int] = set()
+    stack = [obj, *(od.__dict__ for od in extra)]
+    while stack:
+        x = stack.pop()
+        if id(x) in ids:
+            return True
+        if id(x) in seen or not isinstance(x, (dict, list, tuple, set, frozenset)):
+            continue
+        seen.add(id(x))
+        if isinstance(x, dict):
+            stack.extend(x.keys())
+            stack.extend(x.values())
+        else:
+            stack.extend(x)
+    return False

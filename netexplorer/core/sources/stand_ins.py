@@ -50,12 +50,18 @@ class StorageType:
     name: str
     dtype: str | None
 
+    def __setstate__(self, state: Any) -> None:  # shared by every file: never changed
+        raise TypeError("a stand-in takes no state from a pickle (BUILD)")
+
 
 @dataclass(frozen=True, slots=True)
 class DType:
     """`torch.float32` and friends."""
 
     name: str
+
+    def __setstate__(self, state: Any) -> None:
+        raise TypeError("a stand-in takes no state from a pickle (BUILD)")
 
     def __repr__(self) -> str:  # as torch's, should a dtype be in the metadata
         return f"torch.{self.name}"

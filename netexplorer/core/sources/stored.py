@@ -13,7 +13,14 @@ from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..handles import ITEMSIZE, TensorHandle, decode_raw, overlap_problem, raw_view_dtype
+from ..handles import (
+    ITEMSIZE,
+    TensorHandle,
+    decode_raw,
+    element_count,
+    overlap_problem,
+    raw_view_dtype,
+)
 from ..torch_import import import_torch
 from .mapped import MappedFile
 from .pickle_reader import NotPlain
@@ -21,6 +28,7 @@ from .pickle_reader import NotPlain
 if TYPE_CHECKING:
     import numpy as np
 
+REFUSES_STATE = "a stored tensor or storage takes no state from a pickle (BUILD)"
 DECODED = ("bfloat16", "float8_e4m3fn", "float8_e5m2")  # numpy lacks them: shown as float32
 LIMIT = 1 << 63  # offsets, sizes, strides and element counts fit torch's int64
 
@@ -37,6 +45,9 @@ class Storage:
     file: MappedFile  # its data_start is where the archive starts in the file
     begin: int  # offset of its bytes from the archive's start; -1 until known
 
+    def __setstate__(self, state: Any) -> None:
+        raise TypeError(REFUSES_STATE)
+
 
 @dataclass(frozen=True, slots=True, eq=False)  # compared by identity, as torch tensors are
 class StoredTensor:
@@ -48,6 +59,11 @@ class StoredTensor:
     stride: tuple[int, ...]
     dtype: str
     requires_grad: bool = False
+
+    def __setstate__(self, state: Any) -> None:
+        # dataclass(slots=True, frozen=True) would add one that sets every field: a pickle's
+        # BUILD must never change a tensor whose bounds were checked
+        raise TypeError(REFUSES_STATE)
 
     def dim(self) -> int:
         return len(self.shape)
@@ -68,6 +84,8 @@ class StoredTensor:
 
 class StoredTensorHandle(TensorHandle):
     """A tensor of a torch file: values read from the file's map when first asked for."""
+
+    __slots__ = ("dtype", "shape", "tensor")
 
     def __init__(self, tensor: StoredTensor) -> None:
         self.tensor = tensor
@@ -165,6 +183,9 @@ def stored_tensor(
     """A StoredTensor, after checking that every element it names lies inside its storage
     (a crafted file must not make a handle read outside the map). Raises NotPlain for what
     torch must rebuild itself, or a file that does not add up (torch then says what)."""
+    found = _checked(storage, offset, shape, stride, dtype, requires_grad, metadata)
+    if found is not None:
+        return found
     if not isinstance(storage, Storage):
         raise NotPlain("a tensor without a storage")
     if metadata:  # the conjugate and negative bits of a view: torch resolves them
@@ -179,10 +200,54 @@ def stored_tensor(
     if not (is_count(offset) and all(map(is_count, shape)) and all(map(is_count, stride))):
         raise NotPlain("malformed tensor shape, strides or offset")
     itemsize = ITEMSIZE[dtype]
-    if math.prod(shape) >= LIMIT or any(n * itemsize >= LIMIT for n in (offset, *stride)):
+    # counted with a bound: math.prod of a million dimensions of 2**62 takes minutes
+    if element_count(shape, LIMIT - 1) is None or any(
+        n * itemsize >= LIMIT for n in (offset, *stride)
+    ):
         raise NotPlain("a tensor of more than 2**63 elements, or bytes")
     if last_element(offset, shape, stride) >= storage.nbytes // itemsize:
         raise NotPlain("a tensor reaching past the end of its storage")
+    return StoredTensor(storage, offset, shape, stride, dtype, bool(requires_grad))
+
+
+def _checked(
+    storage: Any,
+    offset: Any,
+    shape: Any,
+    stride: Any,
+    dtype: str | None,
+    requires_grad: Any,
+    metadata: Any,
+) -> StoredTensor | None:
+    """The common tensor, checked as `stored_tensor` checks it in one loop over its
+    dimensions (it runs for every tensor of a file); None for anything else, which
+    `stored_tensor` checks step by step and says what is wrong with."""
+    if type(storage) is not Storage or metadata or type(shape) is not tuple:
+        return None
+    dtype = dtype or storage.dtype
+    itemsize = ITEMSIZE.get(dtype)  # type: ignore[arg-type]
+    if (
+        itemsize is None
+        or (storage.dtype is not None and storage.dtype != dtype)
+        or type(stride) is not tuple
+        or len(shape) != len(stride)
+        or type(offset) is not int
+        or not 0 <= offset * itemsize < LIMIT
+    ):
+        return None
+    numel, last, empty = 1, offset, False
+    for n, step in zip(shape, stride):  # noqa: B905 - equal lengths, checked above
+        if type(n) is not int or type(step) is not int or n < 0 or not 0 <= step * itemsize < LIMIT:
+            return None
+        if n:
+            numel *= n
+            if numel >= LIMIT:  # stops multiplying, as element_count does
+                return None
+            last += (n - 1) * step
+        else:
+            empty = True  # no elements: nothing reaches past the storage
+    if not empty and last >= storage.nbytes // itemsize:
+        return None
     return StoredTensor(storage, offset, shape, stride, dtype, bool(requires_grad))
 
 

@@ -17,6 +17,7 @@ readers, or `mmap=True`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from ..errors import SourceError
@@ -41,17 +42,20 @@ FORMAT_NAMES = {
 _MODEL_OBJECT_KEYS = ("model", "module", "net", "network")
 
 
-def load_checkpoint_object(path: str, trust: bool) -> tuple[Any, str]:
+def load_checkpoint_object(
+    path: str, trust: bool, progress: Callable[[float, str], None] | None = None
+) -> tuple[Any, str]:
     """The object saved in the torch file at `path`, and the name of its format: read
     without torch when it holds only tensors and plain containers (the common case, and
-    much faster), else with `torch.load` as the trust level allows. Raises
-    UntrustedPickleError or SourceError, never anything else."""
+    much faster), else with `torch.load` as the trust level allows. `progress(fraction,
+    text)` is told how far a torch zip file is read. Raises UntrustedPickleError or
+    SourceError, never anything else."""
     size = check_file(path)
     kind = sniff(path)
     try:
         if kind in ("torch-zip", "torchscript"):
             kind = "torch-zip"
-            return read_plain_zip(path, size), FORMAT_NAMES[kind]
+            return read_plain_zip(path, size, progress=progress), FORMAT_NAMES[kind]
         obj, legacy = read_plain_pickle(path, size)
         return obj, FORMAT_NAMES["torch-legacy" if legacy else "pickle"]
     except Damaged as error:
@@ -131,6 +135,7 @@ def tree_from_torch_object(
         metadata=metadata,
         kinds=contents.kinds,
         containers=contents.containers,
+        progress=lambda done, text: options.report(0.8 + 0.2 * done, text),
     )
     tree.optimizer_state = contents.optimizer_state
     return tree
@@ -156,5 +161,7 @@ class TorchFileReader:
 
     def read(self, spec: str, options: OpenOptions) -> ModuleTree:
         options.report(0.0, f"reading {spec}")
-        obj, fmt = load_checkpoint_object(spec, options.trust)
+        obj, fmt = load_checkpoint_object(
+            spec, options.trust, lambda done, text: options.report(0.8 * done, text)
+        )
         return tree_from_torch_object(obj, spec, fmt, self.name, options)

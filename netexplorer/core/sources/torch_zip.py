@@ -26,9 +26,12 @@ Why: listing a 1.4 GB checkpoint this way takes tens of milliseconds and a few M
 
 from __future__ import annotations
 
+import mmap
 import struct
 import zipfile
-from typing import Any
+import zlib
+from collections.abc import Callable
+from typing import Any, BinaryIO
 
 from ..errors import SourceError
 from ..handles import ITEMSIZE
@@ -36,8 +39,9 @@ from ..limits import GET_IT_AGAIN, INFLATION_FLOOR, MAX_INFLATION, MAX_PICKLE_BY
 from .files import open_regular
 from .mapped import FileWindow, MappedFile
 from .pickle_reader import NotPlain, Refused, load_restricted
-from .stand_ins import CALLABLES, STAND_INS, TENSOR_MAKERS, storage_reference
-from .stored import Storage, StoredTensor, StoredTensorHandle, check_no_bare_storage
+from .stand_ins import CALLABLES, STAND_INS, TENSOR_MAKERS, StorageType, storage_reference
+from .stored import LIMIT, Storage, StoredTensor, StoredTensorHandle, check_no_bare_storage
+from .zip_directory import Unusual, data_offset, directory_of, read_directory
 
 __all__ = [
     "NotPlain",
@@ -49,24 +53,28 @@ __all__ = [
     "read_plain_zip",
 ]
 
-_LOCAL_HEADER = struct.Struct("<4s22xHH")  # signature ... file name length, extra length
 
-
-def read_plain_zip(path: str, size: int, window: tuple[int, int] | None = None) -> Any:
+def read_plain_zip(
+    path: str,
+    size: int,
+    window: tuple[int, int] | None = None,
+    progress: Callable[[float, str], None] | None = None,
+) -> Any:
     """The object saved in the torch zip file at `path` (of `size` bytes), with a
     `StoredTensor` for every tensor. Raises NotPlain when the file needs torch.load (a
     global outside the stand-ins, compressed storages, a big-endian or damaged archive),
     Refused when it breaks a limit (its message says which).
 
     `window` = (begin, length): the archive is those bytes of the file, not the whole file
-    (a shard of a distributed checkpoint holds one `torch.save` archive per chunk)."""
+    (a shard of a distributed checkpoint holds one `torch.save` archive per chunk).
+    `progress(fraction, text)` is told how far the reading is, every 10,000 tensors."""
     begin, length = window or (0, size)
     try:
         with open_regular(path) as raw:
             f = raw if window is None else FileWindow(raw, begin, length)
-            with zipfile.ZipFile(f) as archive:
-                check_inflation(archive.infolist(), path)
-                obj = _ArchiveReader(path, size, f, archive, begin, length).load()
+            with _Archive(path, raw, f, begin, length) as archive:
+                check_inflation(list(archive.infos.values()), path)
+                obj = _ArchiveReader(path, size, archive, progress).load()
         check_no_bare_storage(obj)
         return obj
     except (NotPlain, Refused, SourceError):
@@ -91,27 +99,93 @@ def check_inflation(infos: list[zipfile.ZipInfo], path: str) -> None:
             )
 
 
+_LOCAL_SIZE = 30  # a local file header, before its name and extra field
+_LENGTHS = struct.Struct("<HH")  # their lengths, at byte 26
+
+
+class _Archive:
+    """The members of an archive and their bytes: read by zip_directory.py (the directory
+    once, kept from telling the file's kind; local headers from a map of the file), or by
+    zipfile when the archive is not laid out as torch.save lays it out."""
+
+    def __init__(self, path: str, raw: BinaryIO, f: Any, begin: int, length: int) -> None:
+        self.path = path
+        self.f = f
+        self.begin = begin
+        self.length = length
+        self.zipfile: zipfile.ZipFile | None = None
+        self.map = mmap.mmap(raw.fileno(), 0, access=mmap.ACCESS_READ)
+        if len(self.map) < begin + length:
+            raise NotPlain("the file is shorter than its archive")
+        try:
+            self.infos: dict[str, Any] = (
+                directory_of(path, raw, keep=False) if f is raw else read_directory(f, length)
+            )
+        except Unusual:
+            self.zipfile = zipfile.ZipFile(f)
+            self.infos = {info.filename: info for info in self.zipfile.infolist()}
+
+    def __enter__(self) -> _Archive:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.zipfile is not None:
+            self.zipfile.close()
+        self.map.close()
+
+    def read_at(self, offset: int, count: int) -> bytes:
+        """`count` bytes at `offset` of the archive (fewer at its end)."""
+        offset = max(0, min(offset, self.length))
+        end = min(offset + count, self.length)
+        return self.map[self.begin + offset : self.begin + end]
+
+    def read(self, info: Any) -> bytes:
+        """A member's bytes, checked against its CRC."""
+        if self.zipfile is not None or info.compress_type != zipfile.ZIP_STORED:
+            if self.zipfile is None:
+                self.zipfile = zipfile.ZipFile(self.f)
+            return self.zipfile.read(info.filename)
+        try:
+            start = data_offset(self.read_at, info)
+        except Unusual as exc:
+            raise zipfile.BadZipFile(str(exc)) from None
+        data = self.read_at(start, info.file_size)
+        if len(data) != info.file_size or zlib.crc32(data) != info.CRC:
+            raise zipfile.BadZipFile(f"Bad CRC-32 for file {info.filename!r}")
+        return data
+
+    def data_offset(self, info: Any) -> int:
+        """Where a stored member's bytes begin (after its local header, whose name and
+        extra field may differ in length from the directory's). Read from the map here, not
+        through `zip_directory.data_offset`: it runs for every storage of a file."""
+        at = info.header_offset
+        header = self.map[self.begin + at : self.begin + at + _LOCAL_SIZE]
+        if at + _LOCAL_SIZE > self.length or header[:4] != b"PK\x03\x04":
+            raise NotPlain(f"bad local header for {info.filename}")
+        name_length, extra_length = _LENGTHS.unpack_from(header, 26)
+        return at + _LOCAL_SIZE + name_length + extra_length
+
+
 class _ArchiveReader:
     def __init__(
         self,
         path: str,
         size: int,
-        f: Any,
-        archive: zipfile.ZipFile,
-        begin: int = 0,
-        length: int | None = None,
+        archive: _Archive,
+        progress: Callable[[float, str], None] | None = None,
     ):
         self.path = path
-        self.f = f
-        self.infos = {info.filename: info for info in archive.infolist()}
         self.archive = archive
-        self.file = MappedFile(path, begin, size)  # offsets below are from the archive's start
-        self.size = size if length is None else length
+        self.infos = archive.infos
+        self.file = MappedFile(path, archive.begin, size)  # offsets are from the archive's start
+        self.size = archive.length
         self.storages: dict[str, Storage] = {}
+        self.progress = progress
         pickles = [n for n in self.infos if n.endswith("/data.pkl") and n.count("/") == 1]
         if len(pickles) != 1:
             raise NotPlain("not one data.pkl at the top of the archive")
         self.prefix = pickles[0].removesuffix("data.pkl")
+        self.data_prefix = f"{self.prefix}data/"
         if f"{self.prefix}constants.pkl" in self.infos:
             raise NotPlain("a TorchScript archive")
 
@@ -124,6 +198,13 @@ class _ArchiveReader:
                 "pickle to about 60 MB); open it in Python with torch.load"
             )
         data = self.archive.read(info)  # checks the CRC
+        stored = max(1, sum(1 for n in self.infos if n.startswith(self.data_prefix)))
+        progress = self.progress
+
+        def report(tensors: int) -> None:
+            if progress is not None:
+                progress(min(1.0, tensors / stored), f"read {tensors:,} tensors of {self.path}")
+
         obj = load_restricted(
             data,
             stand_ins=STAND_INS,
@@ -131,6 +212,7 @@ class _ArchiveReader:
             tensor_makers=TENSOR_MAKERS,
             persistent_load=self.storage,
             file_size=self.size,
+            progress=report,
         )
         order = self.infos.get(f"{self.prefix}byteorder")
         if order is not None and (order.file_size > 16 or self.archive.read(order) != b"little"):
@@ -138,27 +220,30 @@ class _ArchiveReader:
         return obj
 
     def storage(self, pid: Any) -> Storage:
-        kind, key, numel = storage_reference(pid, fields=5)
+        if (  # what torch.save writes: ("storage", torch.FloatStorage, "0", "cpu", numel)
+            type(pid) is tuple
+            and len(pid) == 5
+            and type(pid[1]) is StorageType
+            and type(pid[2]) is str
+            and pid[0] == "storage"
+            and type(pid[4]) is int
+            and 0 <= pid[4] < LIMIT
+        ):
+            kind, key, numel = pid[1], pid[2], pid[4]
+        else:
+            kind, key, numel = storage_reference(pid, fields=5)
         known = self.storages.get(key)
         if known is not None:
             if known.dtype != kind.dtype:
                 raise NotPlain(f"storage {key} is named with two dtypes")
             return known
         nbytes = numel * (ITEMSIZE[kind.dtype] if kind.dtype else 1)
-        info = self.infos.get(f"{self.prefix}data/{key}")
+        info = self.infos.get(self.data_prefix + key)
         if info is None or info.compress_type != zipfile.ZIP_STORED or info.file_size < nbytes:
             raise NotPlain(f"storage {key} is missing, compressed or short")
-        begin = self._data_offset(info)
+        begin = self.archive.data_offset(info)
         if begin + nbytes > self.size:
             raise NotPlain(f"storage {key} lies past the end of the file")
         storage = Storage(key, kind.dtype, nbytes, self.file, begin)
         self.storages[key] = storage
         return storage
-
-    def _data_offset(self, info: zipfile.ZipInfo) -> int:
-        # the local header's name and extra field may differ in length from the central one
-        self.f.seek(info.header_offset)
-        signature, name_length, extra_length = _LOCAL_HEADER.unpack(self.f.read(_LOCAL_HEADER.size))
-        if signature != b"PK\x03\x04":
-            raise NotPlain(f"bad local header for {info.filename}")
-        return info.header_offset + _LOCAL_HEADER.size + name_length + extra_length

@@ -77,7 +77,7 @@ def _via_torch_load(monkeypatch, path: Path):
         return open_source(str(path))
 
 
-def _never_plain(path, size):
+def _never_plain(path, size, **options):
     raise NotPlain("forced")
 
 
