@@ -35,6 +35,7 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
     "timeline": ([], ["--runs", "1"]),
     "headers": ([], ["--runs", "1", "--tensors", "20000", "--no-million"]),
     "huge_tensor": ([], ["--runs", "1", "--elements", "20000000"]),
+    "tree": ([], ["--runs", "1", "--million-layers", "100"]),
 }
 SKIPPED = {"all", "report", "soak"}  # not benchmarks, or run on their own (make soak)
 

@@ -27,7 +27,7 @@ The floor of every stall is the same window idle for a second (the machine's own
 measured in the same run. Targets (issue 13): tree ready under 1 s and at least as fast as
 torchinfo, a keystroke under 100 ms, no stall over 50 ms.
 
-Every figure is printed as `figure | value | floor or peer | ratio`.
+Every figure is reported through bench/report.py (value, floor or peer, ratio, target).
 """
 
 from __future__ import annotations
@@ -53,6 +53,9 @@ from pathlib import Path  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from report import figure  # noqa: E402
 
 SPEC = "bench_tree:transformer"  # this file, as File ▸ Open names a factory
 TICK_MS = 5
@@ -184,8 +187,13 @@ class Window:
         self.changes: list[float] = []  # when the tree changed what it shows
         model, view = self.panel.model, self.panel.view
         model.modelReset.connect(lambda: self.resets.append(time.perf_counter()))
-        for signal in (model.modelReset, model.rowsInserted, view.expanded, view.collapsed,
-                       view.selectionModel().currentChanged):  # fmt: skip
+        for signal in (
+            model.modelReset,
+            model.rowsInserted,
+            view.expanded,
+            view.collapsed,
+            view.selectionModel().currentChanged,
+        ):
             signal.connect(lambda *_: self.changes.append(time.perf_counter()))
         self._timer = QTimer()
         self._timer.setTimerType(Qt.TimerType.PreciseTimer)
@@ -527,74 +535,96 @@ def median_figures(jobs: list[tuple[str, str]], runs: int) -> dict[tuple[str, st
 # -- report ---------------------------------------------------------------------------------
 
 
-def row(figure: str, value: str, reference: str = "", ratio: float | None = None) -> None:
-    print(f"{figure} | {value} | {reference} | {'' if ratio is None else f'{ratio:.2f}x'}")
+def time_row(
+    name: str,
+    seconds: float,
+    peer_name: str = "",
+    peer: float | None = None,
+    target: str = "",
+    ok: bool | None = None,
+) -> None:
+    figure("tree", name, seconds, "s", floor_name=peer_name, floor=peer, target=target, ok=ok)
 
 
-def ms(seconds: float) -> str:
-    return f"{seconds * 1000:.0f} ms"
-
-
-def verdict(ok: bool) -> str:
-    return "ok" if ok else "MISSED"
-
-
-def stall_row(figure: str, stall: float, idle: float) -> None:
-    row(
-        f"{figure}: longest stall (< {TARGET_STALL_MS:.0f} ms: {verdict(stall < TARGET_STALL_MS)})",
-        f"{stall:.0f} ms",
-        f"idle window {idle:.0f} ms",
-        stall / max(idle, 1.0),
+def stall_row(name: str, stall: float, idle: float) -> None:
+    figure(
+        "tree",
+        f"{name}: longest stall",
+        stall,
+        "ms",
+        floor_name="idle window",
+        floor=idle,
+        target=f"< {TARGET_STALL_MS:.0f} ms",
+        ok=stall < TARGET_STALL_MS,
     )
 
 
-def key_row(figure: str, seconds: float) -> None:
-    target = TARGET_KEY_MS / 1000
-    row(
-        f"{figure} (< {TARGET_KEY_MS:.0f} ms: {verdict(seconds < target)})",
-        ms(seconds),
-        f"target {TARGET_KEY_MS:.0f} ms",
-        seconds / target,
+def key_row(name: str, seconds: float) -> None:
+    figure(
+        "tree",
+        name,
+        seconds * 1000,
+        "ms",
+        target=f"< {TARGET_KEY_MS:.0f} ms",
+        ok=seconds * 1000 < TARGET_KEY_MS,
     )
 
 
 def report_model(peers: dict, live: dict, saved: dict, alone: dict) -> None:
     torchinfo = peers["torchinfo"]
-    peer = f"torchinfo.summary {ms(torchinfo)}"
     print(
         f"96-layer model: {peers['modules']:.0f} modules, {peers['tensors']:.0f} tensors; "
         f"torchinfo's summary {peers['torchinfo_lines']:.0f} lines; the core's tree alone "
-        f"{ms(peers['core_tree'])}; File ▸ Open builds the model itself in a worker first "
-        f"(its tree on the GUI thread after {ms(live['arrived'])})"
+        f"{peers['core_tree'] * 1000:.0f} ms; File ▸ Open builds the model itself in a worker "
+        f"first (its tree on the GUI thread after {live['arrived'] * 1000:.0f} ms)"
     )
-    print("figure | value | floor or peer | ratio")
     tree = peers["core_tree"] + live["shown"]  # what torchinfo does: from the model to text
-    ok = tree < TARGET_SECONDS and tree <= torchinfo
-    row(f"96 layers: model to tree painted, the core's tree + the window's part "
-        f"(< 1 s, <= torchinfo: {verdict(ok)})", ms(tree), peer, tree / torchinfo)  # fmt: skip
-    row("96 layers: model to tree painted", ms(tree), f"print(model) {ms(peers['repr'])}",
-        tree / peers["repr"])  # fmt: skip
-    row("96 layers: File ▸ Open to tree painted (model built in it)", ms(live["painted"]),
-        peer, live["painted"] / torchinfo)  # fmt: skip
+    time_row(
+        "96 layers: model to tree painted (the core's tree + the window's part)",
+        tree,
+        "torchinfo.summary",
+        torchinfo,
+        "< 1 s, <= torchinfo",
+        tree < TARGET_SECONDS and tree <= torchinfo,
+    )
+    time_row(
+        "96 layers: model to tree painted, against print(model)",
+        tree,
+        "print(model)",
+        peers["repr"],
+    )
+    time_row(
+        "96 layers: File ▸ Open to tree painted (model built in it)",
+        live["painted"],
+        "torchinfo.summary",
+        torchinfo,
+    )
     stall_row("96 layers: opening (live model, all panels)", live["stall_open"], live["idle"])
-    row("96 layers as a torch.save checkpoint: File ▸ Open to tree painted",
-        ms(saved["painted"]), peer, saved["painted"] / torchinfo)  # fmt: skip
+    time_row(
+        "96 layers as a torch.save checkpoint: File ▸ Open to tree painted",
+        saved["painted"],
+        "torchinfo.summary",
+        torchinfo,
+    )
     stall_row("96 layers as a checkpoint: opening", saved["stall_open"], saved["idle"])
-    key_row(f"96 layers: filter keystroke to result painted, median of "
-            f"{len(TYPED) + BACKSPACES}", live["key_median"])  # fmt: skip
+    key_row(
+        f"96 layers: filter keystroke to result painted, median of {len(TYPED) + BACKSPACES}",
+        live["key_median"],
+    )
     key_row("96 layers: filter keystroke, the slowest", live["key_max"])
-    row("96 layers: filter keystroke to all it shows expanded, median",
-        ms(live["key_complete_median"]), peer, live["key_complete_median"] / torchinfo)  # fmt: skip
+    time_row(
+        "96 layers: filter keystroke to all it shows expanded, median", live["key_complete_median"]
+    )
     stall_row("96 layers: typing in the filter", live["stall_keys"], live["idle"])
     for name, label in (
         ("expand_block", f"expand {BLOCK} (its arrow)"),
         ("expand_below", f"expand all below {BLOCK} ('*')"),
         ("expand_all", "expand all"),
     ):
-        row(f"96 layers: {label}, to painted", ms(live[name]), peer, live[name] / torchinfo)
+        time_row(f"96 layers: {label}, to painted", live[name])
         stall_row(f"96 layers: {label}", live[f"stall_{name}"], live["idle"])
     title = "96 layers' checkpoint in the tree panel alone"
-    row(f"{title}: set to painted", ms(alone["set"]), peer, alone["set"] / torchinfo)
+    time_row(f"{title}: set to painted", alone["set"], "torchinfo.summary", torchinfo)
     stall_row(f"{title}: set", alone["stall_set"], alone["idle"])
     key_row(f"{title}: filter keystroke to result painted, median", alone["key_median"])
     key_row(f"{title}: filter keystroke, the slowest", alone["key_max"])
@@ -612,6 +642,8 @@ def report_synthetic(title: str, f: dict) -> None:
         f"{title}: built in a worker in {f['build']:.2f} s (+{f['tree_mb']:.0f} MB), its "
         f"index +{f['index_mb']:.0f} MB, the rows expand all lays out +{f['view_mb']:.0f} MB"
     )
+    figure("tree", f"{title}: built in a worker", f["build"], "s")
+    figure("tree", f"{title}: tree and index memory", f["tree_mb"] + f["index_mb"], "MB")
     stall_row(f"{title}: built in a worker (the reader's part)", f["stall_build"], f["idle"])
     for name, label in (
         ("set", "set in the window"),
@@ -619,7 +651,7 @@ def report_synthetic(title: str, f: dict) -> None:
         ("expand_all", "expand all"),
         ("select_last", "last path selected"),
     ):
-        row(f"{title}: {label}, to done and painted", ms(f[name]))
+        time_row(f"{title}: {label}, to done and painted", f[name])
         stall_row(f"{title}: {label}", f[f"stall_{name}"], f["idle"])
     key_row(f"{title}: filter keystroke to result painted, median", f["key_median"])
     stall_row(f"{title}: typing in the filter", f["stall_filter"], f["idle"])
