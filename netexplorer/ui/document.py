@@ -333,7 +333,10 @@ class Document(QObject):
     def _on_built(self, data: TensorData, handle: TensorHandle | None = None) -> None:
         tensor = self.shown_tensor()
         if tensor is not None and data.path == tensor.path:
-            if not data.live and handle is not None:  # a file's: the same while it is shown
+            # a file's tensor: the same while the file is shown. Not a run's: its values
+            # would hold the map of a checkpoint the slider has left (each step lets go of
+            # the maps it leaves; the read-ahead keeps the neighbours)
+            if not data.live and handle is not None and self.timeline.run is None:
                 key = (data.path, self._slice_index, id(handle))  # the handle kept: id stays
                 self.display_cache.put(key, (handle, data), data.nbytes)
             self._set_tensor_data(data)

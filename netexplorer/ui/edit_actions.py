@@ -12,7 +12,7 @@ from PySide6.QtCore import QObject
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QFileDialog, QInputDialog, QMessageBox
 
-from ..core.passes.edits import SCHEMES
+from ..core.passes.init_names import INIT_LABELS
 from ..core.save import save_weights
 from ..core.tree import ModuleNode, TensorNode
 from .workers import TaskRunner
@@ -37,10 +37,10 @@ class EditActions(QObject):
         init_menu = menu.addMenu("Initialise selection")
         init_menu.setToolTipsVisible(True)
         self.inits: dict[str, QAction] = {}
-        for name, scheme in SCHEMES.items():
+        for name, label in INIT_LABELS.items():
             action = window.make_action(
-                scheme.label, "", lambda _c=False, n=name: self.initialise(n),
-                f"nn.init on the selection: {scheme.label}",
+                label, "", lambda _c=False, n=name: self.initialise(n),
+                f"nn.init on the selection: {label}",
             )  # fmt: skip
             init_menu.addAction(action)
             self.inits[name] = action

@@ -86,3 +86,34 @@ def test_panels_made_late_catch_up_with_a_checkpoint_and_its_selection(qtbot, tm
         *(a.text() for a in window.controls.actions.values()),
         "Make live",
     ]
+
+
+def test_a_checkpoint_opens_in_the_window_without_importing_torch(tmp_path):
+    """Opening a safetensors file needs neither torch nor its 1.5 s of import: not to paint
+    the tree, not for the panels, the heatmap of the first tensor, or the menus (the Edit
+    menu's initialisations are listed by name only)."""
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    path = tmp_path / "weights.safetensors"
+    save_file({"0.weight": np.ones((3, 4), np.float32), "0.bias": np.zeros(3, np.float32)}, path)
+    script = f"""
+import sys, time
+from netexplorer.ui.app import make_app
+from netexplorer.ui.main_window import MainWindow
+
+app = make_app()
+window = MainWindow()
+window.open_source_now({str(path)!r})
+window.show()
+window.build_panels()
+window.wait_idle(30_000)
+shown = window.heatmap_panel.data
+print("torch" in sys.modules, shown is not None and shown.path, window.panels_built)
+"""
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["False", "0.weight", "True"]

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from ..errors import PassError
+from .init_names import INIT_LABELS
 from .parameters import ParameterIndex
 
 MAX_UNDO = 50  # edits remembered; the oldest are forgotten
@@ -57,15 +58,14 @@ def _chapter(t: torch.Tensor, _value: float, gen: torch.Generator) -> None:
 SCHEMES: dict[str, InitScheme] = {
     s.name: s
     for s in (
-        InitScheme("normal", "normal(0, 0.01), biases zero (init_normal)", _normal, _zeros),
-        InitScheme("zeros", "zeros", _zeros, _zeros),
-        InitScheme("constant", "constant (init_constant: 1), biases zero", _constant, _zeros),
-        InitScheme("xavier_uniform", "xavier_uniform (init_xavier)", _xavier, None, 2),
-        InitScheme(
-            "chapter", "the chapter's my_init: uniform(-10, 10), zero where |w| < 5", _chapter, None
-        ),
+        InitScheme("normal", INIT_LABELS["normal"], _normal, _zeros),
+        InitScheme("zeros", INIT_LABELS["zeros"], _zeros, _zeros),
+        InitScheme("constant", INIT_LABELS["constant"], _constant, _zeros),
+        InitScheme("xavier_uniform", INIT_LABELS["xavier_uniform"], _xavier, None, 2),
+        InitScheme("chapter", INIT_LABELS["chapter"], _chapter, None),
     )
 }
+assert list(SCHEMES) == list(INIT_LABELS)
 
 
 @dataclass
