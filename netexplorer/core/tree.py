@@ -17,6 +17,7 @@ import math
 import weakref
 from collections.abc import Callable, Hashable, Iterable, Iterator, Sized
 from dataclasses import InitVar, dataclass, field
+from functools import cached_property
 from typing import Any
 
 from .collector import without_cycle_collector
@@ -217,6 +218,12 @@ class ModuleTree:
     @property
     def buffers(self) -> list[TensorNode]:
         return [t for t in self.tensors.values() if t.kind == "buffer"]
+
+    @cached_property
+    def has_unknown_kind(self) -> bool:
+        """Whether some tensor's kind is unknown (one scan, then remembered: the window and
+        its details ask on every tree they are shown)."""
+        return any(t.kind == "tensor" for t in self.tensors.values())
 
     @property
     def unknown_kind(self) -> list[TensorNode]:

@@ -503,7 +503,7 @@ class MainWindow(QMainWindow):
             self.controls.setVisible(tree.is_live)
         self.setWindowTitle(f"{tree.source or 'module'} — {APP_NAME}")
         counted = f"{tree.total_parameters:,} parameters"
-        if tree.unknown_kind:  # a checkpoint that does not say parameter or buffer
+        if tree.has_unknown_kind:  # a checkpoint that does not say parameter or buffer
             counted = f"{tree.total_tensor_elements:,} elements in tensors of unknown kind"
             if tree.total_parameters:
                 counted = f"{tree.total_parameters:,} parameters, " + counted

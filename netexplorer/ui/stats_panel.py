@@ -485,7 +485,7 @@ class DetailsPanel(QScrollArea):
         total = format_count(tree.total_parameters)
         tied = " (ties counted once)" if tree.tie_groups else ""
         rows.append(f"<span style='color:{MUTED}'>parameters:</span> {total}{tied}")
-        if tree.unknown_kind:
+        if tree.has_unknown_kind:
             rows.append(
                 f"<span style='color:{MUTED}'>tensors of unknown kind:</span> "
                 f"{format_count(tree.total_tensor_elements)} elements (the file does not say "

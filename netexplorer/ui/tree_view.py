@@ -75,6 +75,7 @@ GROUP_SIZE = 1_000  # ...of this many rows (and groups of groups past GROUP_ABOV
 INDEX_ON_GUI_THREAD = 5_000  # nodes: a smaller tree is indexed at once (~10 ms), a larger
 FILTER_ON_GUI_THREAD = 5_000  # one in a worker; and likewise filtered
 EXPAND_FULLY = 400  # nodes: a tree this small opens fully expanded, a larger one to depth 1
+OPEN_ROWS = 5_000  # rows a large tree opens with, at most (its first modules at depth 1)
 FILTER_OPENS_ROWS = 20_000  # a filter expands what it shows up to about this many rows (in
 # row order: the rest stays folded, for Expand all), not the million a short text may match
 SHOW_WORK_AFTER_MS = 250  # tree work shorter than this shows no progress
@@ -90,6 +91,17 @@ HEADER_TIPS = {
 }
 
 _Index = QModelIndex | QPersistentModelIndex
+
+
+def _first_rows(rows: Rows, modules: np.ndarray, budget: int) -> int:
+    """How many of `modules` (in row order) to expand for at most about `budget` rows
+    under them (the rows a parent shows are made FETCH_BATCH at a time; one at least)."""
+    if not len(modules):
+        return 0
+    lo = rows.parents.searchsorted(modules, "left")
+    hi = rows.parents.searchsorted(modules, "right")
+    made = np.minimum(hi - lo, FETCH_BATCH)
+    return max(1, int(np.searchsorted(np.cumsum(made), budget, "right")))
 
 
 def _sort_key(value: object) -> float:
@@ -845,9 +857,12 @@ class TreePanel(QWidget):
         rows = index.all_rows
         if len(index) <= EXPAND_FULLY:
             self.expander.start(rows.expandable.tolist())
-        else:  # the root and the modules right under it, as expandToDepth(1) did
+        else:  # the root and the modules right under it, as expandToDepth(1) did, as
+            # far as about OPEN_ROWS rows: Qt lays out every row under an expanded parent
+            # (a thousand blocks of 250 rows each: half a second with the window frozen)
             depth = index.depth[rows.expandable]
-            self.expander.start(rows.expandable[depth <= 1].tolist())
+            shallow = rows.expandable[depth <= 1]
+            self.expander.start(shallow[: _first_rows(rows, shallow, OPEN_ROWS)].tolist())
         self._reveal(self.document.selected)
 
     def _on_index_failed(self, error: BaseException) -> None:

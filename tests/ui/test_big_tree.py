@@ -377,3 +377,24 @@ def test_a_big_checkpoint_opened_and_filtered_in_the_window(qtbot, tmp_path):
     qtbot.waitUntil(lambda: panel._shown_text == "" and not panel.busy)
     assert [index.data() for index in on_screen(panel)][:3] == ["net", "blocks", "0"]
     assert on_screen(panel)[0].siblingAtColumn(NAME).data() == "net"
+
+
+def test_a_large_tree_opens_with_its_first_blocks_expanded_not_all(qtbot):
+    """Qt lays out every row under an expanded parent: a tree of 600 top-level blocks of 40
+    tensors opens with the root and its first blocks open, about OPEN_ROWS rows, not 24,000;
+    the rest opens when asked (its arrow, '*', Expand all)."""
+    keys = [f"b{b}.w{t}" for b in range(600) for t in range(40)]
+    _document, panel = shown_panel(qtbot, synthetic(keys))
+    root = root_index(panel)
+    assert panel.view.isExpanded(root)
+    while panel.proxy.canFetchMore(root):
+        panel.proxy.fetchMore(root)
+    opened = [
+        panel.view.isExpanded(panel.proxy.index(row, 0, root))
+        for row in range(panel.proxy.rowCount(root))
+    ]
+    assert len(opened) == 600
+    first_shut = opened.index(False)
+    assert not any(opened[first_shut:])
+    made = tree_view.FETCH_BATCH + 40 * first_shut  # the root's first rows, the blocks'
+    assert tree_view.OPEN_ROWS - 40 < made <= tree_view.OPEN_ROWS
