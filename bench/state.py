@@ -50,6 +50,14 @@ def measure(calls: int, seconds: float, scenario: str) -> tuple[float, float]:
 
     app = make_app()
     model = make_model(calls)
+    if scenario == "training":
+        # a thousand residual blocks at PyTorch's initialisation add up to outputs near 1e5
+        # and a NaN loss at the second step, which ends training: scaled down, it trains
+        import torch
+
+        with torch.no_grad():
+            for parameter in model.tree.module.parameters():
+                parameter.mul_(0.1)
     window = MainWindow()
     window.resize(1500, 900)
     window.set_tree(model.tree)
@@ -91,9 +99,13 @@ def measure(calls: int, seconds: float, scenario: str) -> tuple[float, float]:
         loop.exec()
     else:
         if scenario == "training":
+            window.document.session.configure(lr=1e-4)
             window.controls.trigger("train")
         QTimer.singleShot(int(seconds * 1000), loop.quit)
         loop.exec()
+        session = window.document.session
+        if scenario == "training" and not session.training:  # else it measured no training
+            raise RuntimeError(f"training stopped after {session.engine.steps_taken} steps")
     selector.stop()
     ticker.stop()
     window.document.session.stop()
