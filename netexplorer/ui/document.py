@@ -229,6 +229,7 @@ class Document(QObject):
             self._tree.node(path)
         previous = self.shown_tensor()
         self._selected = path
+        self.session.hold_for_gui()  # training waits while the new selection is drawn
         self.selection_changed.emit(path)
         shown = self.shown_tensor()
         if shown is not previous:

@@ -40,6 +40,7 @@ if TYPE_CHECKING:  # torch loads when a live model is opened, not when the windo
 
 FRAME_SECONDS = 1 / 30  # what an eye can follow
 GUI_SHARE_FACTOR = 3  # frames at least 3x as far apart as the GUI takes to draw one
+HOLD_SECONDS = 0.25  # the longest training waits for the GUI to draw a selection
 SINGLE_ACTIONS = ("forward", "backward", "zero_grad", "step")
 NO_CODE = (
     "a checkpoint without code has no forward pass: open it with "
@@ -68,6 +69,35 @@ class FramePacer:
         self._drawn = threading.Event()
         self._drawn.set()
         self._sent_at = 0.0
+        # A selection while training: the GUI draws it, then the first frame that brings the
+        # new tensor (its heatmaps and panels made anew), with the worker waiting meanwhile.
+        # Otherwise each of the thousands of calls from Qt into Python that those repaints
+        # make (the tree's data(), parent(), index()) must win the GIL back from the
+        # training thread: the 35-45 ms of drawing took 70-130 ms.
+        self._free = threading.Event()  # cleared while the GUI draws a selection
+        self._free.set()
+        self._wait_for_frame = False  # the worker waits until its next frame is drawn
+
+    def hold(self) -> None:
+        """GUI side: a selection is about to be drawn (`release` when it is)."""
+        self._free.clear()
+        self._wait_for_frame = True
+
+    def release(self) -> None:
+        self._free.set()
+
+    def wait_free(self) -> None:
+        """Worker side, between steps: at once unless the GUI holds it (at most
+        HOLD_SECONDS: a GUI that never releases slows training, never stops it)."""
+        if not self._free.is_set():
+            self._free.wait(HOLD_SECONDS)
+
+    def frame_sent(self) -> None:
+        """Worker side, after a frame was sent: the first after a hold is drawn before the
+        worker goes on."""
+        if self._wait_for_frame:
+            self._wait_for_frame = False
+            self._drawn.wait(HOLD_SECONDS)
 
     def may_send(self, now: float) -> bool:
         return self._drawn.is_set() and now - self._sent_at >= self.interval
@@ -101,6 +131,7 @@ def train_frames(
         last = engine.steps_taken
     result = None
     for result in engine.train(steps, cancelled=stop.is_set):
+        pacer.wait_free()
         if result.loss is not None:
             losses.append((result.step, result.loss))
         if history is not None and history.due(result.step, last):
@@ -111,6 +142,7 @@ def train_frames(
             pacer.sent(now)
             yield TrainingFrame(result, losses, snapshots)
             losses, snapshots = [], []
+            pacer.frame_sent()
     if result is not None and (losses or snapshots):
         yield TrainingFrame(result, losses, snapshots)
     return result
@@ -353,6 +385,14 @@ class PassSession(QObject):
     def _on_read(self, result: PassResult) -> None:
         self.state.take_result(result)  # holdings only: a snapshot is not a pass result
         self.tensors_read.emit(result)
+
+    def hold_for_gui(self) -> None:
+        """While training: the worker pauses between steps while the GUI draws what it is
+        about to (a zero timer runs after the repaints asked for before it), and again
+        while it draws the next frame."""
+        if self.training:
+            self._pacer.hold()
+            QTimer.singleShot(0, self, self._pacer.release)
 
     def _on_frame(self, frame: TrainingFrame) -> None:
         if frame.snapshots:

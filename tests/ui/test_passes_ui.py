@@ -123,6 +123,26 @@ def test_training_runs_off_the_gui_thread_and_pauses_between_steps(qtbot, tied_w
     assert w.controls.backward_button.isEnabled()
 
 
+def test_selecting_while_training_shows_each_selection_and_training_goes_on(qtbot, tied_window):
+    """The worker gives way while a selection and its first frame are drawn
+    (session.FramePacer.hold): the heatmap follows each selection, training never stops."""
+    w = tied_window
+    session = w.document.session
+    qtbot.mouseClick(w.controls.train_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: session.engine.steps_taken > 20, timeout=20_000)
+    for path in ("0.weight", "4.bias", "2.weight", "6.weight"):
+        before = session.engine.steps_taken
+        w.document.select(path)
+        qtbot.waitUntil(
+            lambda p=path: w.heatmap_panel.data is not None and w.heatmap_panel.data.path == p,
+            timeout=5000,
+        )
+        qtbot.waitUntil(lambda b=before: session.engine.steps_taken > b + 10, timeout=5000)
+        assert session.training
+    qtbot.mouseClick(w.controls.train_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not session.busy, timeout=10_000)
+
+
 class Exploding(nn.Module):
     def __init__(self):
         super().__init__()
