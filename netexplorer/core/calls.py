@@ -19,7 +19,7 @@ torch is imported by whoever builds the module; this file imports it only for ho
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -87,6 +87,9 @@ class CallRecorder:
         self._handles: list[Any] = []
         self.calls: list[ModuleCall] = []
         self.stack: list[ModuleCall] = []
+        # called before every module call (None: nothing): a training worker gives way to
+        # the GUI there, inside a long forward pass, not only between steps
+        self.pause: Callable[[], None] | None = None
         self._object_calls: dict[int, int] = {}  # id(module) -> calls so far
         self._kept: list[Any] = []
 
@@ -132,6 +135,8 @@ class CallRecorder:
     # -- hooks ------------------------------------------------------------------------------
 
     def _pre(self, module: Any, args: tuple) -> None:
+        if self.pause is not None:
+            self.pause()
         paths = self._paths.get(id(module))
         if paths is None:  # a module created during forward: not part of the tree
             return

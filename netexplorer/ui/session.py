@@ -87,8 +87,8 @@ class FramePacer:
         self._free.set()
 
     def wait_free(self) -> None:
-        """Worker side, between steps: at once unless the GUI holds it (at most
-        HOLD_SECONDS: a GUI that never releases slows training, never stops it)."""
+        """Worker side, between steps and module calls: at once unless the GUI holds it
+        (at most HOLD_SECONDS: a GUI that never releases slows training, never stops it)."""
         if not self._free.is_set():
             self._free.wait(HOLD_SECONDS)
 
@@ -130,8 +130,7 @@ def train_frames(
         snapshots.append(take_snapshot(engine.tree, engine.steps_taken))
         last = engine.steps_taken
     result = None
-    for result in engine.train(steps, cancelled=stop.is_set):
-        pacer.wait_free()
+    for result in engine.train(steps, cancelled=stop.is_set, pause=pacer.wait_free):
         if result.loss is not None:
             losses.append((result.step, result.loss))
         if history is not None and history.due(result.step, last):

@@ -483,6 +483,21 @@ def test_training_lowers_the_loss_and_stops_cleanly_on_cancel():
     assert engine.steps_taken == 43
 
 
+def test_training_gives_way_before_each_step_and_each_module_call():
+    """`pause` is where a training worker waits while the window draws (ui/session.py): it
+    is called inside a step's recorded forward pass too, so a long step does not hold the
+    GIL from start to end; a pass outside training calls nothing."""
+    engine = PassEngine(example_tree("tied"), seed=0)
+    paused: list[int] = []
+    list(engine.train(2, pause=lambda: paused.append(1)))
+    # before each step, and before each recorded module call in it: the Sequential, its
+    # first Linear, the shared Linear twice, the last Linear (the ReLUs hold nothing)
+    assert len(paused) == 2 * (1 + 5)
+    paused.clear()
+    engine.backward()
+    assert paused == []
+
+
 def test_results_are_plain_data():
     engine = PassEngine(example_tree("tied"), seed=0)
     engine.configure(watch={"2.weight", "0.bias"})

@@ -208,20 +208,31 @@ class PassEngine:
             return self._result("step", config, start, note=note)
 
     def train(
-        self, steps: int | None = None, cancelled: Callable[[], bool] | None = None
+        self,
+        steps: int | None = None,
+        cancelled: Callable[[], bool] | None = None,
+        pause: Callable[[], None] | None = None,
     ) -> Iterator[PassResult]:
         """Training on the fixed batch: each step is zero grad, forward, backward, optimizer
         step, and yields its result. Runs `steps` steps (None: until cancelled); `cancelled()`
-        is asked before each step, so a cancel stops cleanly between steps. A failing step
-        raises PassError and ends the training, the model as described in the module doc."""
+        is asked before each step, so a cancel stops cleanly between steps. `pause()` is
+        called before each step and before every module call of a recorded forward pass (a
+        caller that wants the GIL for a moment waits there). A failing step raises PassError
+        and ends the training, the model as described in the module doc."""
         done = 0
         while steps is None or done < steps:
             if cancelled is not None and cancelled():
                 return
+            if pause is not None:
+                pause()
             with self._action() as config:
                 start = time.perf_counter()
                 self._zero_grad()
-                fw = self._forward_backward(config)
+                self._calls.pause = pause
+                try:
+                    fw = self._forward_backward(config)
+                finally:
+                    self._calls.pause = None
                 self._step(config)
                 result = self._result("train", config, start, fw, note=self.contributions_note)
             done += 1
