@@ -15,6 +15,7 @@ measured again a few seconds after they change while it trains, and when it stop
 from __future__ import annotations
 
 import math
+from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +30,7 @@ from .appearance import Look, appearance, follow
 from .document import Document
 from .progress import ProgressBar, ProgressTask
 from .tree_view import MOVED, TreePanel
-from .workers import TaskRunner
+from .workers import TaskRunner, paced
 
 MOVEMENT_ROLE = Qt.ItemDataRole.UserRole + 20  # a row's Sparkline
 SORT_ROLE = Qt.ItemDataRole.UserRole + 21  # its total, for sorting
@@ -41,6 +42,12 @@ _ROLES = (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole, MOVEMENT_ROL
 CURVE_COLOR = "#2e86c1"
 POSITION_COLOR = "#c0392b"
 INFINITE_COLOR = "#d35400"
+
+
+def paced_movement(run: Run) -> Generator[tuple[float, str], None, MovementTable]:
+    """Worker task: the movement of every tensor of `run`, its progress at most 20 times a
+    second (workers.paced)."""
+    return (yield from paced(iter_movement(run)))
 
 
 @dataclass(frozen=True)
@@ -223,7 +230,7 @@ class MovementColumn(QObject):
             return
         self._set_status("measuring")
         self._runner.run(
-            iter_movement,
+            paced_movement,
             run,
             on_result=lambda table, r=run: self._on_measured(r, table),
             on_progress=self._on_progress,

@@ -64,3 +64,35 @@ def test_a_gui_that_never_releases_slows_training_but_never_stops_it(monkeypatch
     pacer.sent(time.monotonic())
     pacer.frame_sent()
     assert time.perf_counter() - start < 0.5
+
+
+def test_a_workers_progress_reaches_the_gui_at_most_twenty_times_a_second():
+    """workers.paced: a measurement yielding a thousand progress items in a second sends a
+    few (each is a queued call on the GUI thread), and its result still comes back."""
+    from netexplorer.ui.workers import paced
+
+    closed = []
+
+    def measuring():
+        try:
+            for i in range(1000):
+                time.sleep(0.0002)
+                yield i / 1000, f"tensor {i}"
+            return "the table"
+        finally:
+            closed.append(True)
+
+    def task():
+        return (yield from paced(measuring(), seconds=0.05))
+
+    steps, sent = task(), []
+    try:
+        while True:
+            sent.append(next(steps))
+    except StopIteration as done:
+        assert done.value == "the table"
+    assert sent[0] == (0.0, "tensor 0") and 1 <= len(sent) <= 20
+    stopped = paced(measuring(), seconds=0.05)
+    next(stopped)
+    stopped.close()  # a cancelled worker closes it: the measurement is closed too
+    assert closed == [True, True]
