@@ -62,3 +62,18 @@ def without_cycle_collector(build: Callable[P, R]) -> Callable[P, R]:
             _resume()
 
     return paused
+
+
+_frozen: set[str] = set()
+
+
+def freeze_once(what: str) -> None:
+    """Move what exists now out of the collector's reach, once per `what` in the process.
+    The window calls it once its plotting panels are made ("panels": pyqtgraph's modules
+    and the panels, some 150,000 objects) and once torch's optimizer stack is imported
+    ("torch": about 100,000 more); they live as long as the process, and each full
+    collection walked them all (106 ms measured, every few minutes while training). Later
+    windows' objects (a notebook may open and close many) are left to the collector."""
+    if what not in _frozen:
+        _frozen.add(what)
+        gc.freeze()

@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ..core.collector import freeze_once
 from ..core.errors import NetExplorerError
 from ..core.lesson import Lesson, LessonError, load_lesson, save_lesson
 from ..core.sources import OpenOptions, open_source
@@ -313,6 +314,7 @@ class MainWindow(QMainWindow):
         controls.settings_changed.connect(self._remember_pass_settings)
         tree = self.document.tree
         controls.setVisible(tree is not None and tree.is_live)
+        freeze_once("panels")
         return self._panels
 
     def _place_on_screen(self) -> None:

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
+from ..core.collector import freeze_once
 from ..core.errors import NetExplorerError
 from ..core.live_run import Snapshot, SnapshotBuffer, take_snapshot
 from ..core.tree import ModuleTree
@@ -235,7 +236,7 @@ class PassSession(QObject):
                 self._sizes = {path: t.numel for path, t in tree.tensors.items()}
                 if not PassSession._warmed:
                     PassSession._warmed = True
-                    self._warm_runner.run(warm_up, on_result=lambda _r: None)
+                    self._warm_runner.run(warm_up, on_result=lambda _r: freeze_once("torch"))
             except NetExplorerError as exc:
                 reason = str(exc)
         finishing = Phase.STOPPING if self.busy and not reason else None
