@@ -37,7 +37,7 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
     "huge_tensor": ([], ["--runs", "1", "--elements", "20000000"]),
     "tree": ([], ["--runs", "1", "--million-layers", "100"]),
 }
-SKIPPED = {"all", "report", "soak"}  # not benchmarks, or run on their own (make soak)
+SKIPPED = {"all", "common", "report", "soak"}  # not benchmarks, or run on their own (make soak)
 
 
 def discover() -> list[str]:

@@ -38,7 +38,6 @@ import math  # noqa: E402
 import os  # noqa: E402
 import shutil  # noqa: E402
 import statistics  # noqa: E402
-import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 from collections.abc import Callable  # noqa: E402
@@ -48,6 +47,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+import common  # noqa: E402
+from common import rss_mb  # noqa: E402
 from report import figure  # noqa: E402
 
 WORLD = 4
@@ -117,15 +118,6 @@ def folder_bytes(folder: Path) -> int:
 
 
 # -- measurements (each runs in a fresh child process) -----------------------------------------
-
-
-def rss_mb() -> float:
-    """Resident memory of this process (Linux /proc)."""
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def measure_core_open(folder: str) -> dict[str, float]:
@@ -204,15 +196,7 @@ MEASUREMENTS: dict[str, Callable[[str], dict[str, float]]] = {
 
 
 def run_child(measurement: str, folder: Path) -> dict[str, float]:
-    out = subprocess.run(
-        [sys.executable, __file__, "--child", measurement, str(folder)],
-        capture_output=True,
-        text=True,
-    )
-    if out.returncode != 0:  # say why, not only that it failed
-        sys.stderr.write(out.stderr[-3000:])
-        out.check_returncode()
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return common.run_child(__file__, measurement, str(folder))
 
 
 def median_figures(folder: Path, runs: int) -> dict[str, dict[str, float]]:

@@ -39,7 +39,6 @@ import os  # noqa: E402
 import resource  # noqa: E402
 import shutil  # noqa: E402
 import statistics  # noqa: E402
-import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -48,6 +47,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
+import common  # noqa: E402
+from common import rss_mb  # noqa: E402
 from report import figure  # noqa: E402
 
 TARGET_S = 1.0
@@ -109,14 +110,6 @@ def write_million(path: Path, count: int = 1_000_000) -> Path:
 
 
 # -- measurements (each in a fresh child interpreter) ------------------------------------------
-
-
-def rss_mb() -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def child_core(path: str) -> dict[str, float]:
@@ -247,16 +240,7 @@ CHILDREN = {
 
 
 def run_child(name: str, path: Path, env: dict | None = None) -> dict[str, float]:
-    out = subprocess.run(
-        [sys.executable, __file__, "--child", name, str(path)],
-        capture_output=True,
-        text=True,
-        env={**os.environ, **(env or {})},
-    )
-    if out.returncode != 0:
-        sys.stderr.write(out.stderr[-3000:])
-        out.check_returncode()
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return common.run_child(__file__, name, str(path), env)
 
 
 def median(results: list[dict[str, float]], key: str) -> float:

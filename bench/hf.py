@@ -29,7 +29,6 @@ import json  # noqa: E402
 import os  # noqa: E402
 import shutil  # noqa: E402
 import statistics  # noqa: E402
-import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 from collections.abc import Callable  # noqa: E402
@@ -39,6 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+import common  # noqa: E402
 from report import figure  # noqa: E402
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -154,15 +154,7 @@ MEASUREMENTS: dict[str, Callable[[str], dict[str, float]]] = {
 
 
 def run_child(measurement: str, folder: Path) -> dict[str, float]:
-    out = subprocess.run(
-        [sys.executable, __file__, "--child", measurement, str(folder)],
-        capture_output=True,
-        text=True,
-    )
-    if out.returncode != 0:
-        sys.stderr.write(out.stderr[-3000:])
-        out.check_returncode()
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return common.run_child(__file__, measurement, str(folder))
 
 
 def median_figures(folder: Path, runs: int) -> dict[str, dict[str, float]]:

@@ -27,7 +27,6 @@ import argparse
 import json
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -38,6 +37,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
+import common  # noqa: E402
 from report import figure  # noqa: E402
 
 TARGET_RATIO = 2.0
@@ -167,13 +167,7 @@ CHILDREN = {"ours": child_ours, "numpy": child_numpy, "display": child_display}
 
 
 def run_child(name: str, path: Path) -> dict[str, float]:
-    out = subprocess.run(
-        [sys.executable, __file__, "--child", name, str(path)], capture_output=True, text=True
-    )
-    if out.returncode != 0:
-        sys.stderr.write(out.stderr[-3000:])
-        out.check_returncode()
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return common.run_child(__file__, name, str(path))
 
 
 def main() -> int:

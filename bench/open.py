@@ -36,7 +36,6 @@ import atexit  # noqa: E402
 import json  # noqa: E402
 import shutil  # noqa: E402
 import statistics  # noqa: E402
-import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 from collections.abc import Callable  # noqa: E402
@@ -46,6 +45,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+import common  # noqa: E402
+from common import rss_mb  # noqa: E402
 from report import figure  # noqa: E402
 
 EMBEDDING = "wte.weight"
@@ -60,29 +61,7 @@ TARGET_HEATMAP_SECONDS = 0.150
 
 def gpt2_medium_shapes() -> dict[str, tuple[int, ...]]:
     """GPT-2 medium's parameters, with Hugging Face's names (354,823,168 in all)."""
-    width, vocab, context, layers = 1024, 50257, 1024, 24
-    shapes: dict[str, tuple[int, ...]] = {
-        "wte.weight": (vocab, width),
-        "wpe.weight": (context, width),
-    }
-    for i in range(layers):
-        block = {
-            "ln_1.weight": (width,),
-            "ln_1.bias": (width,),
-            "attn.c_attn.weight": (width, 3 * width),
-            "attn.c_attn.bias": (3 * width,),
-            "attn.c_proj.weight": (width, width),
-            "attn.c_proj.bias": (width,),
-            "ln_2.weight": (width,),
-            "ln_2.bias": (width,),
-            "mlp.c_fc.weight": (width, 4 * width),
-            "mlp.c_fc.bias": (4 * width,),
-            "mlp.c_proj.weight": (4 * width, width),
-            "mlp.c_proj.bias": (width,),
-        }
-        shapes.update({f"h.{i}.{name}": shape for name, shape in block.items()})
-    shapes.update({"ln_f.weight": (width,), "ln_f.bias": (width,)})
-    return shapes
+    return common.gpt2_shapes(width=1024, vocab=50257, context=1024, blocks=24)
 
 
 def write_safetensors(path: Path, shapes: dict[str, tuple[int, ...]]) -> None:
@@ -131,15 +110,6 @@ def make_files(folder: Path) -> dict[str, Path]:
 
 
 # -- measurements (each runs in a fresh child process) ----------------------------------------
-
-
-def rss_mb() -> float:
-    """Resident memory of this process (Linux /proc)."""
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def measure_core_open(path: str) -> dict[str, float]:
@@ -345,15 +315,7 @@ MEASUREMENTS: dict[str, Callable[[str], dict[str, float]]] = {
 
 
 def run_child(measurement: str, path: Path) -> dict[str, float]:
-    out = subprocess.run(
-        [sys.executable, __file__, "--child", measurement, str(path)],
-        capture_output=True,
-        text=True,
-    )
-    if out.returncode != 0:  # say why, not only that it failed
-        sys.stderr.write(out.stderr[-3000:])
-        out.check_returncode()
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return common.run_child(__file__, measurement, str(path))
 
 
 def median_figures(jobs: list[tuple[str, Path]], runs: int) -> dict[tuple[str, Path], dict]:

@@ -37,7 +37,6 @@ import argparse  # noqa: E402
 import json  # noqa: E402
 import shutil  # noqa: E402
 import statistics  # noqa: E402
-import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 from collections.abc import Callable  # noqa: E402
@@ -47,6 +46,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+import common  # noqa: E402
 from report import figure  # noqa: E402
 
 CHECKPOINTS = 20
@@ -62,26 +62,7 @@ TARGET_GROWTH_MB = 200.0
 
 def model_shapes() -> dict[str, tuple[int, ...]]:
     """A small GPT-2: width 768, a 6000-token vocabulary, 3 blocks (26,266,368 parameters)."""
-    width, vocab, context, blocks = 768, 6000, 512, 3
-    shapes: dict[str, tuple[int, ...]] = {EMBEDDING: (vocab, width), "wpe.weight": (context, width)}
-    for i in range(blocks):
-        block = {
-            "ln_1.weight": (width,),
-            "ln_1.bias": (width,),
-            "attn.c_attn.weight": (width, 3 * width),
-            "attn.c_attn.bias": (3 * width,),
-            "attn.c_proj.weight": (width, width),
-            "attn.c_proj.bias": (width,),
-            "ln_2.weight": (width,),
-            "ln_2.bias": (width,),
-            "mlp.c_fc.weight": (width, 4 * width),
-            "mlp.c_fc.bias": (4 * width,),
-            "mlp.c_proj.weight": (4 * width, width),
-            "mlp.c_proj.bias": (width,),
-        }
-        shapes.update({f"h.{i}.{name}": shape for name, shape in block.items()})
-    shapes.update({"ln_f.weight": (width,), "ln_f.bias": (width,)})
-    return shapes
+    return common.gpt2_shapes(width=768, vocab=6000, context=512, blocks=3)
 
 
 def write_run(folder: Path) -> None:
@@ -336,15 +317,7 @@ MEASUREMENTS: dict[str, Callable[[str], dict[str, float]]] = {
 
 
 def run_child(measurement: str, folder: Path) -> dict[str, float]:
-    out = subprocess.run(
-        [sys.executable, __file__, "--child", measurement, str(folder)],
-        capture_output=True,
-        text=True,
-    )
-    if out.returncode != 0:  # say why, not only that it failed
-        sys.stderr.write(out.stderr[-3000:])
-        out.check_returncode()
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return common.run_child(__file__, measurement, str(folder))
 
 
 def median_figures(folder: Path, runs: int) -> dict[str, dict[str, float]]:

@@ -45,7 +45,6 @@ import os  # noqa: E402
 import resource  # noqa: E402
 import shutil  # noqa: E402
 import statistics  # noqa: E402
-import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 from collections.abc import Callable  # noqa: E402
@@ -55,6 +54,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+import common  # noqa: E402
 from report import figure  # noqa: E402
 
 SPEC = "bench_tree:transformer"  # this file, as File ▸ Open names a factory
@@ -509,16 +509,7 @@ MEASUREMENTS: dict[str, Callable[[str], dict[str, float]]] = {
 
 
 def run_child(measurement: str, argument: str) -> dict[str, float]:
-    out = subprocess.run(
-        [sys.executable, __file__, "--child", measurement, argument],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "QT_QPA_PLATFORM": "offscreen"},
-    )
-    if out.returncode != 0:  # say why, not only that it failed
-        sys.stderr.write(out.stderr[-3000:])
-        out.check_returncode()
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return common.run_child(__file__, measurement, argument, env={"QT_QPA_PLATFORM": "offscreen"})
 
 
 def median_figures(jobs: list[tuple[str, str]], runs: int) -> dict[tuple[str, str], dict]:

@@ -1,0 +1,61 @@
+"""What several benchmarks do alike: run one measurement in a fresh interpreter, read this
+process's resident memory, and the parameter shapes of a GPT-2 of a given size."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+
+def run_child(script: str, measurement: str, argument: str, env: dict | None = None) -> dict:
+    """`python script --child measurement argument` in a fresh interpreter: the figures it
+    prints as JSON on its last line. A failing child's error output is shown, not only its
+    exit status."""
+    out = subprocess.run(
+        [sys.executable, script, "--child", measurement, argument],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
+    if out.returncode != 0:
+        sys.stderr.write(out.stderr[-3000:])
+        out.check_returncode()
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def rss_mb() -> float:
+    """Resident memory of this process now (Linux /proc), in MB."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def gpt2_shapes(width: int, vocab: int, context: int, blocks: int) -> dict[str, tuple[int, ...]]:
+    """The parameters of a GPT-2 with Hugging Face's names: `wte.weight` (vocab x width),
+    `wpe.weight`, `blocks` blocks `h.N.*`, `ln_f`."""
+    shapes: dict[str, tuple[int, ...]] = {
+        "wte.weight": (vocab, width),
+        "wpe.weight": (context, width),
+    }
+    for i in range(blocks):
+        block = {
+            "ln_1.weight": (width,),
+            "ln_1.bias": (width,),
+            "attn.c_attn.weight": (width, 3 * width),
+            "attn.c_attn.bias": (3 * width,),
+            "attn.c_proj.weight": (width, width),
+            "attn.c_proj.bias": (width,),
+            "ln_2.weight": (width,),
+            "ln_2.bias": (width,),
+            "mlp.c_fc.weight": (width, 4 * width),
+            "mlp.c_fc.bias": (4 * width,),
+            "mlp.c_proj.weight": (4 * width, width),
+            "mlp.c_proj.bias": (width,),
+        }
+        shapes.update({f"h.{i}.{name}": shape for name, shape in block.items()})
+    shapes.update({"ln_f.weight": (width,), "ln_f.bias": (width,)})
+    return shapes
