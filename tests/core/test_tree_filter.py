@@ -8,11 +8,12 @@ import gc
 
 import numpy as np
 import pytest
+from filter_oracle import brute_force
 from torch import nn
 
 from netexplorer.core.collector import without_cycle_collector
 from netexplorer.core.handles import ArrayHandle
-from netexplorer.core.tree import ModuleNode, TensorNode, tree_from_entries, tree_from_module
+from netexplorer.core.tree import ModuleNode, tree_from_entries, tree_from_module
 from netexplorer.core.tree_index import CHUNK, TreeFilter, build_index, index_tree
 from netexplorer.examples import EXAMPLES
 
@@ -39,32 +40,6 @@ def transformer(layers: int = 6) -> nn.Module:
     net.head = nn.Linear(8, 16, bias=False)
     net.head.weight = net.embed.weight  # a tie
     return net
-
-
-def brute_force(tree, text: str) -> set[str]:
-    """The paths the filter shows, by walking the tree and matching each node's path, name,
-    kind or type and access expression (what the filter proxy of the tree view did)."""
-    text = text.strip().lower()
-    shown: set[str] = set()
-
-    def matches(node) -> bool:
-        kind = node.kind if isinstance(node, TensorNode) else node.type_name
-        return any(text in s.lower() for s in (node.path, node.name, kind, node.access))
-
-    def visit(module: ModuleNode) -> bool:
-        below = False
-        for tensor in module.tensors:
-            if matches(tensor):
-                shown.add(tensor.path)
-                below = True
-        for child in module.children:
-            below = visit(child) or below
-        if below or matches(module):
-            shown.add(module.path)
-        return below or matches(module)
-
-    visit(tree.root)
-    return shown
 
 
 def shown_paths(index, rows) -> set[str]:

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from filter_oracle import brute_force
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtWidgets import QAbstractItemView
 from torch import nn
 
 from netexplorer.core.handles import ArrayHandle
-from netexplorer.core.tree import ModuleNode, TensorNode, tree_from_entries, tree_from_module
+from netexplorer.core.tree import tree_from_entries, tree_from_module
 from netexplorer.ui import tree_view
 from netexplorer.ui.document import Document
 from netexplorer.ui.main_window import MainWindow
@@ -78,29 +79,6 @@ def all_shown_paths(model: ModuleTreeModel) -> set[str]:
             model.fetchMore(index)
         pending.extend(model.index(r, 0, index) for r in range(model.rowCount(index)))
     return paths
-
-
-def brute_force(tree, text: str) -> set[str]:
-    """What the filter must show: matching nodes and their ancestors, by a walk."""
-    text = text.strip().lower()
-    shown: set[str] = set()
-
-    def matches(node) -> bool:
-        kind = node.kind if isinstance(node, TensorNode) else node.type_name
-        return any(text in s.lower() for s in (node.path, node.name, kind, node.access))
-
-    def visit(module: ModuleNode) -> bool:
-        below = any([visit(c) for c in module.children])
-        for tensor in module.tensors:
-            if matches(tensor):
-                shown.add(tensor.path)
-                below = True
-        if below or matches(module):
-            shown.add(module.path)
-        return below or matches(module)
-
-    visit(tree.root)
-    return shown
 
 
 # -- lazy rows ------------------------------------------------------------------------------
