@@ -39,8 +39,9 @@ SELECT_MS = 40
 TARGET_MS = 50
 
 
-def measure(calls: int, seconds: float, scenario: str) -> tuple[float, float]:
-    """(longest stall, longest select() call), in ms, for one scenario."""
+def measure(calls: int, seconds: float, scenario: str) -> tuple[float, float, float]:
+    """(longest stall, longest select() call) in ms, and training steps per second, for one
+    scenario."""
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from graph import make_model
     from PySide6.QtCore import QElapsedTimer, QEventLoop, Qt, QTimer
@@ -65,6 +66,7 @@ def measure(calls: int, seconds: float, scenario: str) -> tuple[float, float]:
     window.wait_idle()
     paths = itertools.cycle(list(model.tree.tensors))
     clock = QElapsedTimer()
+    steps = 0.0
     gaps: list[int] = []
     selects: list[float] = []
     last = [0]
@@ -102,8 +104,10 @@ def measure(calls: int, seconds: float, scenario: str) -> tuple[float, float]:
             window.document.session.configure(lr=1e-4)
             window.controls.trigger("train")
         QTimer.singleShot(int(seconds * 1000), loop.quit)
+        started = time.perf_counter()
         loop.exec()
         session = window.document.session
+        steps = session.engine.steps_taken / (time.perf_counter() - started)
         if scenario == "training" and not session.training:  # else it measured no training
             raise RuntimeError(f"training stopped after {session.engine.steps_taken} steps")
     selector.stop()
@@ -114,7 +118,7 @@ def measure(calls: int, seconds: float, scenario: str) -> tuple[float, float]:
     window.deleteLater()
     app.processEvents()
     stall = max(max(gaps, default=0) - TICK_MS, 0)
-    return float(stall), max(selects, default=0.0) * 1000
+    return float(stall), max(selects, default=0.0) * 1000, steps
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -130,15 +134,17 @@ def main(argv: list[str] | None = None) -> int:
         "selecting while the Graph tab builds": "graph",
         "selecting while training": "training",
     }
-    samples: dict[str, list[tuple[float, float]]] = {name: [] for name in scenarios}
+    samples: dict[str, list[tuple[float, float, float]]] = {name: [] for name in scenarios}
     for _ in range(args.repeats):  # interleaved: a shared machine's drift hits all alike
         for name, scenario in scenarios.items():
             samples[name].append(measure(args.calls, args.seconds, scenario))
-    floor = statistics.median(s for s, _ in samples["selecting only (floor)"])
+    floor = statistics.median(s for s, _, _ in samples["selecting only (floor)"])
     for name, values in samples.items():
-        stall = statistics.median(s for s, _ in values)
-        select = statistics.median(c for _, c in values)
-        print(f"  {name}: longest select() call {select:.1f} ms")
+        stall = statistics.median(s for s, _, _ in values)
+        select = statistics.median(c for _, c, _ in values)
+        steps = statistics.median(n for _, _, n in values)
+        trained = f", {steps:.1f} training steps a second" if steps else ""
+        print(f"  {name}: longest select() call {select:.1f} ms{trained}")
         if name != "selecting only (floor)":
             figure(
                 "state",

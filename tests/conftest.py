@@ -7,6 +7,7 @@ import tempfile
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
+os.environ.setdefault("QT_NO_GLIB", "1")  # as make_app: the GUI gate (ui/gui_gate.py) needs it
 os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="netexplorer-test-config-")
 # Hugging Face tests use tiny models they save themselves: never the network
 os.environ["HF_HUB_OFFLINE"] = "1"

@@ -554,11 +554,16 @@ def tensor_label(kind: str, path_a: str, path_b: str, module_a: str, module_b: s
 
 
 def graph_for_tree(
-    tree: ModuleTree, seed: int | None = 0, input_spec: InputSpec | InputBatch | None = None
+    tree: ModuleTree,
+    seed: int | None = 0,
+    input_spec: InputSpec | InputBatch | None = None,
+    pause: Callable[[], None] | None = None,
 ) -> Graph:
     """The graph of a tree: with data flow from one forward pass for a live model (on
     `input_spec`, else the tree's default input, generated from `seed`); the hierarchy with
-    a note saying why for a checkpoint without code or a forward that cannot run."""
+    a note saying why for a checkpoint without code or a forward that cannot run. `pause()`
+    is called before each module call of the pass (a caller that wants the GIL for a moment
+    waits there)."""
     if not tree.is_live:
         if tree.structure is not None:  # an architecture from a config, on the meta device
             return _structure_graph(tree, seed, input_spec)
@@ -580,7 +585,7 @@ def graph_for_tree(
             return hierarchy_graph(tree, NO_INPUT_NOTE)
     with paused_gc():
         try:
-            recorder, batch = _record_forward(tree, spec, seed)
+            recorder, batch = _record_forward(tree, spec, seed, pause)
         except _ForwardFailed as failed:
             return hierarchy_graph(tree, str(failed))
         try:
@@ -705,7 +710,10 @@ class _ForwardFailed(Exception):
 
 
 def _record_forward(
-    tree: ModuleTree, spec: InputSpec | InputBatch, seed: int | None
+    tree: ModuleTree,
+    spec: InputSpec | InputBatch,
+    seed: int | None,
+    pause: Callable[[], None] | None = None,
 ) -> tuple[Any, list[Any]]:
     torch = import_torch()
 
@@ -715,6 +723,7 @@ def _record_forward(
     running = False
     try:
         recorder = _FlowRecorder(tree)
+        recorder.pause = pause
         args, kwargs = as_batch(spec).make(seed)
         first = next(iter(module.parameters()), None)
         if first is None:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from PySide6.QtWidgets import QApplication
 
 from ..core.errors import NetExplorerError
+from .gui_gate import gui_gate
 from .main_window import MainWindow
 
 if TYPE_CHECKING:
@@ -51,6 +52,10 @@ def make_app(*, offscreen_ok: bool = True) -> QApplication:
                     "or --json here"
                 )
             os.environ["QT_QPA_PLATFORM"] = "offscreen"
+        # Qt's own event dispatcher, not GLib's: it says when the GUI thread wakes to work
+        # and when it goes to sleep, which the GUI gate needs (gui_gate.py; GLib's says
+        # "about to block" before every round, work included)
+        os.environ.setdefault("QT_NO_GLIB", "1")
         app = QApplication(sys.argv[:1])
         # The GUI thread gives up the GIL at every call into Qt and must win it back from
         # a busy worker each time: by default a wait of up to 5 ms per call, so a repaint
@@ -60,6 +65,7 @@ def make_app(*, offscreen_ok: bool = True) -> QApplication:
         sys.setswitchinterval(GIL_SWITCH_SECONDS)
         app.setApplicationName("netexplorer")
         app.setOrganizationName("netexplorer")
+    gui_gate()  # long workers give way while the GUI thread works (gui_gate.py)
     return app  # type: ignore[return-value]
 
 

@@ -33,6 +33,7 @@ from ..core.collector import freeze_once
 from ..core.errors import NetExplorerError
 from ..core.live_run import Snapshot, SnapshotBuffer, take_snapshot
 from ..core.tree import ModuleTree
+from .gui_gate import wait_for_gui
 from .pass_state import PassState, Phase
 from .workers import GUI_THREAD_ELEMENTS, TaskRunner
 
@@ -92,6 +93,7 @@ class FramePacer:
         (at most HOLD_SECONDS: a GUI that never releases slows training, never stops it)."""
         if not self._free.is_set():
             self._free.wait(HOLD_SECONDS)
+        wait_for_gui()
 
     def frame_sent(self) -> None:
         """Worker side, after a frame was sent: the first after a hold is drawn before the

@@ -18,6 +18,7 @@ import numpy as np
 from ...core.graph import CONTAINER, Graph, GraphNode, GraphView, graph_for_tree
 from ...core.layout import GraphLayout, layout_view
 from ...core.tree import ModuleTree
+from ..gui_gate import wait_for_gui
 from .items import canonical_path, edge_path
 
 
@@ -122,7 +123,8 @@ def build_graph(
     whose layout, wrapped to the screen's width, fits its height at a readable zoom."""
     start = time.perf_counter()
     with lock if lock is not None else nullcontext():
-        graph = graph_for_tree(tree, seed=seed, input_spec=input_spec)
+        # the pass gives way at each module call while the GUI thread works (gui_gate.py)
+        graph = graph_for_tree(tree, seed=seed, input_spec=input_spec, pause=wait_for_gui)
     collapse, view, layout = default_layout(graph, node_size, screen)
     laid = _laid_out(tree, graph, collapse, view, layout)
     laid.input_spec = input_spec

@@ -1,0 +1,98 @@
+"""The GUI thread first on the GIL: a long Python worker waits while the GUI thread works.
+
+Python runs one thread at a time. While a worker runs Python (a training step's recording
+hooks: thousands of calls per step), every call the GUI thread makes into Python (each of
+the tree's data(), parent() and index(); a pyqtgraph paint) must win the interpreter back,
+and while the GUI thread runs Python the worker takes its turn every switch interval. Drawing
+one selection took 35 ms with the window alone and 80-100 ms beside a training worker
+(bench/state.py). A shorter switch interval made it worse: the GUI's own Python is then
+interleaved with the worker's more finely, not given priority.
+
+Qt says when the GUI thread works: its own event dispatcher (QEventDispatcherUNIX, which
+make_app asks for with QT_NO_GLIB=1) emits `awake` when the thread wakes to handle events
+and `aboutToBlock` when it has none left and goes to sleep. (The GLib dispatcher, Qt's
+default on Linux, emits `aboutToBlock` before each round, work included: in an application
+made with it, a notebook's, no gate is installed and workers run as before.) Qt's dispatcher
+handles posted events while awake: repaints, layout, queued signals from workers (a training
+frame, a tree built), zero-timer calls. Timers that fire after its sleep run before its next
+`awake`: a selection made from a timer is itself not waited for, only what it posts (its
+repaints). A worker that
+calls `wait_for_gui()` at its pause points (between training steps and before each recorded
+module call) waits while the GUI thread is awake, so the GUI's work runs alone. The wait is
+bounded: after waiting BUSY_WAIT_SECONDS for a GUI thread that does not sleep (an animation,
+a long computation), the worker runs for RUN_SECONDS before it waits again, so a busy window
+slows a worker and never stops it.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+from PySide6.QtCore import QAbstractEventDispatcher, QCoreApplication, QObject, Qt
+
+BUSY_WAIT_SECONDS = 0.03  # the longest a worker waits for the GUI thread to go to sleep
+RUN_SECONDS = 0.01  # after such a wait, how long the worker runs before it waits again
+
+
+class GuiGate(QObject):
+    """Whether the GUI thread is working, for workers to give way to it."""
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._asleep = threading.Event()
+        self._asleep.set()  # until installed, nobody waits
+        self._run_until = 0.0  # worker side: no waiting before this (time.monotonic)
+        self.installed = False
+
+    def install(self, dispatcher: QAbstractEventDispatcher) -> None:
+        """Follow the GUI thread's event dispatcher (direct connections: the flag is set in
+        the GUI thread itself, the moment it wakes or sleeps)."""
+        direct = Qt.ConnectionType.DirectConnection
+        dispatcher.awake.connect(self._on_awake, direct)
+        dispatcher.aboutToBlock.connect(self._on_asleep, direct)
+        self.installed = True
+
+    def _on_awake(self) -> None:
+        self._asleep.clear()
+
+    def _on_asleep(self) -> None:
+        self._asleep.set()
+
+    @property
+    def gui_busy(self) -> bool:
+        return not self._asleep.is_set()
+
+    def wait_for_gui(self) -> None:
+        """Worker side: return at once while the GUI thread sleeps; while it works, wait
+        until it sleeps (at most BUSY_WAIT_SECONDS, then run RUN_SECONDS unhindered)."""
+        if self._asleep.is_set():
+            return
+        if time.monotonic() < self._run_until:
+            return
+        if not self._asleep.wait(BUSY_WAIT_SECONDS):
+            self._run_until = time.monotonic() + RUN_SECONDS
+
+
+_gate: GuiGate | None = None
+
+
+def gui_gate() -> GuiGate:
+    """The application's gate, installed on the GUI thread's dispatcher (call it on the GUI
+    thread once the QApplication exists: make_app does)."""
+    global _gate
+    app = QCoreApplication.instance()
+    if _gate is None and app is not None and os.environ.get("QT_NO_GLIB"):
+        dispatcher = QAbstractEventDispatcher.instance(app.thread())
+        if dispatcher is not None:
+            _gate = GuiGate(app)
+            _gate.install(dispatcher)
+    return _gate if _gate is not None else GuiGate()
+
+
+def wait_for_gui() -> None:
+    """Worker side: give way to the GUI thread while it works (see GuiGate)."""
+    gate = _gate
+    if gate is not None:
+        gate.wait_for_gui()
