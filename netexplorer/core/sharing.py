@@ -23,23 +23,26 @@ class TieGroup:
 
 
 def find_tie_groups(ordered_paths: Sequence[str], identity: dict[str, Hashable]) -> list[TieGroup]:
-    """Group paths whose identity keys are equal; groups of one are not ties.
+    """Group paths whose identity keys are equal; groups of one are not ties. A path
+    without an identity key (a tensor that shares storage with nothing) is in no group.
 
     Groups are numbered in the order their first path appears. (One pass that keeps only
-    the first path of each key, and lists only for keys met again: a million tensors made a
-    million lists.)"""
-    first: dict[Hashable, tuple[int, str]] = {}
+    the first place of each key, and lists only for keys met again: a million tensors made a
+    million lists; a million (place, path) tuples took 0.1 s to free, the GIL held.)"""
+    first: dict[Hashable, int] = {}
     tied: dict[Hashable, list[str]] = {}
     for index, path in enumerate(ordered_paths):
-        key = identity[path]
-        seen = first.setdefault(key, (index, path))
-        if seen[0] != index:
+        key = identity.get(path)
+        if key is None:
+            continue
+        seen = first.setdefault(key, index)
+        if seen != index:
             paths = tied.get(key)
             if paths is None:
-                tied[key] = [seen[1], path]
+                tied[key] = [ordered_paths[seen], path]
             else:
                 paths.append(path)
-    groups = sorted(tied.items(), key=lambda item: first[item[0]][0])
+    groups = sorted(tied.items(), key=lambda item: first[item[0]])
     return [TieGroup(i, tuple(paths)) for i, (_, paths) in enumerate(groups)]
 
 

@@ -505,9 +505,10 @@ def tree_from_entries(
         owner.tensors.append(
             TensorNode(key, name, kind, handle, kind == "parameter" and grad, access, owner)
         )
-        if ties:
-            storage = handle.storage_key()
-            identity[key] = storage if storage is not None else ("path", key)
+        if ties:  # only tensors that could share storage: a million keys of their own
+            storage = handle.storage_key()  # each took a tuple to make and to free
+            if storage is not None:
+                identity[key] = storage
 
     if progress is not None and total >= PROGRESS_EVERY:
         progress(0.8, f"sorting and counting {total:,} tensors")
@@ -516,7 +517,7 @@ def tree_from_entries(
     walked = depth_first(root)
     return ModuleTree(
         root,
-        find_tie_groups(list(walked[1]), identity) if ties else [],
+        find_tie_groups(list(walked[1]), identity) if identity else [],
         source=source,
         reader=reader,
         metadata=metadata,

@@ -34,6 +34,8 @@ from PySide6.QtCore import (
     Slot,
 )
 
+from .gui_gate import wait_for_gui
+
 # Work on up to this many tensor elements runs on the GUI thread (a few ms); larger tensors
 # are read, reduced or summarised in a worker.
 GUI_THREAD_ELEMENTS = 1 << 18
@@ -95,6 +97,7 @@ class _Worker(QRunnable):
     def _step(self, gen: Iterator[Any]) -> Any:
         try:
             while not self._quit:
+                wait_for_gui()  # between chunks: the GUI thread's work first (gui_gate.py)
                 try:
                     item = next(gen)
                 except StopIteration as done:
