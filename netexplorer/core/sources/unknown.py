@@ -9,7 +9,6 @@ from ..errors import SourceError
 from ..tree import ModuleTree
 from .base import OpenOptions
 from .files import FORMATS, check_file
-from .hf_folder import STANDARD_WEIGHTS, weight_files
 
 
 class UnknownSourceReader:
@@ -22,6 +21,8 @@ class UnknownSourceReader:
 
     def read(self, spec: str, options: OpenOptions) -> ModuleTree:
         if os.path.isdir(spec):
+            from .hf_folder import STANDARD_WEIGHTS, weight_files  # the readers' imports: late
+
             found = weight_files(spec)
             if len(found) > 1:
                 raise SourceError(

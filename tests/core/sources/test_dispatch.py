@@ -65,3 +65,25 @@ def test_every_reader_declares_the_whole_protocol():
 
     with pytest.raises(TypeError, match="lacks title, file_patterns, read"):
         register(Incomplete())
+
+
+def test_opening_a_safetensors_file_imports_no_other_reader(every_format):
+    """Readers are imported when first asked: a safetensors file does not pay for the
+    pickle readers, DCP's or the Hugging Face folder's (half of the imports of a 50,000-tensor
+    file's open, bench/headers.py)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from netexplorer.core.sources import open_source\n"
+        f"tree = open_source({str(every_format['safetensors'])!r})\n"
+        "assert tree.tensors\n"
+        "print(sorted(m for m in sys.modules if m.startswith('netexplorer.core.sources.')))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    ).stdout
+    for other in ("pickle_reader", "dcp", "hf_folder", "torch_file", "checkpoint", "run"):
+        assert f"'netexplorer.core.sources.{other}'" not in out, out
+    assert "'netexplorer.core.sources.safetensors'" in out
