@@ -123,6 +123,58 @@ def test_training_runs_off_the_gui_thread_and_pauses_between_steps(qtbot, tied_w
     assert w.controls.backward_button.isEnabled()
 
 
+@pytest.mark.parametrize("points", [2_009, 2_104, 40_000])
+def test_the_loss_curve_of_a_long_run_settles_once_drawn(qtbot, tied_window, points):
+    """Backward at step 0, then the losses of a training run far from it (a model trained
+    600,000 steps), as training frames bring them: the curve spans both, and once drawn the
+    plot stops repainting. pyqtgraph's automatic downsampling follows the view while the
+    view follows the drawn points: for some counts (2,104 here) the first point was dropped
+    and restored in turn, 400 repaints a second, idle or not, and training slowed 3-10x in
+    a long soak."""
+    import pyqtgraph as pg
+
+    w = tied_window
+    w.resize(1500, 950)
+    session = w.document.session
+    click(qtbot, w, "backward")
+    losses = [(600_001 + i, 1e-3 / (1 + i)) for i in range(points)]
+    for first in range(0, points, 45):  # frames of 45 steps, as training sends them
+        session.losses_added.emit(losses[first : first + 45])
+    qtbot.wait(300)  # drawn
+    axis = w.controls.curve_plot.getAxis("bottom")
+    assert axis.isVisible()
+    painted = []
+    original = pg.AxisItem.paint
+
+    def counting(item, *args):
+        if item is axis:
+            painted.append(item)
+        return original(item, *args)
+
+    pg.AxisItem.paint = counting
+    try:
+        qtbot.wait(500)
+    finally:
+        pg.AxisItem.paint = original
+    assert len(painted) <= 2, f"the idle loss plot repainted {len(painted)} times in 0.5 s"
+    (left, right), _ = w.controls.curve_plot.getViewBox().viewRange()
+    assert left <= 0 and right >= losses[-1][0]  # the whole curve in view
+
+
+def test_the_drawn_loss_curve_keeps_spikes_ends_and_its_size():
+    from netexplorer.ui.controls import peaks
+
+    xs = list(range(100_000))
+    ys = [1.0] * 100_000
+    ys[31_337] = 50.0  # one step's spike
+    ys[77_000] = float("nan")  # skipped, not spread to its stretch
+    x, y = peaks(xs, ys, 2_000)
+    assert len(x) == len(y) <= 2_000
+    assert x[0] == 0 and x[-1] == 99_999 and y[-1] == 1.0
+    assert max(y) == 50.0 and not np.isnan(y).any()
+    assert peaks(xs[:10], ys[:10], 2_000) == (xs[:10], ys[:10])  # few: as they are
+
+
 def test_selecting_while_training_shows_each_selection_and_training_goes_on(qtbot, tied_window):
     """The worker gives way while a selection and its first frame are drawn
     (session.FramePacer.hold): the heatmap follows each selection, training never stops."""
