@@ -29,6 +29,8 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from PySide6.QtCore import QAbstractEventDispatcher, QCoreApplication, QObject, Qt
 
@@ -96,3 +98,18 @@ def wait_for_gui() -> None:
     gate = _gate
     if gate is not None:
         gate.wait_for_gui()
+
+
+@contextmanager
+def gui_blocked() -> Iterator[None]:
+    """The GUI thread blocks until workers finish (closing the window): they need not give
+    way meanwhile (it is in neither state its dispatcher reports)."""
+    gate = _gate
+    if gate is None:
+        yield
+        return
+    gate._on_asleep()
+    try:
+        yield
+    finally:
+        gate._on_awake()  # working again, until its dispatcher says it sleeps

@@ -34,7 +34,7 @@ from PySide6.QtCore import (
     Slot,
 )
 
-from .gui_gate import wait_for_gui
+from .gui_gate import gui_blocked, wait_for_gui
 
 # Work on up to this many tensor elements runs on the GUI thread (a few ms); larger tensors
 # are read, reduced or summarised in a worker.
@@ -309,6 +309,7 @@ def wait_for_workers(timeout_ms: int = 10_000) -> bool:
     (closing the window, tests)."""
     clock = QElapsedTimer()
     clock.start()
-    if not _DedicatedThread.wait_all(timeout_ms):
-        return False
-    return QThreadPool.globalInstance().waitForDone(max(0, timeout_ms - clock.elapsed()))
+    with gui_blocked():  # a worker at its pause points goes on at once (gui_gate.py)
+        if not _DedicatedThread.wait_all(timeout_ms):
+            return False
+        return QThreadPool.globalInstance().waitForDone(max(0, timeout_ms - clock.elapsed()))

@@ -83,3 +83,33 @@ def test_a_gui_thread_that_never_rests_slows_a_worker_and_does_not_stop_it(qapp,
     finally:
         stop.set()
         thread.join(5)
+
+
+def test_closing_waits_for_workers_without_their_giving_way(qapp, qtbot):
+    """While the GUI thread blocks until workers finish (closing the window), it is neither
+    asleep nor working in its dispatcher's terms: workers must not wait for it at their pause
+    points (each step longer than RUN_SECONDS would wait BUSY_WAIT_SECONDS more)."""
+    from netexplorer.ui.workers import TaskRunner, wait_for_workers
+
+    steps, step_seconds = 20, 0.015
+    assert step_seconds > gate_module.RUN_SECONDS
+
+    def work():
+        for _ in range(steps):  # each step first asks the gate (workers.py)
+            time.sleep(step_seconds)
+            yield None
+        return "done"
+
+    runner = TaskRunner(dedicated=True)
+    blocked: dict[str, float] = {}
+
+    def close_like_the_window() -> None:  # in a slot: the GUI thread is awake
+        runner.run(work, on_result=lambda _r: None)
+        start = time.perf_counter()
+        assert wait_for_workers(10_000)
+        blocked["seconds"] = time.perf_counter() - start
+
+    QTimer.singleShot(0, close_like_the_window)
+    qtbot.waitUntil(lambda: "seconds" in blocked, timeout=10_000)
+    alone = steps * step_seconds  # 0.3 s; giving way each step: 0.9 s
+    assert blocked["seconds"] < alone + steps * gate_module.BUSY_WAIT_SECONDS / 2
