@@ -174,6 +174,10 @@ class ModuleTree:
         self.reader = reader
         self.metadata: dict[str, Any] = dict(metadata or {})
         self.module = module  # the live nn.Module, or None for a checkpoint without code
+        # the live model's tensors by identity and by path (passes.ParameterIndex), made
+        # where the tree is opened (`passes.prepare`, in a worker: 30 ms for 10,000
+        # modules) or by the first pass engine; None until then
+        self.parameter_index: Any = None
         # a checkpoint's architecture as a model on the meta device (structure only: types,
         # buffers, calls), where one was built from its config (sources/hf_architecture.py)
         self.structure: Any = None

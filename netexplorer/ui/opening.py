@@ -122,6 +122,17 @@ def ask_trust(parent: QWidget | None, spec: str, error: UntrustedPickleError) ->
     return box.exec() == QMessageBox.StandardButton.Yes
 
 
+def open_for_window(spec: str, options: OpenOptions) -> ModuleTree:
+    """Worker task: open `spec`, and for a live model make what its pass engine needs
+    (`passes.prepare`), so that the GUI thread does not walk its modules when it shows it."""
+    tree = open_source(spec, options)
+    if tree.module is not None:
+        from ..core.passes import prepare  # torch is imported: the model is live
+
+        prepare(tree)
+    return tree
+
+
 class SourceOpener(QObject):
     """Opens sources in a worker, one at a time (a newer request supersedes an older one).
 
@@ -167,7 +178,7 @@ class SourceOpener(QObject):
         )
         self._status(f"{self.verb} {spec}…")
         self.runner.run(
-            open_source,
+            open_for_window,
             spec,
             options,
             on_result=lambda tree: self._on_opened(tree, on_opened),

@@ -175,6 +175,41 @@ def test_the_drawn_loss_curve_keeps_spikes_ends_and_its_size():
     assert peaks(xs[:10], ys[:10], 2_000) == (xs[:10], ys[:10])  # few: as they are
 
 
+def test_a_model_opened_from_the_window_has_its_parameters_indexed_off_the_gui_thread(
+    qtbot, window, monkeypatch
+):
+    """File ▸ Open of a live model: the worker that builds it also walks its parameters,
+    buffers and modules for the pass engine (30 ms for 10,000 modules), not the GUI thread
+    when the tree is shown; Backward then works as ever."""
+    import threading
+
+    from netexplorer.core.passes import parameters
+
+    made_in: list[str] = []
+    original = parameters.ParameterIndex.__init__
+
+    def recording(index, module):
+        made_in.append(threading.current_thread().name)
+        original(index, module)
+
+    monkeypatch.setattr(parameters.ParameterIndex, "__init__", recording)
+    w = window()
+    w.show()
+    qtbot.waitExposed(w)
+    w.open_source("example:tied")  # as File ▸ Open does
+    session = w.document.session
+    qtbot.waitUntil(lambda: session.engine is not None, timeout=20_000)
+    tree = w.document.tree
+    assert tree.source == "example:tied"
+    assert session.engine.index is tree.parameter_index
+    assert made_in and threading.main_thread().name not in made_in
+    w.document.select("2.weight")
+    w.build_panels()
+    click(qtbot, w, "backward")
+    assert w.heatmap_panel.grad.showing_values
+    assert "1 backward pass accumulated" in w.controls.status.text()
+
+
 def test_selecting_while_training_shows_each_selection_and_training_goes_on(qtbot, tied_window):
     """The worker gives way while a selection and its first frame are drawn
     (session.FramePacer.hold): the heatmap follows each selection, training never stops."""

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from ..contributions import Contribution
     from .config import DEFAULT_LR, LOSSES, OPTIMIZERS, PassConfig
-    from .engine import PassEngine, meta_problem, warm_up
+    from .engine import PassEngine, meta_problem, prepare, warm_up
     from .input_guess import infer_input_spec
     from .results import ACTIONS, PassResult, WatchedTensor
 
@@ -28,6 +28,7 @@ _WHERE = {
     "PassConfig": ".config",
     "PassEngine": ".engine",
     "meta_problem": ".engine",
+    "prepare": ".engine",
     "warm_up": ".engine",
     "infer_input_spec": ".input_guess",
     "ACTIONS": ".results",
@@ -55,5 +56,6 @@ __all__ = [
     "WatchedTensor",
     "infer_input_spec",
     "meta_problem",
+    "prepare",
     "warm_up",
 ]
