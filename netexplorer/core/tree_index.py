@@ -110,7 +110,7 @@ class TreeIndex:
         parent: np.ndarray,
         end: np.ndarray,
         depth: np.ndarray,
-        text: str,
+        texts: list[str],
         starts: np.ndarray,
         ids: np.ndarray,
     ) -> None:
@@ -119,8 +119,12 @@ class TreeIndex:
         self.parent = parent  # node number -> its parent module's number (-1: the root)
         self.end = end  # node number -> the number after its subtree (n + 1 for a tensor)
         self.depth = depth  # node number -> depth (the root is 0)
-        self.text = text  # every node's lowercase fields, FIELD_END/RECORD_END separated
-        self.starts = starts  # node number -> where its record starts in `text` (N + 1)
+        # every node's lowercase fields, FIELD_END/RECORD_END separated, in pieces of whole
+        # records (CHUNK nodes each): one string of a million tensors' 100 MB was one copy
+        # that held the GIL for 30 ms
+        self.texts = texts
+        self.text_starts = np.cumsum([0] + [len(t) for t in texts], dtype=np.int64)
+        self.starts = starts  # node number -> where its record starts in the text (N + 1)
         self._id_order = np.argsort(ids)  # id(node) -> number by a binary search
         self._sorted_ids = ids[self._id_order]
         # the nodes with rows below them (modules with tensors or children), in order
@@ -156,7 +160,10 @@ class TreeIndex:
 
     def record(self, number: int) -> str:
         """Node `number`'s searchable text (its lowercase fields)."""
-        return self.text[int(self.starts[number]) : int(self.starts[number + 1]) - 1]
+        lo, hi = int(self.starts[number]), int(self.starts[number + 1]) - 1
+        piece = int(self.text_starts.searchsorted(lo, "right")) - 1
+        base = int(self.text_starts[piece])
+        return self.texts[piece][lo - base : hi - base]
 
     def sample(self, count: int = 100) -> list[int]:
         """Nodes whose text stands for all of them when sizing columns: the first rows,
@@ -209,7 +216,7 @@ def build_index(tree: ModuleTree) -> Progress:
             pending.append((child, number, depth + 1))
         if len(records) >= CHUNK:
             lengths.extend(map(len, records))
-            pieces.append(RECORD_END.join(records))
+            pieces.append(RECORD_END.join(records) + RECORD_END)  # each ends its records
             records = []
             columns["id"].extend(map(id, nodes[flushed:]))
             flushed = len(nodes)
@@ -219,12 +226,10 @@ def build_index(tree: ModuleTree) -> Progress:
         closed.append(open_modules.pop()[0])
         ends.append(len(nodes))
     lengths.extend(map(len, records))
-    pieces.append(RECORD_END.join(records))
+    pieces.append(RECORD_END.join(records) + RECORD_END)
     columns["id"].extend(map(id, nodes[flushed:]))
     columns.flush()
     del records
-    text = RECORD_END.join(pieces) + RECORD_END
-    del pieces
     yield 0.92
     starts = np.zeros(len(nodes) + 1, dtype=np.int64)
     np.cumsum(columns.array("length") + 1, out=starts[1:])
@@ -237,7 +242,7 @@ def build_index(tree: ModuleTree) -> Progress:
         columns.array("parent"),
         end,
         columns.array("depth").astype(np.int32),
-        text,
+        pieces,
         starts,
         columns.array("id"),
     )
@@ -355,41 +360,55 @@ def find_matches(
     given (sorted numbers) or all; yields progress between chunks."""
     if FIELD_END in text or RECORD_END in text or not text:
         return np.zeros(0, dtype=np.int64)
-    haystack = index.text
-    find = haystack.find
+    texts, text_starts = index.texts, index.text_starts
     found: list[np.ndarray] = []  # arrays a chunk at a time (see build_index)
     if within is not None:
         for first in range(0, len(within), CHUNK):
             numbers = within[first : first + CHUNK]
-            los = index.starts[numbers].tolist()
-            his = index.starts[numbers + 1].tolist()
+            los = index.starts[numbers]
+            pieces = (text_starts.searchsorted(los, "right") - 1).tolist()
+            bases = text_starts[pieces].tolist()
             keep = [
                 n
-                for n, lo, hi in zip(numbers.tolist(), los, his, strict=True)
-                if find(text, lo, hi) >= 0
+                for n, lo, hi, piece, base in zip(
+                    numbers.tolist(),
+                    los.tolist(),
+                    index.starts[numbers + 1].tolist(),
+                    pieces,
+                    bases,
+                    strict=True,
+                )
+                if texts[piece].find(text, lo - base, hi - base) >= 0
             ]
             found.append(np.asarray(keep, dtype=np.int64))
             yield first / max(1, len(within))
         return np.concatenate(found) if found else np.zeros(0, dtype=np.int64)
-    hits: list[int] = []
-    size, width, position = len(haystack), len(text), 0
+    total = max(1, int(text_starts[-1]))
+    width = len(text)
     steps = 0
-    while position < size:
-        limit = min(size, position + SCAN_WINDOW)
-        at = find(text, position, limit + width - 1)  # matches starting before limit
-        if at < 0:
-            position = limit
-        else:
-            hits.append(at)
-            record_end = find(RECORD_END, at + width)
-            position = size if record_end < 0 else record_end + 1
-        steps += 1
-        if steps >= CHUNK:
-            steps = 0
-            found.append(np.asarray(hits, dtype=np.int64))
-            hits = []
-            yield position / size
-    found.append(np.asarray(hits, dtype=np.int64))
+    for haystack, base in zip(texts, text_starts.tolist(), strict=False):
+        # records do not cross pieces: a match lies within one
+        hits: list[int] = []
+        find = haystack.find
+        size, position = len(haystack), 0
+        while position < size:
+            limit = min(size, position + SCAN_WINDOW)
+            at = find(text, position, limit + width - 1)  # matches starting before limit
+            if at < 0:
+                position = limit
+            else:
+                hits.append(base + at)
+                record_end = find(RECORD_END, at + width)
+                position = size if record_end < 0 else record_end + 1
+            steps += 1
+            if steps >= CHUNK:
+                steps = 0
+                found.append(np.asarray(hits, dtype=np.int64))
+                hits = []
+                yield (base + position) / total
+        found.append(np.asarray(hits, dtype=np.int64))
+    if not found:
+        return np.zeros(0, dtype=np.int64)
     return index.starts.searchsorted(np.concatenate(found), "right") - 1
 
 

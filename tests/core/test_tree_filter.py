@@ -150,6 +150,26 @@ def test_large_work_yields_progress_and_a_stopped_filter_leaves_nothing_behind()
     assert result.match_count == len(brute_force(tree, "t1")) - 1  # the root only holds them
 
 
+def test_the_text_in_pieces_finds_what_one_text_would():
+    """The search text is kept in pieces of about CHUNK records (one string of a million
+    tensors' records was one 100 MB copy holding the GIL): scans, narrowing and single
+    records read across every piece as from one text."""
+    zeros = lambda: np.zeros((2,), np.float32)  # noqa: E731
+    keys = [f"block{i}.w" for i in range(2 * CHUNK)]  # a module per tensor: 4 x CHUNK nodes
+    tree = tree_from_entries((k, ArrayHandle((2,), "float32", zeros)) for k in keys)
+    index = index_tree(tree)
+    assert len(index.texts) >= 4
+    f = TreeFilter(index)
+    for text in ("block1", "block39999.w", "k2", "9.w"):
+        assert shown_paths(index, f.result_now(text).rows) == brute_force(tree, text)
+    narrowed = f.result_now("block2999")  # among the matches of "block2", in every piece
+    assert narrowed.narrowed_from is not None
+    assert shown_paths(index, narrowed.rows) == brute_force(tree, "block2999")
+    for number in (1, CHUNK - 1, CHUNK, CHUNK + 1, len(index) - 1):
+        node = index.nodes[number]
+        assert index.record(number).startswith(f"{node.path.lower()}\0")
+
+
 def test_an_example_and_its_checkpoint_filter_alike():
     net = EXAMPLES["tiny-gpt"].build(0)
     live = tree_from_module(net)
