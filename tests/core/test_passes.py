@@ -768,3 +768,23 @@ def test_a_torchscript_model_runs_but_says_why_it_has_no_contributions():
         grads_of(tree.module)["2.weight"], plain_pytorch_grads("tied")["2.weight"], rtol=1e-6
     )
     assert engine.contributions == {} and "TorchScript" in result.note
+
+
+def test_snapshots_share_norms_and_uses_until_a_pass_changes_them():
+    """A selection's snapshot carries every gradient norm and every shared parameter's uses;
+    they are made once per change, not per snapshot, and never stale."""
+    engine = PassEngine(tree_from_module(EXAMPLES["tied"].build(0)), seed=0)
+    first, again = engine.snapshot(), engine.snapshot()
+    assert first.grad_norms is again.grad_norms and first.uses is again.uses
+    assert all(n is None for n in first.grad_norms.values())
+    once = engine.backward()
+    assert once.grad_norms is not first.grad_norms  # the gradients changed
+    assert once.grad_norms["2.weight"] == pytest.approx(
+        float(engine.tree.module[2].weight.grad.norm())
+    )
+    assert len(once.uses["2.weight"]) == 2  # used twice: both uses listed
+    assert engine.snapshot().grad_norms is once.grad_norms
+    engine.backward()
+    twice = engine.snapshot()
+    assert twice.grad_norms["2.weight"] == pytest.approx(2 * once.grad_norms["2.weight"])
+    assert engine.zero_grad().grad_norms["2.weight"] is None

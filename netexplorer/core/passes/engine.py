@@ -125,6 +125,7 @@ class PassEngine:
         self._default_input: InputSpec | InputBatch | None = None
         self._batch_cache: tuple[tuple, tuple[tuple, dict]] | None = None
         self._norms: dict[int, float] | None = None  # grad norms while the grads are unchanged
+        self._norms_by_path: tuple[dict, dict] | None = None  # (the norms above, by path)
         self._calls_recorder: PassCalls | None = None
 
     # -- settings ---------------------------------------------------------------------------
@@ -483,9 +484,17 @@ class PassEngine:
         return norms
 
     def _grad_norms(self) -> dict[str, float | None]:
+        """Path -> grad norm, made once per change of the gradients (every result carries
+        it: a selection's snapshot made it anew for 1,000 parameters, 1.1 ms each time).
+        Shared by the results: plain data that nobody changes."""
         norms = self._norms_by_id()
+        made = self._norms_by_path
+        if made is not None and made[0] is norms:
+            return made[1]
         index = self.index
-        return {path: norms.get(id(p)) for p in index.parameters for path in index.paths[id(p)]}
+        by_path = {path: norms.get(id(p)) for p in index.parameters for path in index.paths[id(p)]}
+        self._norms_by_path = (norms, by_path)
+        return by_path
 
     def _watched(self, paths: Iterable[str]) -> dict[str, WatchedTensor]:
         out: dict[str, WatchedTensor] = {}

@@ -72,6 +72,7 @@ class UseBook:
         self.unrecorded = grads_before
         self._ledger = ContributionLedger()
         self._last_uses: dict[str, list[Use]] = {}
+        self._by_path: tuple[dict, dict[str, list[Use]]] | None = None  # uses_by_path's
         self._multi_use: set[int] = set()  # ids of parameters seen used more than once
         self._counts_known = False
         self._tracked = {id(p): index.name[id(p)] for p in index.parameters}
@@ -131,14 +132,21 @@ class UseBook:
         }
 
     def uses_by_path(self) -> dict[str, list[Use]]:
-        """Parameter path -> (site, call) of each use in the last pass, for 2+ uses."""
+        """Parameter path -> (site, call) of each use in the last pass, for 2+ uses: made
+        once per pass (every result carries it), shared by the results, which do not
+        change it."""
+        last = self._last_uses
+        if self._by_path is not None and self._by_path[0] is last:
+            return self._by_path[1]
         index = self.index
-        return {
+        by_path = {
             path: list(uses)
             for p in index.parameters
-            if len(uses := self._last_uses.get(index.name[id(p)], ())) >= 2
+            if len(uses := last.get(index.name[id(p)], ())) >= 2
             for path in index.paths[id(p)]
         }
+        self._by_path = (last, by_path)
+        return by_path
 
     def note(self, can_record: bool) -> str:
         """Why contributions are not shown, if they are not."""
