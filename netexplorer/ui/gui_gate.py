@@ -16,9 +16,11 @@ made with it, a notebook's, no gate is installed and workers run as before.) Qt'
 handles posted events while awake: repaints, layout, queued signals from workers (a training
 frame, a tree built), zero-timer calls. Timers that fire after its sleep run before its next
 `awake`: a selection made from a timer is itself not waited for, only what it posts (its
-repaints). A worker that
-calls `wait_for_gui()` at its pause points (between training steps and before each recorded
-module call) waits while the GUI thread is awake, so the GUI's work runs alone. The wait is
+repaints).
+
+A worker that calls `wait_for_gui()` at its pause points (before each module call of a
+training step or of the graph's recorded pass; between the chunks of every generator task,
+workers.py) waits while the GUI thread is awake, so the GUI's work runs alone. The wait is
 bounded: after waiting BUSY_WAIT_SECONDS for a GUI thread that does not sleep (an animation,
 a long computation), the worker runs for RUN_SECONDS before it waits again, so a busy window
 slows a worker and never stops it.
@@ -47,6 +49,7 @@ class GuiGate(QObject):
         self._asleep.set()  # until installed, nobody waits
         self._run_until = 0.0  # worker side: no waiting before this (time.monotonic)
         self.installed = False
+        self.app: QCoreApplication | None = None  # the application it follows
 
     def install(self, dispatcher: QAbstractEventDispatcher) -> None:
         """Follow the GUI thread's event dispatcher (direct connections: the flag is set in
@@ -85,10 +88,12 @@ def gui_gate() -> GuiGate:
     thread once the QApplication exists: make_app does)."""
     global _gate
     app = QCoreApplication.instance()
-    if _gate is None and app is not None and os.environ.get("QT_NO_GLIB"):
+    stale = _gate is not None and _gate.app is not app  # made for an application now gone
+    if (_gate is None or stale) and app is not None and os.environ.get("QT_NO_GLIB"):
         dispatcher = QAbstractEventDispatcher.instance(app.thread())
         if dispatcher is not None:
             _gate = GuiGate(app)
+            _gate.app = app
             _gate.install(dispatcher)
     return _gate if _gate is not None else GuiGate()
 

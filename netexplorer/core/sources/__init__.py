@@ -44,7 +44,7 @@ def _reader(position: int) -> Reader:
     if isinstance(reader, tuple):
         module, name = reader
         reader = getattr(importlib.import_module(f"{__name__}.{module}"), name)()
-        _READERS[position] = reader  # the same instance whichever thread made it first
+        _READERS[position] = reader  # two threads may both make one: readers hold no state
     return reader
 
 
