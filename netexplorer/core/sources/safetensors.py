@@ -112,7 +112,9 @@ def read_header(path: str) -> Header:
     data_start = 8 + length
     data_size = size - data_start
     try:
-        header = json.loads(raw.decode("utf-8"))
+        header = _parse_in_pieces(raw)
+        if header is None:  # small, or not in pieces as written: the one call says why
+            header = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise _invalid(path, f"the header is not valid JSON ({first_line(exc)})") from None
     except RecursionError:
@@ -126,6 +128,44 @@ def read_header(path: str) -> Header:
     if not isinstance(metadata, dict):
         raise _invalid(path, "__metadata__ is not a JSON object")
     return Header(path, _entries(path, header, data_size), metadata, data_start, size)
+
+
+PIECE_BYTES = 4 << 20  # a header larger than two of these is parsed a piece at a time
+_BETWEEN_ENTRIES = b'},"'  # an entry's object closed, the next key opened
+
+
+def _parse_in_pieces(raw: bytes) -> dict[str, Any] | None:
+    """The header of a large file parsed in pieces of about PIECE_BYTES, or None (small, or
+    anything unexpected: the caller parses it whole, which reports what is wrong).
+
+    `json.loads` is one C call that holds the GIL: a million tensors' 100 MB header held it
+    for about a second while a worker parsed it, and the window stood still. Between two
+    pieces other threads run. A piece ends after an entry (`},"` cannot be inside a JSON
+    string, where every quote is escaped); a cut inside a nested object leaves one piece
+    with a brace too few and the next with one too many, which fails to parse, and then the
+    whole header is parsed at once. Later pieces update earlier ones, as `json.loads` keeps
+    the last of repeated keys."""
+    last = len(raw) - 1  # the closing brace, before the spaces writers pad with (not
+    while last > 0 and raw[last] == 0x20:  # rstrip: a copy of the whole header)
+        last -= 1
+    if len(raw) <= 2 * PIECE_BYTES or not raw.startswith(b"{") or raw[last : last + 1] != b"}":
+        return None
+    header: dict[str, Any] = {}
+    start = 1  # after the opening brace
+    try:
+        while start < last:
+            cut = raw.find(_BETWEEN_ENTRIES, start + PIECE_BYTES, last)
+            end = last if cut < 0 else cut + 1  # the piece keeps its entry's closing brace
+            # decoded as the whole header is (UTF-8 only); a cut at an ASCII byte never
+            # splits a character
+            piece = json.loads((b"{" + raw[start:end] + b"}").decode("utf-8"))
+            if type(piece) is not dict:
+                return None
+            header.update(piece)
+            start = end + 1  # past the comma
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return None
+    return header
 
 
 # bytes per element of each dtype code netexplorer reads values of

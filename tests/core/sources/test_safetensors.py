@@ -176,3 +176,93 @@ def test_a_shape_of_100000_huge_dimensions_is_refused_in_one_line(tmp_path):
     with pytest.raises(SourceError, match="more than 2\\*\\*63 elements") as error:
         open_source(str(path))
     assert "\n" not in str(error.value)
+
+
+# -- large headers, parsed a piece at a time ------------------------------------------------
+
+
+def _header_bytes(path) -> bytes:
+    raw = Path(path).read_bytes()
+    return raw[8 : 8 + int.from_bytes(raw[:8], "little")]
+
+
+def test_a_large_header_parsed_in_pieces_is_the_header(tmp_path, monkeypatch):
+    """safetensors' own writer, 3,000 tensors (and metadata), pieces of 2 kB: the same
+    header, entries and order as one `json.loads`."""
+    import json
+
+    import torch
+    from safetensors.torch import save_file
+
+    from netexplorer.core.sources import safetensors as st
+
+    torch.manual_seed(0)
+    tensors = {f"blocks.{i}.{n}": torch.randn(2, 3) for i in range(1000) for n in "abc"}
+    path = tmp_path / "many.safetensors"
+    save_file(tensors, str(path), metadata={"format": "pt", "note": 'has "quotes" and },"'})
+    raw = _header_bytes(path)
+    whole = json.loads(raw.decode("utf-8"))
+    monkeypatch.setattr(st, "PIECE_BYTES", 2048)
+    pieces = st._parse_in_pieces(raw)
+    assert pieces == whole and list(pieces) == list(whole)
+    header = st.read_header(str(path))
+    assert [e.name for e in header.entries] == [k for k in whole if k != "__metadata__"]
+    assert header.metadata["note"] == 'has "quotes" and },"'
+
+
+def test_pieces_cut_inside_a_nested_object_fall_back_to_one_parse(monkeypatch):
+    import json
+
+    from netexplorer.core.sources import safetensors as st
+
+    monkeypatch.setattr(st, "PIECE_BYTES", 16)
+    entry = '"t%d":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}'
+    nested = '{"__metadata__":{"x":{"a":[1]},"b":{"c":[2]}},' + ",".join(
+        entry % i for i in range(20)
+    ) + "}"
+    raw = nested.encode()
+    assert st._parse_in_pieces(raw) is None  # a cut inside "x" fails to parse: no guess
+    repeated = "{" + ",".join(entry % (i % 5) for i in range(40)) + "}"  # keys met again
+    assert st._parse_in_pieces(repeated.encode()) == json.loads(repeated)
+    assert st._parse_in_pieces(b'{"a":1}') is None  # small: one call
+
+
+def test_parsing_a_large_header_lets_other_threads_run(monkeypatch):
+    """A 24 MB header (200,000 entries): another thread is never kept waiting as long as
+    one `json.loads` of it takes (it was one C call holding the GIL)."""
+    import json
+    import sys
+    import threading
+    import time
+
+    from netexplorer.core.sources import safetensors as st
+
+    monkeypatch.setattr(st, "PIECE_BYTES", 1 << 20)
+    entry = '"layers.%d.weight":{"dtype":"F32","shape":[4,4],"data_offsets":[0,64]}'
+    raw = ("{" + ",".join(entry % i for i in range(200_000)) + "}").encode()
+    start = time.perf_counter()
+    json.loads(raw.decode("utf-8"))
+    one_call = time.perf_counter() - start
+    done = threading.Event()
+    longest = [0.0]
+
+    def ticker() -> None:
+        last = time.perf_counter()
+        while not done.is_set():
+            time.sleep(0.001)
+            now = time.perf_counter()
+            longest[0] = max(longest[0], now - last)
+            last = now
+
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(0.001)
+    thread = threading.Thread(target=ticker)
+    thread.start()
+    try:
+        header = st._parse_in_pieces(raw)
+    finally:
+        done.set()
+        thread.join()
+        sys.setswitchinterval(old)
+    assert header is not None and len(header) == 200_000
+    assert longest[0] < one_call * 0.6, (longest[0], one_call)
