@@ -217,9 +217,11 @@ def test_pieces_cut_inside_a_nested_object_fall_back_to_one_parse(monkeypatch):
 
     monkeypatch.setattr(st, "PIECE_BYTES", 16)
     entry = '"t%d":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}'
-    nested = '{"__metadata__":{"x":{"a":[1]},"b":{"c":[2]}},' + ",".join(
-        entry % i for i in range(20)
-    ) + "}"
+    nested = (
+        '{"__metadata__":{"x":{"a":[1]},"b":{"c":[2]}},'
+        + ",".join(entry % i for i in range(20))
+        + "}"
+    )
     raw = nested.encode()
     assert st._parse_in_pieces(raw) is None  # a cut inside "x" fails to parse: no guess
     repeated = "{" + ",".join(entry % (i % 5) for i in range(40)) + "}"  # keys met again
