@@ -43,21 +43,17 @@ RUN_SECONDS = 0.01  # after such a wait, how long the worker runs before it wait
 class GuiGate(QObject):
     """Whether the GUI thread is working, for workers to give way to it."""
 
-    def __init__(self, parent: QObject | None = None) -> None:
-        super().__init__(parent)
-        self._asleep = threading.Event()
-        self._asleep.set()  # until installed, nobody waits
-        self._run_until = 0.0  # worker side: no waiting before this (time.monotonic)
-        self.installed = False
-        self.app: QCoreApplication | None = None  # the application it follows
-
-    def install(self, dispatcher: QAbstractEventDispatcher) -> None:
+    def __init__(self, app: QCoreApplication, dispatcher: QAbstractEventDispatcher) -> None:
         """Follow the GUI thread's event dispatcher (direct connections: the flag is set in
         the GUI thread itself, the moment it wakes or sleeps)."""
+        super().__init__(app)
+        self.app = app  # the application it follows
+        self._asleep = threading.Event()
+        self._asleep.set()
+        self._run_until = 0.0  # worker side: no waiting before this (time.monotonic)
         direct = Qt.ConnectionType.DirectConnection
         dispatcher.awake.connect(self._on_awake, direct)
         dispatcher.aboutToBlock.connect(self._on_asleep, direct)
-        self.installed = True
 
     def _on_awake(self) -> None:
         self._asleep.clear()
@@ -83,19 +79,18 @@ class GuiGate(QObject):
 _gate: GuiGate | None = None
 
 
-def gui_gate() -> GuiGate:
-    """The application's gate, installed on the GUI thread's dispatcher (call it on the GUI
-    thread once the QApplication exists: make_app does)."""
+def gui_gate() -> GuiGate | None:
+    """The application's gate (made on the first call once the QApplication exists, on the
+    GUI thread: make_app does), or None where there is none (no application; GLib's
+    dispatcher)."""
     global _gate
     app = QCoreApplication.instance()
     stale = _gate is not None and _gate.app is not app  # made for an application now gone
     if (_gate is None or stale) and app is not None and os.environ.get("QT_NO_GLIB"):
         dispatcher = QAbstractEventDispatcher.instance(app.thread())
         if dispatcher is not None:
-            _gate = GuiGate(app)
-            _gate.app = app
-            _gate.install(dispatcher)
-    return _gate if _gate is not None else GuiGate()
+            _gate = GuiGate(app, dispatcher)
+    return _gate
 
 
 def wait_for_gui() -> None:

@@ -23,7 +23,7 @@ def busy_python(seconds: float) -> None:
 def test_the_application_has_a_gate_on_qts_own_dispatcher(qapp):
     make_app()
     gate = gui_gate()
-    assert gate.installed
+    assert gate is not None and gate.app is qapp
     assert gate is gui_gate()  # one per application
 
 
