@@ -350,9 +350,9 @@ class PassControls(QWidget):
         for step, loss in points:
             self._steps.append(step)
             self._losses.append(loss)
-        if len(self._steps) > MAX_CURVE_POINTS:  # keep the curve light on long runs
-            self._steps = self._steps[::2]
-            self._losses = self._losses[::2]
+        if len(self._steps) > MAX_CURVE_POINTS:  # keep long runs light, and their spikes
+            steps, losses = peaks(self._steps, self._losses, MAX_CURVE_POINTS // 2)
+            self._steps, self._losses = list(steps), list(losses)
         if len(self._steps) > MAX_CURVE_SYMBOLS:  # dots help a few presses, slow a long run
             self.curve.setSymbol(None)
         self.curve.setData(*peaks(self._steps, self._losses, CURVE_DRAWN_POINTS))

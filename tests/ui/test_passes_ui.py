@@ -210,6 +210,24 @@ def test_a_model_opened_from_the_window_has_its_parameters_indexed_off_the_gui_t
     assert "1 backward pass accumulated" in w.controls.status.text()
 
 
+def test_a_loss_spike_stays_on_the_curve_of_a_long_run(qtbot, tied_window):
+    """Past MAX_CURVE_POINTS the kept losses are thinned to each stretch's lowest and
+    highest (every other point was kept before: a one-step spike could vanish)."""
+    from netexplorer.ui.controls import MAX_CURVE_POINTS
+
+    w = tied_window
+    session = w.document.session
+    count = MAX_CURVE_POINTS + 50_000
+    losses = [(step, 1.0) for step in range(count)]
+    losses[77_777] = (77_777, 9.0)  # one step's spike, at an odd step
+    for first in range(0, count, 25_000):
+        session.losses_added.emit(losses[first : first + 25_000])
+    assert len(w.controls._steps) <= MAX_CURVE_POINTS
+    assert max(w.controls._losses) == 9.0
+    _, drawn = w.controls.curve.getData()
+    assert max(drawn) == 9.0
+
+
 def test_selecting_while_training_shows_each_selection_and_training_goes_on(qtbot, tied_window):
     """The worker gives way while a selection and its first frame are drawn
     (session.FramePacer.hold): the heatmap follows each selection, training never stops."""
