@@ -25,13 +25,23 @@ def run_child(script: str, measurement: str, argument: str, env: dict | None = N
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def rss_mb() -> float:
-    """Resident memory of this process now (Linux /proc), in MB."""
+def _status_mb(field: str) -> float:
     with open("/proc/self/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field):
                 return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def rss_mb() -> float:
+    """Resident memory of this process now (Linux /proc), in MB."""
+    return _status_mb("VmRSS:")
+
+
+def peak_rss_mb() -> float:
+    """The most resident memory this process has had (VmHWM), in MB. Not `ru_maxrss`: Linux
+    keeps that across exec, so a child reports its parent's peak if that was higher."""
+    return _status_mb("VmHWM:")
 
 
 def gpt2_shapes(width: int, vocab: int, context: int, blocks: int) -> dict[str, tuple[int, ...]]:

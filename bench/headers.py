@@ -36,7 +36,6 @@ START = time.perf_counter()  # first statement: child figures count from interpr
 import argparse  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
-import resource  # noqa: E402
 import shutil  # noqa: E402
 import statistics  # noqa: E402
 import sys  # noqa: E402
@@ -132,7 +131,7 @@ def child_million(path: str) -> dict[str, float]:
     tree = open_source(path)
     done = time.perf_counter()
     assert len(tree.tensors) == 1_000_000
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = common.peak_rss_mb()
     return {"from_start": done - START, "open": done - imported, "peak_mb": peak, "base_mb": before}
 
 

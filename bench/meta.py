@@ -24,7 +24,6 @@ START = time.perf_counter()  # first statement: child figures count from interpr
 import argparse  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
-import resource  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
@@ -34,6 +33,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
+import common  # noqa: E402
 from report import figure  # noqa: E402
 
 SPEC = "netexplorer.example_nets:llama_7b"
@@ -59,7 +59,7 @@ def child_tree() -> dict:
         "graph": graph_s,
         "parameters": tree.total_parameters,
         "calls": sum(1 for n in graph.nodes if n.path is not None),
-        "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "rss_mb": common.peak_rss_mb(),
     }
 
 

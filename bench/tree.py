@@ -42,7 +42,6 @@ import io  # noqa: E402
 import itertools  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
-import resource  # noqa: E402
 import shutil  # noqa: E402
 import statistics  # noqa: E402
 import sys  # noqa: E402
@@ -55,6 +54,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import common  # noqa: E402
+from common import peak_rss_mb as rss_mb  # noqa: E402 - figures are growth of the peak
 from report import figure  # noqa: E402
 
 SPEC = "bench_tree:transformer"  # this file, as File ▸ Open names a factory
@@ -128,10 +128,6 @@ def transformer(layers: int = 96, width: int = 32, experts: int = 19):
 
 
 # -- measuring in a window ------------------------------------------------------------------
-
-
-def rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 class Window:
