@@ -87,11 +87,8 @@ class ElementSetter(QWidget):
         super().__init__(parent)
         self.shape = shape
         self.index = QLineEdit(self)
-        self.index.setPlaceholderText(", ".join("0" for _ in shape) or "()")
-        self.index.setToolTip(f"The element's index, e.g. {self.index.placeholderText()}")
         self.value = QLineEdit(self)
         self.value.setPlaceholderText("value")
-        self.value.setToolTip("The new value: a number like 100, -0.5 or 1e-3")
         self.button = QPushButton("Set", self)
         self.button.setToolTip("Set the element (every path of a tied tensor changes)")
         for field in (self.index, self.value):
@@ -103,6 +100,18 @@ class ElementSetter(QWidget):
         layout.addWidget(self.index, 2)
         layout.addWidget(self.value, 2)
         layout.addWidget(self.button)
+        self.set_shape(shape)
+
+    def set_shape(self, shape: tuple[int, ...]) -> None:
+        """Set elements of a tensor of this shape (another selection): fields emptied."""
+        self.shape = shape
+        self.index.clear()
+        self.value.clear()
+        self._mark(self.index, "")
+        self._mark(self.value, "")
+        self.index.setPlaceholderText(", ".join("0" for _ in shape) or "()")
+        self.index.setToolTip(f"The element's index, e.g. {self.index.placeholderText()}")
+        self.value.setToolTip("The new value: a number like 100, -0.5 or 1e-3")
 
     def _submit(self) -> None:
         parts = [
@@ -128,6 +137,8 @@ class ElementSetter(QWidget):
         self.requested.emit(index, value)
 
     def _mark(self, field: QLineEdit, why: str) -> None:
-        field.setStyleSheet(REFUSED_STYLE if why else "")
+        sheet = REFUSED_STYLE if why else ""
+        if field.styleSheet() != sheet:  # setting a style sheet re-polishes, even the same
+            field.setStyleSheet(sheet)
         if why:
             field.setToolTip(why)

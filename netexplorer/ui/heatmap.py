@@ -225,7 +225,11 @@ class HeatmapView(pg.GraphicsLayoutWidget):
         for axis in axes:
             axis.setPen(colors.text)
             axis.setTextPen(colors.text)
-            axis.setStyle(tickFont=self.tick_font, tickTextOffset=look.px(4))
+            # room for tick labels grows and is kept: a narrower tensor's labels laid the
+            # plot out again, and painted it again, on every selection (and it jumped)
+            axis.setStyle(
+                tickFont=self.tick_font, tickTextOffset=look.px(4), autoReduceTextSpace=False
+            )
             axis.label.setFont(self.tick_font)
         self.colorbar.setColorMap(pg.colormap.get(look.colormap))
         self.colorbar.getAxis("right").setWidth(look.px(42))
@@ -333,7 +337,10 @@ class HeatmapView(pg.GraphicsLayoutWidget):
         if display.layout == "mosaic" and display.kernel is not None:
             labels = ("output channel", "input channel")
         elif display.layout == "strip":
-            labels = ("", "index")
+            # no row label, and its room kept (a no-break space at the labels' font size):
+            # the plot then stays where it is (and is not laid out again) going from a
+            # matrix to a vector
+            labels = ("\u00a0", "index")
         else:
             labels = ("row", "column")
         style = {"color": self.look.colors.text, "font-size": f"{self.look.pt(9.5):.1f}pt"}

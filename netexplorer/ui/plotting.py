@@ -36,7 +36,9 @@ def apply_plot_look(plot: pg.PlotWidget, look, labels: dict[str, str]) -> None:
         axis = plot.getAxis(name)
         axis.setPen(colors.text)
         axis.setTextPen(colors.text)
-        axis.setStyle(tickFont=font, tickTextOffset=look.px(4))
+        # the tick labels' room grows and is kept: shrinking it with each new range (a
+        # selection, a training frame) laid the plot out and painted it again
+        axis.setStyle(tickFont=font, tickTextOffset=look.px(4), autoReduceTextSpace=False)
         axis.enableAutoSIPrefix(False)  # "loss (x0.001)" reads worse than the numbers
         if name in labels:
             plot.setLabel(

@@ -120,6 +120,10 @@ class DetailsPanel(QScrollArea):
         self.histogram.setToolTip("Histogram of the finite values")
         for name in ("left", "bottom"):
             self.histogram.getAxis(name).enableAutoSIPrefix(False)
+        self._bars = self.histogram.plot(
+            [0.0, 1.0], [0.0], stepMode="center", fillLevel=0, brush=(46, 134, 193, 160), pen="k"
+        )
+        self._bars.setVisible(False)
         layout.addWidget(self.histogram)
 
         self.shards_box = QGroupBox("Shards", body)  # a distributed checkpoint's chunks
@@ -140,6 +144,7 @@ class DetailsPanel(QScrollArea):
 
         self._stats_runner = TaskRunner(self)
         self._grad_label: QLabel | None = None
+        self._facts_used = 0  # rows of the facts form the selection shows (the rest hidden)
         self._stats_clock = QElapsedTimer()
         self._pending: TensorData | None = None  # live data that came too soon after the last
         self._pending_timer = QTimer(self, singleShot=True)
@@ -221,6 +226,7 @@ class DetailsPanel(QScrollArea):
             self.copy_button.setEnabled(False)
             self.stats_box.setVisible(False)
             self.histogram.setVisible(False)
+            self._end_facts()
             return
         node = tree.node(path)
         self.copy_button.setEnabled(True)
@@ -229,6 +235,7 @@ class DetailsPanel(QScrollArea):
             self._show_tensor(tree, node)
         else:
             self._show_module(tree, node)
+        self._end_facts()
 
     def _show_tensor(self, tree: ModuleTree, t: TensorNode) -> None:
         self.heading.setText(f"<b>{html.escape(t.path)}</b>")
@@ -253,11 +260,14 @@ class DetailsPanel(QScrollArea):
                 rich=True,
             )
         if tree.is_live and t.dtype.startswith(("float", "bfloat")) and t.numel:
-            setter = ElementSetter(t.shape, self.facts_box)
-            setter.requested.connect(
-                lambda index, value, p=t.path: self.document.session.edit_value(p, index, value)
-            )
-            self.facts.addRow("Set element", setter)
+            setter = self._reuse_row("Set element", ElementSetter)
+            if setter is None:
+                setter = ElementSetter(t.shape, self.facts_box)
+                setter.requested.connect(self._set_element)
+                self.facts.addRow("Set element", setter)
+            else:
+                setter.set_shape(t.shape)
+            self._facts_used += 1
         self.stats_box.setVisible(True)
         self.histogram.setVisible(True)
         chunks = getattr(t.handle, "chunks", None)
@@ -388,9 +398,9 @@ class DetailsPanel(QScrollArea):
         else:
             text = "None (no backward pass yet)"
         if self._grad_label is None:
-            self._grad_label = QLabel(self.facts_box)
-            self.facts.addRow("Gradient", self._grad_label)
-        self._grad_label.setText(text)
+            self._grad_label = self._fact("Gradient", text)
+        elif self._grad_label.text() != text:
+            self._grad_label.setText(text)
 
     def _requires_grad(self, path: str) -> bool:
         tree = self.document.tree
@@ -426,31 +436,75 @@ class DetailsPanel(QScrollArea):
             if self.stat_labels[key].styleSheet() != sheet:  # a style sheet set re-polishes
                 self.stat_labels[key].setStyleSheet(sheet)  # (10-20 ms each, even the same)
         self.stats_note.setText(note)
-        self.histogram.clear()
-        self.histogram.setLabel("bottom", "value")
+        # one bars item, its data replaced: a new item per selection re-laid the plot out
+        label = "value"
         if stats is not None and stats.histogram is not None:
             counts, edges = stats.histogram
             edges, power = histogram_scale(edges)
             if power:  # values near float64's limit: the plot's own range arithmetic overflows
-                self.histogram.setLabel("bottom", f"value (×1e{power})")
-            self.histogram.plot(
-                edges, counts, stepMode="center", fillLevel=0, brush=(46, 134, 193, 160), pen="k"
-            )
+                label = f"value (×1e{power})"
+            self._bars.setData(edges, counts)
+            self._bars.setVisible(True)
+        else:
+            self._bars.setVisible(False)
+        bottom = self.histogram.getAxis("bottom")
+        if bottom.labelText != label:
+            self.histogram.setLabel("bottom", label)
 
     # -- facts ------------------------------------------------------------------------------
 
-    def _fact(self, name: str, value: str, rich: bool = False) -> None:
-        label = QLabel(value if rich else html.escape(value), self.facts_box)
-        label.setWordWrap(True)
-        label.setTextFormat(Qt.TextFormat.RichText)
-        label.setTextInteractionFlags(Qt.TextInteractionFlag.TextBrowserInteraction)
-        label.linkActivated.connect(self._on_link)
-        self.facts.addRow(name, label)
+    def _fact(self, name: str, value: str, rich: bool = False) -> QLabel:
+        """The next fact row, `name` and its value (HTML when `rich`)."""
+        text = value if rich else html.escape(value)
+        label = self._reuse_row(name, QLabel)
+        if label is None:
+            label = QLabel(text, self.facts_box)
+            label.setWordWrap(True)
+            label.setTextFormat(Qt.TextFormat.RichText)
+            label.setTextInteractionFlags(Qt.TextInteractionFlag.TextBrowserInteraction)
+            label.linkActivated.connect(self._on_link)
+            self.facts.addRow(name, label)
+        elif label.text() != text:
+            label.setText(text)
+        self._facts_used += 1
+        return label
+
+    def _reuse_row(self, name: str, kind: type[QWidget]) -> QWidget | None:
+        """The field of the next fact row, shown and named `name`, where that row holds a
+        `kind`; else None, that row and those below it removed. Going from tensor to tensor
+        the rows stay: removing and making a dozen widgets relaid and repainted the panel
+        several times per selection."""
+        row = self._facts_used
+        if row >= self.facts.rowCount():
+            return None
+        field = self.facts.itemAt(row, QFormLayout.ItemRole.FieldRole).widget()
+        if type(field) is not kind:
+            while self.facts.rowCount() > row:
+                self.facts.removeRow(row)
+            return None
+        title = self.facts.itemAt(row, QFormLayout.ItemRole.LabelRole).widget()
+        if title.text() != name:
+            title.setText(name)
+        self.facts.setRowVisible(row, True)
+        return field
+
+    def _end_facts(self) -> None:
+        """Hide the rows the selection did not use (kept for the next)."""
+        for row in range(self._facts_used, self.facts.rowCount()):
+            self.facts.setRowVisible(row, False)
+
+    def _set_element(self, index: tuple[int, ...], value: float) -> None:
+        path = self.document.selected
+        if path is not None:
+            self.document.session.edit_value(path, index, value)
 
     def fact_texts(self) -> dict[str, str]:
-        """Each fact row's name and the plain text of its value (rows that hold a text)."""
+        """Each shown fact row's name and the plain text of its value (rows that hold a
+        text)."""
         out = {}
         for row in range(self.facts.rowCount()):
+            if not self.facts.isRowVisible(row):
+                continue
             name = self.facts.itemAt(row, QFormLayout.ItemRole.LabelRole).widget()
             value = self.facts.itemAt(row, QFormLayout.ItemRole.FieldRole).widget()
             if isinstance(name, QLabel) and isinstance(value, QLabel):
@@ -460,9 +514,9 @@ class DetailsPanel(QScrollArea):
         return out
 
     def _clear_facts(self) -> None:
+        """Start another selection's facts (rows reused from the top, see _reuse_row)."""
         self._grad_label = None
-        while self.facts.rowCount():
-            self.facts.removeRow(0)
+        self._facts_used = 0
 
     def _on_link(self, path: str) -> None:
         self.document.select(path)

@@ -30,13 +30,14 @@ from PySide6.QtCore import (
     QIdentityProxyModel,
     QItemSelectionModel,
     QModelIndex,
+    QObject,
     QPersistentModelIndex,
     QSize,
     Qt,
     QTimer,
     Signal,
 )
-from PySide6.QtGui import QAction, QColor, QFont, QFontMetrics, QPalette
+from PySide6.QtGui import QAction, QBrush, QColor, QFont, QFontMetrics, QIcon, QPalette
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QApplication,
@@ -47,6 +48,9 @@ from PySide6.QtWidgets import (
     QMenu,
     QProgressBar,
     QSizePolicy,
+    QStyle,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -81,6 +85,8 @@ FILTER_OPENS_ROWS = 20_000  # a filter expands what it shows up to about this ma
 SHOW_WORK_AFTER_MS = 250  # tree work shorter than this shows no progress
 PROGRESS_EVERY_MS = 100  # progress shown at most this often (a QProgressBar repaints at once)
 ITEM_FLAGS = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable  # made once: flags()
+LEAF_PLACES = 4_096  # where tensor rows are, remembered for this many at most
+RIGHT_ALIGNED = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
 # is asked for every row laid out, and or-ing Qt's enums is slow Python
 HEADER_TIPS = {
     PARAMS: "Parameter elements (a tied tensor counted once)",
@@ -207,6 +213,10 @@ class ModuleTreeModel(QAbstractItemModel):
         # collector walks (pauses of 70 ms measured with a million-tensor tree)
         self._place_parent: dict[int, object] = {}
         self._place_row: dict[int, int] = {}
+        # and of tensor rows, which paint asks for (three times per row): a few thousand at
+        # most, the rows lately made or asked about (a million shown would be 200 MB)
+        self._leaf_parent: dict[int, object] = {}
+        self._leaf_row: dict[int, int] = {}
 
     # -- content ----------------------------------------------------------------------------
 
@@ -270,6 +280,7 @@ class ModuleTreeModel(QAbstractItemModel):
         held = [(index.internalPointer(), index.column()) for index in before]
         self._rows, self._position = self._arranged(self._plain)
         self._place_parent, self._place_row = {}, {}
+        self._leaf_parent, self._leaf_row = {}, {}
         after = []
         for item, column_of in held:
             place = self._place(item) if item is not self._tree.root else (None, 0)  # type: ignore[union-attr]
@@ -309,6 +320,8 @@ class ModuleTreeModel(QAbstractItemModel):
         self._groups = {}
         self._place_parent = {}
         self._place_row = {}
+        self._leaf_parent = {}
+        self._leaf_row = {}
 
     def set_highlight(self, colors: dict[str, QColor]) -> None:
         """Tint the rows of these paths (tie partners, other places of a module)."""
@@ -456,6 +469,9 @@ class ModuleTreeModel(QAbstractItemModel):
         known = self._place_parent.get(id(item))
         if known is not None:
             return known, self._place_row[id(item)]
+        known = self._leaf_parent.get(id(item))
+        if known is not None:
+            return known, self._leaf_row[id(item)]
         assert self._rows is not None and self._index is not None
         number = self._index.number(item)  # type: ignore[arg-type]
         parent: object = self._index.nodes[int(self._index.parent[number])]
@@ -474,10 +490,19 @@ class ModuleTreeModel(QAbstractItemModel):
             position -= row * block.span
             parent = self._item_at(parent, block, row)
             block = self._block(parent)
-        if item.is_module:  # type: ignore[attr-defined]  # (a tensor's is asked for rarely)
-            self._place_parent[id(item)] = parent
-            self._place_row[id(item)] = position
+        self._remember_place(item, parent, position)
         return parent, position
+
+    def _remember_place(self, item: Node, parent: object, row: int) -> None:
+        if item.is_module:
+            self._place_parent[id(item)] = parent
+            self._place_row[id(item)] = row
+            return
+        if len(self._leaf_parent) >= LEAF_PLACES:
+            self._leaf_parent.clear()
+            self._leaf_row.clear()
+        self._leaf_parent[id(item)] = parent
+        self._leaf_row[id(item)] = row
 
     # -- QAbstractItemModel -----------------------------------------------------------------
 
@@ -492,9 +517,8 @@ class ModuleTreeModel(QAbstractItemModel):
         block = self._block(item)
         if 0 <= row < self._fetched[id(item)]:
             child = self._item_at(item, block, row)
-            if type(child) is not RowGroup and child.is_module:  # parent() of its rows
-                self._place_parent[id(child)] = item  # asks where it is: no search then
-                self._place_row[id(child)] = row
+            if column == 0 and type(child) is not RowGroup:  # parent() of it (and of its
+                self._remember_place(child, item, row)  # rows) asks where: no search then
             return self.createIndex(row, column, child)
         return QModelIndex()
 
@@ -590,26 +614,85 @@ class ModuleTreeModel(QAbstractItemModel):
             return self._decoration(node, column)
         if role == Qt.ItemDataRole.ToolTipRole:
             return self._tooltip(node, column)
-        if role == Qt.ItemDataRole.BackgroundRole and node.path in self._highlight:
-            if node is self._tree.root and isinstance(node, ModuleNode):
-                return None
-            color = QColor(self._highlight[node.path])
-            color.setAlpha(self.highlight_alpha)
-            return color
-        if role == Qt.ItemDataRole.FontRole and node.path in self._highlight:
-            font = QFont()
-            font.setBold(True)
-            return font
+        if role == Qt.ItemDataRole.BackgroundRole:
+            return self._background(node)
+        if role == Qt.ItemDataRole.FontRole:
+            return self._font(node)
         if role == Qt.ItemDataRole.TextAlignmentRole and column in (PARAMS, GRAD):
-            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-        if (
-            role == Qt.ItemDataRole.ForegroundRole
-            and column == TIES
-            and isinstance(node, TensorNode)
-            and node.tie is not None
-        ):
+            return int(RIGHT_ALIGNED)
+        if role == Qt.ItemDataRole.ForegroundRole:
+            return self._foreground(node, column)
+        return None
+
+    def style_cell(self, option: QStyleOptionViewItem, index: _Index) -> bool:
+        """Fill a cell's style option as QStyledItemDelegate would from data(), in one call
+        (False: leave it to the delegate's own way). The view asks data() for seven roles
+        of every cell it paints; that was ~1,850 calls from Qt into Python for one screen
+        of rows, the most of a full repaint (selecting, scrolling, expanding)."""
+        node = index.internalPointer()
+        if node is None or self._tree is None or type(node) is RowGroup:
+            return False
+        column = index.column()
+        if column == MOVED and self._movement is not None:
+            return False
+        option.index = index
+        font = self._font(node)
+        if font is not None:
+            option.font = font.resolve(option.font)
+            option.fontMetrics = QFontMetrics(option.font)
+        if column in (PARAMS, GRAD):
+            option.displayAlignment = RIGHT_ALIGNED
+        foreground = self._foreground(node, column)
+        if foreground is not None:
+            palette = option.palette  # a copy: set back
+            palette.setBrush(QPalette.ColorRole.Text, foreground)
+            option.palette = palette
+        icon = self._decoration(node, column)
+        if icon is not None and not icon.isNull():
+            option.features |= QStyleOptionViewItem.ViewItemFeature.HasDecoration
+            option.icon = icon
+            state = option.state
+            if not state & QStyle.StateFlag.State_Enabled:
+                mode = QIcon.Mode.Disabled
+            elif state & QStyle.StateFlag.State_Selected:
+                mode = QIcon.Mode.Selected
+            else:
+                mode = QIcon.Mode.Normal
+            on = QIcon.State.On if state & QStyle.StateFlag.State_Open else QIcon.State.Off
+            wanted = option.decorationSize
+            actual = icon.actualSize(wanted, mode, on)
+            option.decorationSize = QSize(
+                min(wanted.width(), actual.width()), min(wanted.height(), actual.height())
+            )
+        text = self._display(node, column)
+        if text is not None:
+            option.features |= QStyleOptionViewItem.ViewItemFeature.HasDisplay
+            option.text = text
+        background = self._background(node)
+        option.backgroundBrush = QBrush() if background is None else QBrush(background)
+        option.styleObject = None
+        return True
+
+    def _background(self, node: Node) -> QColor | None:
+        if node.path not in self._highlight:
+            return None
+        if node is self._tree.root and isinstance(node, ModuleNode):  # type: ignore[union-attr]
+            return None
+        color = QColor(self._highlight[node.path])
+        color.setAlpha(self.highlight_alpha)
+        return color
+
+    def _font(self, node: Node) -> QFont | None:
+        if node.path not in self._highlight:
+            return None
+        font = QFont()
+        font.setBold(True)
+        return font
+
+    def _foreground(self, node: Node, column: int) -> QColor | None:
+        if column == TIES and isinstance(node, TensorNode) and node.tie is not None:
             return tie_color(node.tie).darker(130)
-        if role == Qt.ItemDataRole.ForegroundRole and not self._matches(node):
+        if not self._matches(node):
             # shown only because something below matches the filter: dimmed
             return QApplication.palette().color(QPalette.ColorRole.PlaceholderText)
         return None
@@ -703,6 +786,19 @@ class ModuleTreeModel(QAbstractItemModel):
         return f"{node.path or '(root)'}\n{node.access}" + (f"\n{label}" if label else "")
 
 
+class RowDelegate(QStyledItemDelegate):
+    """The tree's cells, styled by the model in one call each (ModuleTreeModel.style_cell)
+    and drawn by Qt as any QStyledItemDelegate draws them."""
+
+    def __init__(self, model: ModuleTreeModel, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._model = model
+
+    def initStyleOption(self, option: QStyleOptionViewItem, index: _Index) -> None:
+        if not self._model.style_cell(option, index):
+            super().initStyleOption(option, index)
+
+
 class TreePanel(QWidget):
     """Filter box above the tree view; selection kept in sync with the Document.
 
@@ -730,6 +826,8 @@ class TreePanel(QWidget):
         self.view.tree_model = self.model
         self.view.setModel(self.proxy)
         self.view.setUniformRowHeights(True)
+        self.delegate = RowDelegate(self.model, self.view)
+        self.view.setItemDelegate(self.delegate)
         self.view.setAlternatingRowColors(True)
         self.view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)

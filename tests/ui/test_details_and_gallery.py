@@ -148,3 +148,21 @@ def test_a_distributed_checkpoint_tensor_shows_its_shards(qtbot, window, tmp_pat
     assert facts["Shards"] == "1 chunk held by 1 rank"
     w.document.select("fc")
     assert not details.shards_box.isVisibleTo(details)
+
+
+def test_the_histogram_is_one_item_redrawn_for_each_tensor(qtbot):
+    """One bars item whose data is replaced (a new item per selection laid the plot out
+    again): after a module and another tensor, it draws that tensor's counts."""
+    net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
+    document, panel = make_details(qtbot, net, "0.weight")
+    panel.show()
+    for path in ("1", "2.weight", "0", "2.bias"):
+        document.select(path)
+        items = panel.histogram.getPlotItem().listDataItems()
+        assert len(items) == 1
+        assert panel.histogram.isVisibleTo(panel) == ("." in path)
+    (bars,) = panel.histogram.getPlotItem().listDataItems()
+    _x, counts = bars.getData()
+    assert bars.isVisible() and counts.sum() == 3  # 2.bias: three elements
+    expected = tensor_stats(net[2].bias.detach().numpy()).histogram
+    np.testing.assert_array_equal(counts, expected[0])

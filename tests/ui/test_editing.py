@@ -186,3 +186,43 @@ def test_saving_over_the_opened_file_asks_and_no_keeps_it(qtbot, window, tmp_pat
     assert not w.edit_actions.save_to(str(source))
     assert asked == ["Replace the file you opened?"]
     assert hashlib.sha256(source.read_bytes()).hexdigest() == before
+
+
+def test_the_element_setter_follows_the_selection_made_in_the_tree(qtbot, window):
+    """The details panel keeps its rows from tensor to tensor (made once, texts set): the
+    setter then sets an element of the tensor selected now, with its fields emptied."""
+    from PySide6.QtWidgets import QLabel
+
+    from netexplorer.ui.cell_editor import ElementSetter
+
+    w = up(qtbot, window, "example:mlp", "2.bias")
+    net = w.document.tree.module
+    facts_box = w.details.facts_box
+    labels_before = len(facts_box.findChildren(QLabel))
+    setter = facts_box.findChild(ElementSetter)
+    setter.index.setText("0")
+    view = w.tree_panel.view
+    for path in ("0", "0.weight", "2", "0.bias", "0.weight"):  # clicked in the tree
+        index = w.tree_panel.proxy.mapFromSource(w.tree_panel.model.index_for_path(path))
+        view.scrollTo(index)
+        qtbot.mouseClick(
+            view.viewport(), Qt.MouseButton.LeftButton, pos=view.visualRect(index).center()
+        )
+        assert w.document.selected == path
+        shown = w.details.fact_texts()
+        if "." in path:  # a tensor: its facts, none of a module's
+            assert shown["Kind"] == "parameter" and "Child modules" not in shown
+            assert shown["Shape"] == " × ".join(map(str, net.get_parameter(path).shape))
+        else:
+            assert "Kind" not in shown and "Child modules" in shown
+    assert w.details.fact_texts()["Gradient"] == "None (no backward pass yet)"
+    assert facts_box.findChild(ElementSetter) is setter and setter.isVisible()  # kept
+    assert setter.index.text() == "" and setter.index.placeholderText() == "0, 0"
+    assert len(facts_box.findChildren(QLabel)) <= labels_before + 2  # rows reused, not made
+    bias_before = net[2].bias.detach().clone()
+    setter.index.setText("1, 2")
+    setter.value.setText("7")
+    setter.button.click()
+    idle(qtbot, w)
+    assert float(net[0].weight.detach()[1, 2]) == 7.0
+    assert torch.equal(net[2].bias.detach(), bias_before)

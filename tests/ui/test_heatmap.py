@@ -243,3 +243,19 @@ def test_large_cells_show_their_numbers_and_small_ones_do_not(qtbot):
     assert not numbers.fits(small_px, small_px)  # ...which 30 columns in this view are not
     image = view.grab().toImage()
     assert not image.isNull()
+
+
+def test_going_to_a_smaller_tensor_keeps_the_axis_room_and_the_plot_still(qtbot):
+    """The left axis keeps the room its widest tick labels needed: going from a tall
+    tensor (labels up to 1,000s) to a small one does not move the plot's left edge (it
+    jumped, and each jump laid the plot out and painted it again per selection)."""
+    net = nn.Sequential(nn.Linear(8, 1500), nn.Linear(1500, 8))
+    document, panel = make_panel(qtbot, net, "0.weight")  # 1500 rows: four-digit labels
+    axis = panel.view.plot.getAxis("left")
+    qtbot.waitUntil(lambda: axis.textWidth > 0 and axis.width() > 0)
+    qtbot.wait(50)  # painted: the labels measured
+    wide = axis.width()
+    document.select("1.bias")  # 8 elements: one-digit labels
+    qtbot.wait(100)
+    QApplication.processEvents()
+    assert axis.width() == wide

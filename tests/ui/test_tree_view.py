@@ -110,3 +110,81 @@ def test_filtering_away_the_current_row_keeps_the_selection_and_does_not_crash(q
     assert w.document.selected == "body.0.bias"  # filtering is not choosing
     panel.clear_filter()
     assert panel.view.currentIndex().data(PATH_ROLE) == "body.0.bias"
+
+
+def all_proxy_indexes(panel, parent=None):
+    """Every cell the view can show, row after row, depth first."""
+    from PySide6.QtCore import QModelIndex
+
+    parent = QModelIndex() if parent is None else parent
+    for row in range(panel.proxy.rowCount(parent)):
+        for column in range(panel.proxy.columnCount(parent)):
+            yield panel.proxy.index(row, column, parent)
+        yield from all_proxy_indexes(panel, panel.proxy.index(row, 0, parent))
+
+
+def test_the_row_delegate_styles_every_cell_as_qt_would_from_data(qtbot):
+    """The tree's delegate fills each cell's style in one call into the model (a full
+    repaint asked data() ~1,850 times); what it fills must be what Qt's own delegate makes
+    of data(): text, icon, bold highlight, alignment, dimmed or tie-coloured text,
+    highlight background. Tied, shared, filtered (dimmed parents) and selected rows."""
+    from PySide6.QtGui import QPalette
+    from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem
+
+    document, panel = make_panel(qtbot, "example:tied")
+    panel.view.setColumnHidden(5, False)  # grad norms: right-aligned numbers
+    document.select("4.weight")  # its tie group highlighted
+    panel.filter_edit.setText("weight")  # modules above shown dimmed
+    qtbot.waitUntil(lambda: panel.model.rows is not None and panel.model.rows.matches is not None)
+    cells = list(all_proxy_indexes(panel))
+    assert len(cells) > 30
+    kinds = {"bold": 0, "dimmed": 0, "background": 0, "icon": 0, "right": 0}
+    for index in cells:
+        options = []
+        for fill in (
+            panel.delegate.initStyleOption,
+            lambda o, i: QStyledItemDelegate.initStyleOption(panel.delegate, o, i),
+        ):
+            option = QStyleOptionViewItem()
+            panel.view.initViewItemOption(option)
+            if index.data(PATH_ROLE) == "4.weight":
+                option.state |= QStyle.StateFlag.State_Selected
+            fill(option, index)
+            options.append(option)
+        ours, qts = options
+        where = (index.data(PATH_ROLE), index.column())
+        assert ours.text == qts.text, where
+        assert ours.features == qts.features, where
+        assert ours.icon.cacheKey() == qts.icon.cacheKey(), where
+        assert ours.decorationSize == qts.decorationSize, where
+        assert ours.font == qts.font, where
+        assert ours.displayAlignment == qts.displayAlignment, where
+        text_role = QPalette.ColorRole.Text
+        assert ours.palette.color(text_role) == qts.palette.color(text_role), where
+        assert ours.backgroundBrush == qts.backgroundBrush, where
+        kinds["bold"] += ours.font.bold()
+        kinds["dimmed"] += ours.palette.color(text_role) != panel.view.palette().color(text_role)
+        kinds["background"] += ours.backgroundBrush.style() != Qt.BrushStyle.NoBrush
+        kinds["icon"] += not ours.icon.isNull()
+        kinds["right"] += bool(ours.displayAlignment & Qt.AlignmentFlag.AlignRight)
+    assert all(kinds.values()), kinds  # each way a cell can look was compared
+
+
+def test_tensor_rows_keep_their_parents_past_the_bounded_memo(qtbot, monkeypatch):
+    """parent() of a tensor row is remembered for a few thousand rows (painting asks for
+    it three times a row); past that the memo starts again, and parents stay right."""
+    from netexplorer.ui import tree_view
+
+    monkeypatch.setattr(tree_view, "LEAF_PLACES", 4)
+    _document, panel = make_panel(qtbot, "example:nested")
+    panel.view.expandAll()
+    model = panel.model
+    checked = 0
+    for index in all_proxy_indexes(panel):
+        source = panel.proxy.mapToSource(index)
+        for _ in range(2):  # asked again: from the memo (or after it was emptied)
+            parent = model.parent(source)
+            assert model.index(source.row(), source.column(), parent) == source
+        checked += model.node(source) is not None and not model.node(source).is_module
+        assert len(model._leaf_parent) <= 4
+    assert checked > 8
