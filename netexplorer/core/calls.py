@@ -26,6 +26,8 @@ from typing import Any
 from .torch_import import import_torch
 from .tree import ModuleTree
 
+PAUSE_EVERY = 256  # modules hooked (and unhooked) between two pauses
+
 
 @dataclass
 class ModuleCall:
@@ -102,12 +104,21 @@ class CallRecorder:
             if id(module) in seen:
                 continue
             seen.add(id(module))
-            self._handles.append(module.register_forward_pre_hook(self._pre))
-            self._handles.append(module.register_forward_hook(self._post))
+            self.hook(module)
         return self
 
+    def hook(self, module: Any) -> None:
+        """Hook one module's calls (pausing every PAUSE_EVERY: thousands of hooks take
+        milliseconds with the GIL)."""
+        if self.pause is not None and not len(self._handles) % (2 * PAUSE_EVERY):
+            self.pause()
+        self._handles.append(module.register_forward_pre_hook(self._pre))
+        self._handles.append(module.register_forward_hook(self._post))
+
     def __exit__(self, *exc: object) -> None:
-        for handle in self._handles:
+        for i, handle in enumerate(self._handles):
+            if self.pause is not None and not (i + 1) % (2 * PAUSE_EVERY):
+                self.pause()
             handle.remove()
         self._handles.clear()
         self.stack.clear()

@@ -11,6 +11,7 @@ whole history, coarser as it grows, never more than `max_bytes`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -27,6 +28,7 @@ DEFAULT_EVERY = 10  # steps between two snapshots, to begin with
 DEFAULT_MAX_BYTES = 128 << 20
 DEFAULT_MAX_SNAPSHOTS = 200  # a slider of more places cannot be read, nor measured quickly
 SOURCE = "training in the window"
+PAUSE_EVERY = 64  # tensors copied into a snapshot between two pauses
 
 
 @dataclass(frozen=True)
@@ -38,12 +40,15 @@ class Snapshot:
     nbytes: int  # a tied tensor counted once
 
 
-def take_snapshot(tree: ModuleTree, step: int) -> Snapshot:
+def take_snapshot(tree: ModuleTree, step: int, pause: Callable[[], None] | None = None) -> Snapshot:
     """Copy every tensor of a live tree (in the thread that trains it, between two steps).
-    The copies are read-only; the paths of a tie group share one."""
+    The copies are read-only; the paths of a tie group share one. `pause()` is called every
+    PAUSE_EVERY tensors (a training worker gives way to the GUI there)."""
     values: dict[str, np.ndarray] = {}
     nbytes = 0
-    for group in tree.tie_groups:
+    for i, group in enumerate(tree.tie_groups):
+        if pause is not None and not (i + 1) % PAUSE_EVERY:
+            pause()
         first = tree.tensors[group.paths[0]]
         if not first.handle.has_values:
             continue
@@ -51,7 +56,9 @@ def take_snapshot(tree: ModuleTree, step: int) -> Snapshot:
         nbytes += array.nbytes
         for path in group.paths:
             values[path] = array
-    for path, node in tree.tensors.items():
+    for i, (path, node) in enumerate(tree.tensors.items()):
+        if pause is not None and not (i + 1) % PAUSE_EVERY:
+            pause()
         if path in values or not node.handle.has_values:
             continue
         array = _copy(node.handle.array())

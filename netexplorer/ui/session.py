@@ -130,14 +130,14 @@ def train_frames(
     snapshots: list[Snapshot] = []
     last = None if history is None else history.last_step  # of the snapshots taken here
     if history is not None and history.due(engine.steps_taken, last):
-        snapshots.append(take_snapshot(engine.tree, engine.steps_taken))
+        snapshots.append(take_snapshot(engine.tree, engine.steps_taken, pacer.wait_free))
         last = engine.steps_taken
     result = None
     for result in engine.train(steps, cancelled=stop.is_set, pause=pacer.wait_free):
         if result.loss is not None:
             losses.append((result.step, result.loss))
         if history is not None and history.due(result.step, last):
-            snapshots.append(take_snapshot(engine.tree, result.step))
+            snapshots.append(take_snapshot(engine.tree, result.step, pacer.wait_free))
             last = result.step
         now = time.monotonic()
         if pacer.may_send(now):

@@ -33,6 +33,23 @@ def test_a_snapshot_copies_every_tensor_once_and_read_only():
         snapshot.values["0.weight"][0, 0] = 5
 
 
+def test_a_snapshot_of_many_tensors_gives_way_every_few_tensors():
+    """Taken by the training worker: it pauses every PAUSE_EVERY tensors (the GUI's turn on
+    the GIL while 2,000 tensors are copied), and copies the same as without pauses."""
+    from torch import nn
+
+    from netexplorer.core import live_run
+
+    net = nn.Sequential(*(nn.Linear(2, 2) for _ in range(100)))  # 200 tensors
+    tree = tree_from_module(net)
+    paused: list[int] = []
+    snapshot = take_snapshot(tree, 1, pause=lambda: paused.append(1))
+    assert len(paused) == 200 // live_run.PAUSE_EVERY
+    plain = take_snapshot(tree, 1)
+    assert snapshot.values.keys() == plain.values.keys()
+    assert all(np.array_equal(snapshot.values[k], plain.values[k]) for k in plain.values)
+
+
 def train_with_history(buffer: SnapshotBuffer, steps: int) -> list[int]:
     """Train the tied net, snapshotting when the buffer asks; the steps snapshotted."""
     net = tied_net()

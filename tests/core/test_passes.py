@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import threading
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 
 import numpy as np
 import pytest
@@ -483,16 +483,32 @@ def test_training_lowers_the_loss_and_stops_cleanly_on_cancel():
     assert engine.steps_taken == 43
 
 
-def test_training_gives_way_before_each_step_and_each_module_call():
+def test_training_gives_way_before_each_step_and_each_module_call(monkeypatch):
     """`pause` is where a training worker waits while the window draws (ui/session.py): it
-    is called inside a step's recorded forward pass too, so a long step does not hold the
-    GIL from start to end; a pass outside training calls nothing."""
+    is called inside each part of a step, so a long step does not hold the GIL from start
+    to end: while hooking and unhooking the modules (every PAUSE_EVERY), before each
+    recorded module call, after the forward and the backward pass, around the optimizer's
+    step; a pass outside training calls nothing."""
+    import sys
+
+    from netexplorer.core import calls
+
+    monkeypatch.setattr(calls, "PAUSE_EVERY", 1)
     engine = PassEngine(example_tree("tied"), seed=0)
-    paused: list[int] = []
-    list(engine.train(2, pause=lambda: paused.append(1)))
-    # before each step, and before each recorded module call in it: the Sequential, its
-    # first Linear, the shared Linear twice, the last Linear (the ReLUs hold nothing)
-    assert len(paused) == 2 * (1 + 5)
+    paused: list[str] = []
+    list(engine.train(2, pause=lambda: paused.append(sys._getframe(1).f_code.co_name)))
+    per_step = Counter(paused)
+    # the Sequential, its first Linear, the shared Linear (once: one object), the last
+    # Linear are hooked (the ReLUs hold nothing), and called: the shared Linear twice
+    assert per_step == Counter(
+        {
+            "train": 2 * 3,
+            "hook": 2 * 4,
+            "__exit__": 2 * 4,
+            "_pre": 2 * 5,
+            "_forward_backward": 2 * 2,
+        }
+    )
     paused.clear()
     engine.backward()
     assert paused == []

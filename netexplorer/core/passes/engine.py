@@ -241,7 +241,11 @@ class PassEngine:
                     fw = self._forward_backward(config)
                 finally:
                     self._calls.pause = None
+                if pause is not None:
+                    pause()
                 self._step(config)
+                if pause is not None:
+                    pause()
                 result = self._result("train", config, start, fw, note=self.contributions_note)
             done += 1
             yield result
@@ -415,10 +419,15 @@ class PassEngine:
         parameters = self.index.parameters
         with torch.enable_grad():
             fw = self._forward(config, grad=True, loss_required=True)
+            pause = self._calls_recorder.pause if self._calls_recorder is not None else None
+            if pause is not None:  # training: the GUI's turn between the parts of a step
+                pause()
             saved = {id(p): None if p.grad is None else p.grad.clone() for p in parameters}
             self._norms = None
             try:
                 fw.loss.backward()  # type: ignore[union-attr]
+                if pause is not None:
+                    pause()
                 culprit = self._non_finite_grad()
                 if culprit:
                     raise PassError(

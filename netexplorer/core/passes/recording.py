@@ -43,8 +43,7 @@ class PassCalls(CallRecorder):
     def __enter__(self) -> PassCalls:
         self.clear()
         for module in self._all if self.capture else self._consumers:
-            self._handles.append(module.register_forward_pre_hook(self._pre))
-            self._handles.append(module.register_forward_hook(self._post))
+            self.hook(module)
         return self
 
     def clear(self) -> None:
