@@ -123,13 +123,23 @@ def ask_trust(parent: QWidget | None, spec: str, error: UntrustedPickleError) ->
 
 
 def open_for_window(spec: str, options: OpenOptions) -> ModuleTree:
-    """Worker task: open `spec`, and for a live model make what its pass engine needs
-    (`passes.prepare`), so that the GUI thread does not walk its modules when it shows it."""
-    tree = open_source(spec, options)
+    """Worker task: open `spec`, made ready to show (`ready_for_window`)."""
+    return ready_for_window(open_source(spec, options))
+
+
+def ready_for_window(tree: ModuleTree) -> ModuleTree:
+    """Worker side: what the window would do first on the GUI thread when it shows `tree`,
+    done here. For a live model, what its pass engine needs (`passes.prepare`: a walk of
+    its modules); for a checkpoint, the modules the window asks about it (whether it can be
+    made live, whether a config names its architecture), imported the first time here
+    (10 ms of imports stalled the window as a million-tensor tree was set)."""
     if tree.module is not None:
         from ..core.passes import prepare  # torch is imported: the model is live
 
         prepare(tree)
+    else:
+        from ..core import hf_library, launch  # noqa: F401
+        from ..core.sources import hf_architecture  # noqa: F401
     return tree
 
 

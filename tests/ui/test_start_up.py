@@ -117,3 +117,43 @@ print("torch" in sys.modules, shown is not None and shown.path, window.panels_bu
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["False", "0.weight", "True"]
+
+
+def test_showing_a_checkpoint_opened_in_a_worker_imports_nothing_on_the_gui_thread(tmp_path):
+    """File ▸ Open's worker makes the tree ready (opening.ready_for_window): the modules
+    the window asks about a checkpoint (can it be made live, does a config name its
+    architecture) are imported there, so that setting the tree (a million tensors' rows)
+    does not stall the window on first-time imports."""
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    path = tmp_path / "weights.safetensors"
+    save_file({"0.weight": np.ones((3, 4), np.float32), "0.bias": np.zeros(3, np.float32)}, path)
+    script = f"""
+import sys, threading
+from netexplorer.core.sources import OpenOptions
+from netexplorer.ui.app import make_app
+from netexplorer.ui.main_window import MainWindow
+from netexplorer.ui.opening import open_for_window
+
+app = make_app()
+window = MainWindow()
+window.open_source_now("example:mlp")
+window.show()
+window.build_panels()
+window.wait_idle(30_000)
+opened = []
+worker = threading.Thread(target=lambda: opened.append(open_for_window({str(path)!r}, OpenOptions())))
+worker.start()
+worker.join()
+before = set(sys.modules)
+window.set_tree(opened[0])
+window.wait_idle(30_000)
+print(window.document.selected, sorted(set(sys.modules) - before))
+"""
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["0.weight", "[]"]
