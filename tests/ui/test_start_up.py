@@ -143,7 +143,8 @@ window.show()
 window.build_panels()
 window.wait_idle(30_000)
 opened = []
-worker = threading.Thread(target=lambda: opened.append(open_for_window({str(path)!r}, OpenOptions())))
+spec = {str(path)!r}
+worker = threading.Thread(target=lambda: opened.append(open_for_window(spec, OpenOptions())))
 worker.start()
 worker.join()
 before = set(sys.modules)
