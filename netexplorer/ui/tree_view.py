@@ -1108,6 +1108,12 @@ class TreePanel(QWidget):
         index = self.model.tree_index
         if index is None or self._filter is None or result.rows is None:
             return
+        if result.rows is self.model.rows and result.text and self._shown_text:
+            # another text that leaves the same rows (typing "experts" where every path
+            # holds it): the view stays as it is, scrolled and expanded
+            self._shown_text = result.text
+            self._update_status()
+            return
         if result.text and not self._shown_text:
             self._expanded_before_filter = set(self._expanded)
         self._filtering = True  # the reset drops the current row without a signal

@@ -205,3 +205,35 @@ def test_building_a_tree_pauses_the_cycle_collector_and_restores_it():
         assert not gc.isenabled()  # it was off before: it stays off
     finally:
         gc.enable()
+
+
+@pytest.mark.parametrize("narrowing", [False, True])
+def test_texts_most_records_hold_are_found_by_numpy_as_by_find(monkeypatch, narrowing):
+    """A text most records contain (each keystroke of "experts." in a million-tensor tree)
+    is searched with numpy (_dense_matches): the same nodes as the plain search, for one
+    letter found many times per record, texts across the pieces, pieces with non-ASCII
+    names (searched the plain way), and texts found nowhere; when narrowing and when
+    switching from a scan that kept finding."""
+    from netexplorer.core import tree_index
+
+    monkeypatch.setattr(tree_index, "CHUNK", 50)  # many pieces
+    zeros = lambda: np.zeros((2,), np.float32)  # noqa: E731
+    keys = [f"layers.{i}.experts.{j}.w{k}" for i in range(6) for j in range(30) for k in (1, 2)]
+    keys += [f"ünïcode.{j}.experts.w" for j in range(40)] + ["tail.bias"]
+    tree = tree_from_entries((k, ArrayHandle((2,), "float32", zeros)) for k in keys)
+    index = index_tree(tree)
+    assert len(index.texts) > 8
+    plain = {}
+    for text in ("e", "ex", "experts.1", "s.2", "w2", "ü", "zzz", "tail", "layers.5.experts.29.w2"):
+        plain[text] = shown_paths(index, TreeFilter(index).result_now(text).rows)
+        assert plain[text] == brute_force(tree, text)  # (the oracle, and the plain way)
+    monkeypatch.setattr(tree_index, "DENSE_WITHIN", 0)  # numpy whenever it may
+    monkeypatch.setattr(tree_index, "DENSE_RUN", 1)
+    monkeypatch.setattr(tree_index, "DENSE_GAP", 10**9)
+    for text, expected in plain.items():
+        f = TreeFilter(index)  # remembering nothing
+        if narrowing:  # among the matches of its first letter
+            f.result_now(text[0])
+        result = f.result_now(text)
+        assert (result.narrowed_from is not None) == (narrowing and len(text) > 1)
+        assert shown_paths(index, result.rows) == expected, text

@@ -234,6 +234,34 @@ def test_typing_narrows_deleting_widens_and_the_selection_stays(qtbot, monkeypat
     assert all_shown_paths(panel.model) == set(tree.modules) | set(tree.tensors)
 
 
+@pytest.mark.parametrize("in_a_worker", [False, True])
+def test_typing_on_where_every_match_stays_keeps_the_view_as_it_is(qtbot, monkeypatch, in_a_worker):
+    """Typing on where the rows stay the same ("at", "att", "attn" in a model whose every
+    match holds "attn"): the view is not reset, and stays scrolled and expanded as the
+    person left it (in a million-tensor tree each such keystroke was a 350 ms search and
+    a reset); a text that changes the rows resets it as before."""
+    if in_a_worker:
+        monkeypatch.setattr(tree_view, "FILTER_ON_GUI_THREAD", 0)
+    tree = tree_from_module(transformer())
+    _document, panel = shown_panel(qtbot, tree)
+    panel.resize(600, 250)  # rows to scroll through
+    typed(qtbot, panel, "at")
+    resets: list[int] = []
+    panel.model.modelReset.connect(lambda: resets.append(1))
+    rows = panel.model.rows
+    bar = panel.view.verticalScrollBar()
+    bar.setValue(bar.maximum() // 2)
+    scrolled = bar.value()
+    assert scrolled > 0
+    for key in "tn":  # "att", "attn": the same rows
+        typed(qtbot, panel, key)
+        assert brute_force(tree, panel.filter_edit.text()) == all_shown_paths(panel.model)
+        assert panel.model.rows is rows and resets == [] and bar.value() == scrolled
+    assert panel.status_label.text().endswith("rows match")
+    typed(qtbot, panel, ".out")  # fewer rows: shown anew
+    assert resets and all_shown_paths(panel.model) == brute_force(tree, "attn.out")
+
+
 # -- expanding ------------------------------------------------------------------------------
 
 
