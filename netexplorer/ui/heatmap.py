@@ -337,13 +337,14 @@ class HeatmapView(pg.GraphicsLayoutWidget):
         if display.layout == "mosaic" and display.kernel is not None:
             labels = ("output channel", "input channel")
         elif display.layout == "strip":
-            # no row label, and its room kept (a no-break space at the labels' font size):
-            # the plot then stays where it is (and is not laid out again) going from a
-            # matrix to a vector
-            labels = ("\u00a0", "index")
+            labels = ("", "index")
         else:
             labels = ("row", "column")
         style = {"color": self.look.colors.text, "font-size": f"{self.look.pt(9.5):.1f}pt"}
+        left = self.plot.getAxis("left")
+        # a strip has no row label but keeps the room a matrix's took: the plot then stays
+        # where it is (and is not laid out again) going from a matrix to a vector and back
+        left.setWidth((left.width() or None) if display.layout == "strip" else None)
         self.plot.setLabel("left", labels[0], **style)
         self.plot.setLabel("bottom", labels[1], **style)
 

@@ -85,9 +85,9 @@ FILTER_OPENS_ROWS = 20_000  # a filter expands what it shows up to about this ma
 SHOW_WORK_AFTER_MS = 250  # tree work shorter than this shows no progress
 PROGRESS_EVERY_MS = 100  # progress shown at most this often (a QProgressBar repaints at once)
 ITEM_FLAGS = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable  # made once: flags()
-LEAF_PLACES = 4_096  # where tensor rows are, remembered for this many at most
-RIGHT_ALIGNED = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
 # is asked for every row laid out, and or-ing Qt's enums is slow Python
+RIGHT_ALIGNED = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter  # (likewise)
+LEAF_PLACES = 4_096  # where tensor rows are, remembered for this many at most
 HEADER_TIPS = {
     PARAMS: "Parameter elements (a tied tensor counted once)",
     TIES: "Other paths that reach the same tensor or module object",
