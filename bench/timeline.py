@@ -359,7 +359,7 @@ def report(folder: Path, runs: int) -> None:
     bare = f["floor_json_headers"]
     ratio = core["seconds"] / bare["seconds"]
     line("floor: every header's JSON parsed", f"{bare['seconds'] * 1000:.1f} ms (the least)")
-    line("ratio", f"{ratio:.2f}x", f"< {TARGET_RATIO}x", ratio <= TARGET_RATIO)
+    line("ratio (to the least: no target)", f"{ratio:.2f}x")
     line(
         "from interpreter start",
         f"core {core['from_start']:.3f} s, floor {floor['from_start']:.3f} s",
@@ -372,7 +372,7 @@ def report(folder: Path, runs: int) -> None:
     line("floor: np.fromfile of every file", f"{fromfile['seconds']:.3f} s")
     line("ratio", f"{r1:.2f}x", f"< {TARGET_RATIO}x", r1 <= TARGET_RATIO)
     line("floor: readinto one buffer", f"{readinto['seconds']:.3f} s (the bare copy)")
-    line("ratio", f"{r2:.2f}x", f"< {TARGET_RATIO}x", r2 <= TARGET_RATIO)
+    line("ratio (to the bare copy: no target)", f"{r2:.2f}x")
     line(
         "memory growth, open + movement",
         f"{move['growth_mb']:.1f} MB (private {move['anon_mb']:.1f}, file {move['file_mb']:.1f})",
