@@ -358,7 +358,12 @@ def _is_optimizer(obj: Any) -> bool:
     return (
         isinstance(obj["state"], Mapping)
         and isinstance(groups, (list, tuple))
-        and all(isinstance(g, Mapping) and isinstance(g.get("params"), list) for g in groups)
+        and all(
+            isinstance(g, Mapping)
+            and isinstance(g.get("params"), list)
+            and all(type(i) is int for i in g["params"])  # positions (a damaged file: any)
+            for g in groups
+        )
     )
 
 

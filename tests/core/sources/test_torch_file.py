@@ -177,6 +177,25 @@ def test_optimizer_state_without_a_model_stays_in_the_tree(tmp_path):
     assert tree.metadata["optimizer_matching"][0]["reason"] == "no model state dict beside it"
 
 
+def test_param_groups_that_do_not_list_positions_are_plain_data(tmp_path):
+    """A damaged Lightning file once read as an optimizer whose "params" held a dict (its
+    state looked up by it: TypeError, not a clear message; found by flipping bytes). Only
+    param_groups listing parameter positions make an optimizer state dict; anything else
+    is data in the tree, opened as such."""
+    net = example_net("mlp")
+    optimizer = torch.optim.Adam(net.parameters())
+    trained(net, optimizer)
+    state = optimizer.state_dict()
+    state["param_groups"][0]["params"] = [
+        {"not": "a position"},
+        *state["param_groups"][0]["params"],
+    ]
+    ckpt = {"state_dict": net.state_dict(), "optimizer": state}
+    tree = open_source(str(write_torch(tmp_path / "odd.pt", ckpt)))
+    assert tree.optimizer_state == {} and "optimizer_matching" not in tree.metadata
+    assert "optimizer.state.0.exp_avg" in tree.tensors  # kept, as data
+
+
 def test_a_bare_tensor_and_a_list_of_tensors(tmp_path):
     tree = open_source(str(write_torch(tmp_path / "t.pt", torch.ones(2, 3))))
     assert list(tree.tensors) == ["tensor"]
