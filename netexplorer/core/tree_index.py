@@ -457,13 +457,12 @@ def _dense_matches(
     and characters differ) go the plain way."""
     needle = np.frombuffer(text.encode("ascii"), dtype=np.uint8)
     width = len(needle)
-    found: list[np.ndarray] = []
+    found: list[np.ndarray] = []  # record numbers, a piece at a time
     texts, bases = index.texts, index.text_starts.tolist()
     for number in range(first_piece, len(texts)):
         piece, base = texts[number], bases[number]
         if not piece.isascii():
-            hits = [base + at for at in _finds(piece, text)]
-            found.append(np.asarray(hits, dtype=np.int64))
+            at = np.asarray(list(_finds(piece, text)), dtype=np.int64)
         elif len(piece) >= width:
             haystack = np.frombuffer(piece.encode("ascii"), dtype=np.uint8)
             sample = np.bincount(haystack[:SAMPLE_BYTES], minlength=256)
@@ -473,20 +472,25 @@ def _dense_matches(
             for k in range(width):
                 if k != anchor and len(at):
                     at = at[haystack[at + k] == needle[k]]
-            found.append(at + base)
+        else:
+            at = np.zeros(0, dtype=np.int64)
+        # the records of this piece (records do not cross pieces), their starts and the end
+        first = int(index.starts.searchsorted(base))
+        last = int(index.starts.searchsorted(base + len(piece)))
+        found.append(first + _holding(index.starts[first : last + 1] - base, at))
         yield (number + 1) / len(texts)
-    return _records_of(index, np.concatenate(found) if found else np.zeros(0, np.int64))
+    return np.concatenate(found) if found else np.zeros(0, dtype=np.int64)
 
 
-def _records_of(index: TreeIndex, hits: np.ndarray) -> np.ndarray:
-    """The numbers (sorted, once each) of the records holding the sorted text positions
-    `hits`: each hit looked up among the record starts or, where there are more hits than
-    records (a letter found ten million times), each record start among the hits."""
-    starts = index.starts
-    if len(hits) > len(starts):
-        first = hits.searchsorted(starts)  # the first hit at or after each record start
+def _holding(bounds: np.ndarray, hits: np.ndarray) -> np.ndarray:
+    """Which records (sorted, once each, numbered from 0) of those between `bounds` (their
+    starts, then the end of the last) hold the sorted positions `hits`: each hit looked up
+    among the bounds or, where hits outnumber the records (a letter found many times in
+    each), each bound among the hits."""
+    if len(hits) > len(bounds):
+        first = hits.searchsorted(bounds)  # the first hit at or after each bound
         return np.flatnonzero(first[1:] > first[:-1])
-    numbers = starts.searchsorted(hits, "right") - 1
+    numbers = bounds.searchsorted(hits, "right") - 1
     if len(numbers):  # once each (a record may hold the text more than once)
         numbers = numbers[np.concatenate(([True], numbers[1:] != numbers[:-1]))]
     return numbers
