@@ -252,10 +252,17 @@ def test_going_to_a_smaller_tensor_keeps_the_axis_room_and_the_plot_still(qtbot)
     net = nn.Sequential(nn.Linear(8, 1500), nn.Linear(1500, 8))
     document, panel = make_panel(qtbot, net, "0.weight")  # 1500 rows: four-digit labels
     axis = panel.view.plot.getAxis("left")
-    qtbot.waitUntil(lambda: axis.textWidth > 0 and axis.width() > 0)
-    qtbot.wait(50)  # painted: the labels measured
-    wide = axis.width()
-    document.select("1.bias")  # 8 elements: one-digit labels
-    qtbot.wait(100)
-    QApplication.processEvents()
-    assert axis.width() == wide
+    view_box = panel.view.plot.getViewBox()
+
+    def drawn() -> None:  # painted (tick labels are measured then), and laid out after
+        panel.view.viewport().repaint()
+        for _ in range(3):
+            QApplication.processEvents()
+
+    drawn()
+    assert axis.textWidth > 0
+    wide, left = axis.width(), view_box.sceneBoundingRect().left()
+    document.select("1.bias")  # 8 elements: one-digit labels, and no row label
+    qtbot.waitUntil(lambda: panel.view.display is not None and panel.view.display.layout == "strip")
+    drawn()
+    assert axis.width() == wide and view_box.sceneBoundingRect().left() == left
