@@ -326,6 +326,12 @@ class HeatmapView(pg.GraphicsLayoutWidget):
     # -- axes -------------------------------------------------------------------------------
 
     def _set_axes_labels(self, display: DisplayArray) -> None:
+        left = self.plot.getAxis("left")
+        # A strip has no row label (nor row ticks) but keeps the room a matrix's took: the
+        # plot then stays where it is (and is not laid out again) going from a matrix to a
+        # vector and back. Anything else sizes the axis to its labels.
+        keep_room = display.layout == "strip" and not self.compact and not self.look.presenting
+        left.setWidth((left.width() or None) if keep_room else None)
         if self.compact:  # small views: the caption says what it is; axes cost frames
             self.plot.hideAxis("left")
             self.plot.hideAxis("bottom")
@@ -341,10 +347,6 @@ class HeatmapView(pg.GraphicsLayoutWidget):
         else:
             labels = ("row", "column")
         style = {"color": self.look.colors.text, "font-size": f"{self.look.pt(9.5):.1f}pt"}
-        left = self.plot.getAxis("left")
-        # a strip has no row label but keeps the room a matrix's took: the plot then stays
-        # where it is (and is not laid out again) going from a matrix to a vector and back
-        left.setWidth((left.width() or None) if display.layout == "strip" else None)
         self.plot.setLabel("left", labels[0], **style)
         self.plot.setLabel("bottom", labels[1], **style)
 

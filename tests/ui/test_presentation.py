@@ -141,3 +141,21 @@ def test_present_on_the_command_line(qtbot):
     w = window_for(LaunchRequest(source="example:tied", present=True))
     qtbot.addWidget(w)
     assert appearance().look.presenting and w.view_actions.present.isChecked()
+
+
+def test_presenting_sizes_the_heatmap_axis_to_its_labels_after_a_vector(qtbot, window):
+    """A vector keeps the left axis room a matrix took (fixed), but presenting (bigger text,
+    no axis titles) sizes the axis to its labels again: a matrix shown then has its row
+    numbers in full, never clipped to the room an earlier vector kept."""
+    from dataclasses import replace
+
+    w = up(qtbot, window, "example:mlp", "0.weight")
+    axis = w.heatmap_panel.view.plot.getAxis("left")
+    w.document.select("2.bias")  # a strip: the room kept
+    qtbot.waitUntil(lambda: w.heatmap_panel.view.display.layout == "strip")
+    assert axis.fixedWidth is not None
+    appearance().set_look(replace(appearance().look, presenting=True))
+    assert axis.fixedWidth is None  # presenting: as wide as its labels
+    w.document.select("0.weight")
+    qtbot.waitUntil(lambda: w.heatmap_panel.view.display.layout != "strip")
+    assert axis.fixedWidth is None
