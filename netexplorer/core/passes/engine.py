@@ -238,7 +238,7 @@ class PassEngine:
                 self._zero_grad()
                 self._calls.pause = pause
                 try:
-                    fw = self._forward_backward(config)
+                    fw = self._forward_backward(config, pause)
                 finally:
                     self._calls.pause = None
                 if pause is not None:
@@ -415,12 +415,15 @@ class PassEngine:
         if config.eval_mode is not None and self.module.training == config.eval_mode:
             self.module.train(not config.eval_mode)
 
-    def _forward_backward(self, config: PassConfig) -> _Forward:
+    def _forward_backward(
+        self, config: PassConfig, pause: Callable[[], None] | None = None
+    ) -> _Forward:
+        """A recorded forward and backward pass; `pause()` (training) between them and
+        after, where a worker gives the GUI its turn."""
         parameters = self.index.parameters
         with torch.enable_grad():
             fw = self._forward(config, grad=True, loss_required=True)
-            pause = self._calls_recorder.pause if self._calls_recorder is not None else None
-            if pause is not None:  # training: the GUI's turn between the parts of a step
+            if pause is not None:
                 pause()
             saved = {id(p): None if p.grad is None else p.grad.clone() for p in parameters}
             self._norms = None
