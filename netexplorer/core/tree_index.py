@@ -10,13 +10,13 @@ slices of one array (`Rows`).
 
 Filtering (`TreeFilter`) keeps the nodes whose path, kind (a tensor) or type (a module), or
 access expression contains the text, and their ancestors, as the tree's filter always did.
-The text is searched in one string of every node's fields (`str.find`, C speed, in
-windows so that no single call holds the GIL for long); a longer text is searched only
-among the matches of a shorter one it contains, and recent results are kept, so typing
-narrows and deleting widens without a new scan. A text most records hold (a find per match
-would be a Python loop of a million turns) is searched with numpy instead, and a text that
-leaves the same matches as the one before it gives the same rows (the view then stays as it
-is). The work is written as generators that yield progress between chunks (the UI's
+The text is searched in every node's fields, kept in pieces of CHUNK records (`str.find`,
+C speed, a piece at a time so that no single call holds the GIL for long); a longer text is
+searched only among the matches of a shorter one it contains, and recent results are kept,
+so typing narrows and deleting widens without a new scan. A text most records hold (a find
+per match would be a Python loop of a million turns) is searched with numpy instead, and a
+text that leaves the same matches as the one before it gives the same rows (the view then
+stays as it is). The work is written as generators that yield progress between chunks (the UI's
 TaskRunner cancels them there).
 """
 
@@ -35,11 +35,11 @@ from .tree import ModuleNode, ModuleTree, Node
 FIELD_END = "\x00"  # between a node's fields in the search text
 RECORD_END = "\x01"  # after each node's fields: a text never contains either
 CHUNK = 20_000  # nodes per step between two yields (a few ms of work)
-SCAN_WINDOW = 1 << 20  # characters one str.find call searches at most (well under 1 ms)
 KEEP_RESULTS = 32  # recent filter results kept (deleting a character finds its result)
 # A text most records contain is searched with numpy (tree_index._dense_matches): when
-# narrowing among more matches than DENSE_WITHIN, or when a scan has found DENSE_RUN
-# matches in a row each within DENSE_GAP characters of the last
+# narrowing among more matches than DENSE_WITHIN, or, in a scan, after a piece of the text
+# (CHUNK records) where it was found DENSE_RUN times or more, DENSE_GAP characters apart or
+# less on average
 DENSE_WITHIN = 50_000
 DENSE_RUN = 2_000
 DENSE_GAP = 400
@@ -412,36 +412,16 @@ def find_matches(
             return within  # every one: the same array (its rows are reused, TreeFilter)
         return np.concatenate(found) if found else np.zeros(0, dtype=np.int64)
     total = max(1, int(text_starts[-1]))
-    width = len(text)
-    steps = 0
-    dense = 0  # matches found in a row with little text between them
     for number, (haystack, base) in enumerate(zip(texts, text_starts.tolist(), strict=False)):
-        if dense >= DENSE_RUN and text.isascii():  # matches everywhere: the rest in numpy
-            rest = yield from _dense_matches(index, text, first_piece=number)
+        # records do not cross pieces: a match lies within one
+        hits = np.fromiter(_finds(haystack, text), dtype=np.int64)
+        found.append(hits + base)
+        yield (base + len(haystack)) / total
+        dense = len(hits) >= DENSE_RUN and len(hits) * DENSE_GAP > len(haystack)
+        if dense and text.isascii() and number + 1 < len(texts):  # matches everywhere:
+            rest = yield from _dense_matches(index, text, first_piece=number + 1)  # numpy
             found.append(index.starts[rest])  # as positions of matches: mapped back below
             break
-        # records do not cross pieces: a match lies within one
-        hits: list[int] = []
-        find = haystack.find
-        size, position = len(haystack), 0
-        while position < size:
-            limit = min(size, position + SCAN_WINDOW)
-            at = find(text, position, limit + width - 1)  # matches starting before limit
-            if at < 0:
-                position = limit
-                dense = 0
-            else:
-                dense = dense + 1 if at - position < DENSE_GAP else 0
-                hits.append(base + at)
-                record_end = find(RECORD_END, at + width)
-                position = size if record_end < 0 else record_end + 1
-            steps += 1
-            if steps >= CHUNK:
-                steps = 0
-                found.append(np.asarray(hits, dtype=np.int64))
-                hits = []
-                yield (base + position) / total
-        found.append(np.asarray(hits, dtype=np.int64))
     if not found:
         return np.zeros(0, dtype=np.int64)
     return index.starts.searchsorted(np.concatenate(found), "right") - 1
