@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 import torch
 from checkpoint_builders import example_net, mixed_state_dict, write_safetensors
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as hs
 
 from netexplorer.core.errors import SourceError
 from netexplorer.core.sources import open_source
@@ -229,9 +231,11 @@ def test_pieces_cut_inside_a_nested_object_fall_back_to_one_parse(monkeypatch):
     assert st._parse_in_pieces(b'{"a":1}') is None  # small: one call
 
 
-def test_parsing_a_large_header_lets_other_threads_run(monkeypatch):
+@pytest.mark.parametrize("reader", ["_parse_in_pieces", "_read_as_written"])
+def test_parsing_a_large_header_lets_other_threads_run(monkeypatch, tmp_path, reader):
     """A 24 MB header (200,000 entries): another thread is never kept waiting as long as
-    one `json.loads` of it takes (it was one C call holding the GIL)."""
+    one `json.loads` of it takes (it was one C call holding the GIL), whether it is read
+    as JSON in pieces or as the library writes it."""
     import json
     import sys
     import threading
@@ -260,11 +264,149 @@ def test_parsing_a_large_header_lets_other_threads_run(monkeypatch):
     sys.setswitchinterval(0.001)
     thread = threading.Thread(target=ticker)
     thread.start()
+    read = {
+        "_parse_in_pieces": lambda: st._parse_in_pieces(raw),
+        "_read_as_written": lambda: st._read_as_written(file, raw, 64)[0],
+    }[reader]
+    file = st.MappedFile(str(tmp_path / "not-read.safetensors"), 0, 0)
     try:
-        header = st._parse_in_pieces(raw)
+        header = read()
     finally:
         done.set()
         thread.join()
         sys.setswitchinterval(old)
     assert header is not None and len(header) == 200_000
     assert longest[0] < one_call * 0.6, (longest[0], one_call)
+
+
+# -- headers as the library writes them, read without json ---------------------------------
+
+
+def _json_only(monkeypatch, path):
+    """What read_header makes of `path` when every header goes through json."""
+    from netexplorer.core.sources import safetensors as st
+
+    with monkeypatch.context() as m:
+        m.setattr(st, "_read_as_written", lambda *args: None)
+        return _outcome(path)
+
+
+def _outcome(path):
+    from netexplorer.core.sources import safetensors as st
+
+    try:
+        header = st.read_header(str(path))
+    except SourceError as error:
+        return "error", str(error)
+    entries = [(e.name, e.dtype, e.shape, e.begin, e.end) for e in header.entries]
+    return entries, header.metadata, header.data_start
+
+
+def _library_file(tmp_path) -> Path:
+    from safetensors.torch import save_file
+
+    torch.manual_seed(0)
+    tensors = {f"h.{i}.{n}": torch.randn(2, i + 1) for i in range(12) for n in ("w", "b")}
+    tensors.update(
+        scalar=torch.tensor(3.0),
+        empty=torch.zeros(0, 5),
+        half=torch.ones(3, dtype=torch.bfloat16),
+        ids=torch.arange(4),
+        mask=torch.tensor([True, False]),
+        **{"name with spaces, commas},": torch.ones(1), "é": torch.ones(2)},
+    )
+    path = tmp_path / "library.safetensors"
+    save_file(tensors, str(path), metadata={"format": "pt", "note": 'has "quotes" and },"'})
+    return path
+
+
+def test_a_header_as_the_library_writes_it_is_read_without_json(tmp_path, monkeypatch):
+    """save_file's header (metadata, every dtype kind, a scalar, an empty tensor, names with
+    spaces, commas, braces and non-ASCII letters) takes the regular-expression path, in
+    pieces too, and reads as json reads it: names, dtypes, shapes, offsets and metadata."""
+    from netexplorer.core.sources import safetensors as st
+
+    path = _library_file(tmp_path)
+    raw = _header_bytes(path)
+    file = st.MappedFile(str(path), 8 + len(raw), path.stat().st_size)
+    data_size = path.stat().st_size - 8 - len(raw)
+    read = st._read_as_written(file, raw, data_size)
+    assert read is not None
+    expected = _json_only(monkeypatch, path)
+    assert _outcome(path) == expected
+    assert [e.name for e in read[0]] == [name for name, *_ in expected[0]]
+    assert "é" in [e.name for e in read[0]] and len(read[0]) == 31
+    assert read[1] == expected[1] == {"format": "pt", "note": 'has "quotes" and },"'}
+    monkeypatch.setattr(st, "PIECE_BYTES", 64)  # a piece or two per entry
+    assert _outcome(path) == expected
+    in_pieces = st._read_as_written(file, raw, data_size)
+    assert in_pieces is not None
+    assert [(e.name, e.shape) for e in in_pieces[0]] == [(n, s) for n, _, s, *_ in expected[0]]
+
+
+ENTRY = {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        json.dumps({"a": ENTRY, "b": ENTRY}),  # spaces after separators
+        '{"a":{"shape":[2],"dtype":"F32","data_offsets":[0,8]}}',  # fields in another order
+        '{"a\\u00e9":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}',  # an escape
+        '{"a":{"dtype":"F32","shape":[3],"data_offsets":[0,8]},'  # the first "a" is wrong,
+        '"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}',  # the last one json keeps
+        '{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},'
+        '"__metadata__":{"format":"pt"}}',  # metadata last
+        '{"a":{"dtype":"F4","shape":[2],"data_offsets":[0,1]}}',  # a dtype without values
+        '{"a":{"dtype":"F32","shape":[02],"data_offsets":[0,8]}}',  # not JSON: a leading 0
+        '{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}x,'  # not JSON: text between
+        '"b":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}',
+        '{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}'  # not JSON: no comma
+        '"b":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}',
+        '{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},}',  # not JSON: a last comma
+        '{"a\u0001":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}',  # a control char
+        '{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,16]}}',  # past the data
+    ],
+)
+def test_a_header_not_as_written_is_read_as_json_reads_it(tmp_path, monkeypatch, text):
+    """Anything the regular expression does not read exactly goes to json: the same
+    entries, or the same error, as json alone gives."""
+    from netexplorer.core.sources import safetensors as st
+
+    text = text.replace("\\u0001", "\x01").replace("\u0001", "\x01")
+    raw = text.encode()
+    path = tmp_path / "hand.safetensors"
+    path.write_bytes(struct.pack("<Q", len(raw)) + raw + bytes(8))
+    file = st.MappedFile(str(path), 8 + len(raw), path.stat().st_size)
+    assert st._read_as_written(file, raw, 8) is None
+    assert _outcome(path) == _json_only(monkeypatch, path)
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=hs.data())
+def test_damaged_library_headers_read_as_json_reads_them(tmp_path, monkeypatch, data):
+    """Bytes of a library-written header flipped, cut or repeated: the regular expression
+    path and json alone give the same entries, or both refuse the file."""
+    import random
+
+    base = tmp_path / "base.safetensors"
+    if not base.exists():
+        from safetensors.torch import save_file
+
+        tensors = {f"b.{i}.{n}": torch.ones(i % 3 + 1, 2) for i in range(8) for n in "wb"}
+        save_file(tensors, str(base), metadata={"format": "pt"})
+    whole = base.read_bytes()
+    length = int.from_bytes(whole[:8], "little")
+    header = bytearray(whole[8 : 8 + length])
+    rng = random.Random(data.draw(hs.integers(0, 2**32), label="seed"))
+    for _ in range(data.draw(hs.integers(1, 4), label="changes")):
+        at = rng.randrange(len(header))
+        if rng.random() < 0.7:
+            header[at] = rng.choice(b'{}[],:"0123456789.-e \\x' + bytes([header[at] ^ 1]))
+        else:
+            header[at:at] = header[at : at + rng.randrange(1, 20)]
+    path = tmp_path / "damaged.safetensors"
+    path.write_bytes(struct.pack("<Q", len(header)) + bytes(header) + whole[8 + length :])
+    assert _outcome(path) == _json_only(monkeypatch, path)
