@@ -15,7 +15,7 @@ import re
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .tree import ModuleNode, TensorNode
+    from .tree import ModuleNode
 
 _DIGITS = re.compile(r"(\d+)")
 
@@ -58,27 +58,45 @@ def sort_naturally(modules: list[ModuleNode]) -> None:
     its children: in the order they were made) into the order `in_display_order` gives
     their full names. A module's tensors go by (rank, natural key of the name); its children
     by where their first tensor comes in that order: the key of the first tensor below them
-    (the path to its module from the parent, its rank, its name)."""
+    (the path to its module from the parent, its rank, its name).
+
+    It runs over every module of a file (32,500 for 50,000 tensors): a module's two tensors
+    are compared rather than sorted, and children are sorted by a key looked up in a dict
+    (nodes hash by identity) rather than made by a Python function per child."""
     keys = _NaturalKeys()
-    other = len(TENSOR_RANK)
-    # id(module) -> (path from it to the module of its first tensor, that tensor's key)
-    first: dict[int, tuple[str, tuple]] = {}
-
-    def tensor_key(t: TensorNode) -> tuple:
-        return TENSOR_RANK.get(t.name, other), keys[t.name]
-
-    def child_key(m: ModuleNode) -> tuple:
-        below, key = first[id(m)]
-        return keys[f"{m.name}.{below}" if below else m.name], key
-
+    tensor_keys = _TensorKeys(keys)  # name -> (rank, natural key)
+    order_key: dict[ModuleNode, tuple] = {}  # module -> (its place among siblings, first key)
+    below: dict[ModuleNode, str] = {}  # module without tensors -> path to its first tensor's
     for module in reversed(modules):  # children before their parent
         tensors, children = module.tensors, module.children
-        if len(tensors) > 1:
-            tensors.sort(key=tensor_key)
         if len(children) > 1:
-            children.sort(key=child_key)
+            children.sort(key=order_key.__getitem__)
         if tensors:
-            first[id(module)] = ("", tensor_key(tensors[0]))
+            if len(tensors) == 2:
+                a, b = tensors
+                key, later = tensor_keys[a.name], tensor_keys[b.name]
+                if later < key:
+                    tensors.reverse()
+                    key = later
+            else:
+                if len(tensors) > 2:
+                    tensors.sort(key=lambda t: tensor_keys[t.name])
+                key = tensor_keys[tensors[0].name]
+            order_key[module] = (keys[module.name], key)
         elif children:
-            below, key = first[id(children[0])]
-            first[id(module)] = (f"{children[0].name}.{below}" if below else children[0].name, key)
+            head = children[0]
+            path = below.get(head)
+            path = below[module] = f"{head.name}.{path}" if path else head.name
+            order_key[module] = (keys[f"{module.name}.{path}"], order_key[head][1])
+
+
+class _TensorKeys(dict):
+    """A tensor name's place among its module's tensors, (rank, natural key), made once."""
+
+    def __init__(self, keys: _NaturalKeys) -> None:
+        super().__init__()
+        self.keys = keys
+
+    def __missing__(self, name: str) -> tuple:
+        key = self[name] = (TENSOR_RANK.get(name, len(TENSOR_RANK)), self.keys[name])
+        return key
