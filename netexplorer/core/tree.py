@@ -11,7 +11,6 @@ entries of a checkpoint (`tree_from_entries`). This module does not import torch
 
 from __future__ import annotations
 
-import difflib
 import keyword
 import math
 import weakref
@@ -19,15 +18,17 @@ from collections.abc import Callable, Hashable, Iterable, Iterator, Sized
 from dataclasses import dataclass, field
 from functools import cached_property
 from operator import attrgetter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .collector import without_cycle_collector
 from .errors import UnknownPathError
 from .handles import TensorHandle, TorchHandle
-from .inputs import InputBatch, InputSpec
 from .order import sort_naturally
 from .sharing import TieGroup, find_tie_groups, module_aliases
 from .torch_import import import_torch
+
+if TYPE_CHECKING:  # imported where inputs are made, not to open a file
+    from .inputs import InputBatch, InputSpec
 
 ROOT_NAME = "net"  # the variable name access expressions start from
 
@@ -246,6 +247,8 @@ class ModuleTree:
             return self.tensors[path]
         if path in self.modules:
             return self.modules[path]
+        import difflib  # only to say what was meant: not imported to open a file
+
         close = difflib.get_close_matches(path, [*self.tensors, *self.modules], n=3)
         hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
         raise UnknownPathError(f"no module or tensor at path {path!r}{hint}")
@@ -508,8 +511,9 @@ def tree_from_entries(
     modules: dict[str, ModuleNode] = {"": root}
     identity: dict[str, Hashable] = {}
 
-    steps: dict[str, str] = {}  # name -> its access step (names repeat: weight, bias, 0)
-    names: dict[str, str] = {}  # one string per name (a million "weight"s are one)
+    # name -> (one string for every use of it, its kind unless the reader says, its access
+    # step): names repeat (a million "weight"s are one string, looked up once)
+    per_name: dict[str, tuple[str, str, str]] = {}
 
     def module_at(path: str) -> ModuleNode:
         """The module node at `path`, made with its missing ancestors (iteratively: a
@@ -521,14 +525,12 @@ def tree_from_entries(
         parent = modules[path]
         for module_path in reversed(missing):
             name = module_path.rpartition(".")[2]
-            name = names.setdefault(name, name)
+            known = per_name.get(name)
+            if known is None:
+                known = per_name[name] = _about_name(name)
+            name = known[0]
             access = _item_access(module_path, nested, tensor=False) if nested else ""
-            if not access:
-                step = steps.get(name)
-                if step is None:
-                    step = steps[name] = access_step(None, name)
-                access = parent.access + step
-            node = ModuleNode(module_path, name, "", "", access, parent)
+            node = ModuleNode(module_path, name, "", "", access or parent.access + known[2], parent)
             parent.children.append(node)
             modules[module_path] = node
             parent = node
@@ -536,28 +538,30 @@ def tree_from_entries(
 
     kinds = kinds or {}
     floating: dict[str, bool] = {}  # dtype -> whether a parameter of it takes gradients
+    report = PROGRESS_EVERY if progress is not None else -1
     for done, (key, handle) in enumerate(entries):
-        if progress is not None and done % PROGRESS_EVERY == 0 and done:
+        if done == report:
             progress(0.8 * done / total if total else 0.0, f"made {done:,} tensors of the tree")
+            report += PROGRESS_EVERY
         owner_path, _, name = key.rpartition(".")
-        name = names.setdefault(name, name)
         owner = modules.get(owner_path)
         if owner is None:
             owner = module_at(owner_path)
-        # a file does not say parameter or buffer: "tensor", unless the reader knows (kinds)
-        kind = kinds.get(key) or ("buffer" if name in KNOWN_BUFFER_NAMES else "tensor")
+        known = per_name.get(name)
+        if known is None:
+            known = per_name[name] = _about_name(name)
+        name, kind, step = known
+        if kinds:  # the reader knows parameters from buffers
+            kind = kinds.get(key) or kind
         access = _item_access(key, nested, tensor=True) if nested else ""
-        if not access:
-            step = steps.get(name)
-            if step is None:
-                step = steps[name] = access_step(None, name)
-            access = owner.access + step
-        dtype = handle.dtype
-        grad = floating.get(dtype)
-        if grad is None:
-            grad = floating[dtype] = _is_floating(dtype)
+        grad = False
+        if kind == "parameter":
+            dtype = handle.dtype
+            grad = floating.get(dtype)
+            if grad is None:
+                grad = floating[dtype] = _is_floating(dtype)
         owner.tensors.append(
-            TensorNode(key, name, kind, handle, kind == "parameter" and grad, access, owner)
+            TensorNode(key, name, kind, handle, grad, access or owner.access + step, owner)
         )
         if ties:  # only tensors that could share storage: a million keys of their own
             storage = handle.storage_key()  # each took a tuple to make and to free
@@ -600,6 +604,12 @@ def _item_access(path: str, nested: dict[str, tuple[int, tuple[str, ...]]], tens
     steps = "".join(f"[{p}]" if p.isdigit() else f"[{p!r}]" for p in nested[prefix][1])
     rest = path[len(prefix) + 1 :]
     return CHECKPOINT_NAME + steps + (f"[{rest!r}]" if tensor and rest else "")
+
+
+def _about_name(name: str) -> tuple[str, str, str]:
+    """A name of a checkpoint's key: itself, its kind (a file does not say parameter or
+    buffer: "tensor", but for the names of known buffers) and its access step."""
+    return name, "buffer" if name in KNOWN_BUFFER_NAMES else "tensor", access_step(None, name)
 
 
 def _is_floating(dtype: str) -> bool:

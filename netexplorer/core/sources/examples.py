@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from ...examples import EXAMPLES
 from ..errors import SourceError
 from ..tree import ModuleTree, tree_from_module
 from .base import OpenOptions
@@ -19,6 +18,8 @@ class ExampleReader:
         return spec.startswith(PREFIX)
 
     def read(self, spec: str, options: OpenOptions) -> ModuleTree:
+        from ...examples import EXAMPLES  # not imported to open a file (asked first, always)
+
         name = spec[len(PREFIX) :]
         example = EXAMPLES.get(name)
         if example is None:

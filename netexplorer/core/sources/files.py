@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import stat
-import zipfile
 from functools import lru_cache
 from typing import BinaryIO
 
@@ -185,6 +184,8 @@ def _zip_kind(path: str) -> str:
             try:  # kept for the reader, which reads the same directory next
                 names = list(directory_of(path, f, keep=True))
             except Unusual:
+                import zipfile  # to tell zips apart; not imported to open safetensors
+
                 with zipfile.ZipFile(f) as archive:
                     names = archive.namelist()
     except Exception:  # BadZipFile, NotImplementedError, ...: sniffing must never raise

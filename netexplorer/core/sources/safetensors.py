@@ -9,6 +9,7 @@ writable map handed to models built from code is copy-on-write.
 
 from __future__ import annotations
 
+import codecs
 import json
 import os
 import re
@@ -166,20 +167,62 @@ def _parse_in_pieces(raw: bytes) -> dict[str, Any] | None:
 _CODE_ITEMSIZES = {code: ITEMSIZE[dtype] for code, dtype in DTYPES.items()}
 
 # One tensor as the safetensors library writes it (serde_json, compact, fields in this order),
-# after the comma that precedes it: name, dtype code, shape, first and last offset. A name
-# holds no quote, backslash or control character here (an escaped name is read by `json`).
-_COUNT = r"(?:0|[1-9][0-9]*)"  # a JSON number that is a count: no sign, no leading zero
+# after the comma that precedes it: name, dtype code, shape, first and last offset, as bytes
+# (a name is decoded on its own). A name holds no quote, backslash or control character here
+# (an escaped name is read by `json`).
+_COUNT = rb"(?:0|[1-9][0-9]*)"  # a JSON number that is a count: no sign, no leading zero
 _AS_WRITTEN = re.compile(
-    r',"([^"\\\x00-\x1f]*)":\{"dtype":"([A-Z0-9_]+)","shape":\[('
-    + f"(?:{_COUNT}(?:,{_COUNT})*)?"
-    + r')\],"data_offsets":\[('
+    rb',"([^"\\\x00-\x1f]*)":\{"dtype":"([A-Z0-9_]+","shape":\['
+    + rb"(?:" + _COUNT + rb"(?:," + _COUNT + rb")*)?"
+    + rb')\],"data_offsets":\[('
     + _COUNT
-    + "),("
+    + rb"),("
     + _COUNT
-    + r")\]\}"
-)
-_AS_WRITTEN_FIXED = len(',"":{"dtype":"","shape":[],"data_offsets":[,]}')  # all but the groups
-_METADATA_FIRST = '{"__metadata__":'
+    + rb")\]\}"
+)  # fmt: skip
+# the fixed text of an entry, but its groups: name, dtype and shape (one group: they repeat
+# together, one lookup), first offset, last
+_AS_WRITTEN_FIXED = len(b',"":{"dtype":"],"data_offsets":[,]}')
+_METADATA_FIRST = b'{"__metadata__":'
+
+
+class _Kinds(dict):
+    """`F32","shape":[4,4` (a dtype and shape as written) -> (dtype, shape, bytes a tensor
+    of them takes), or None for a dtype without values or a shape past MAX_SIZE elements."""
+
+    def __missing__(self, text: bytes) -> tuple[str, tuple[int, ...], int] | None:
+        code, _, dims_text = text.decode("ascii").partition('","shape":[')
+        shape = tuple(map(int, dims_text.split(","))) if dims_text else ()
+        numel = element_count(shape, MAX_SIZE)
+        itemsize = _CODE_ITEMSIZES.get(code)
+        kind = None
+        if numel is not None and itemsize is not None:
+            kind = (DTYPES[code], shape, numel * itemsize)
+        self[text] = kind
+        return kind
+
+
+def _metadata(raw: bytes) -> tuple[dict[str, Any], int] | None:
+    """The `__metadata__` object a header starts with, and the byte after it (a comma or
+    the closing brace); None if it is not a JSON object followed by one. Read from the
+    header's first 64 kB when it ends there (it usually holds a line or two), decoded as
+    UTF-8 as far as whole characters go."""
+    decoder = json.JSONDecoder()
+    for size in (1 << 16, len(raw)):
+        whole = size >= len(raw)
+        try:
+            text, _ = codecs.utf_8_decode(raw[:size], "strict", whole)
+            metadata, end = decoder.raw_decode(text, len(_METADATA_FIRST))
+        except UnicodeDecodeError:
+            return None  # the JSON path says what is wrong
+        except ValueError:
+            if whole:
+                return None
+            continue  # cut before its end: read it whole
+        if type(metadata) is not dict or end >= len(text) or text[end] not in ",}":
+            return None
+        return metadata, len(text[:end].encode("utf-8"))
+    return None
 
 
 def _read_as_written(
@@ -196,56 +239,44 @@ def _read_as_written(
     is only there), so other threads run between pieces. A tensor that is not the common
     case (a dtype without values, an offset past the data) sends the header to the JSON
     path as well, which accepts it or says what is wrong (its first problem, as always)."""
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-    last = len(text) - 1  # the closing brace, before the spaces writers pad with
-    while last > 0 and text[last] == " ":
+    last = len(raw) - 1  # the closing brace, before the spaces writers pad with
+    while last > 0 and raw[last] == 0x20:
         last -= 1
-    if not text.startswith("{") or text[last] != "}":
+    if not raw.startswith(b"{") or raw[last] != 0x7D:  # }
         return None
     metadata: Any = {}
-    if text.startswith(_METADATA_FIRST):
-        try:
-            metadata, end = json.JSONDecoder().raw_decode(text, len(_METADATA_FIRST))
-        except ValueError:  # the JSON path says what is wrong
+    if raw.startswith(_METADATA_FIRST):
+        # the metadata is JSON text of its own: its end is where the first tensor's comma is,
+        # found by json (a string in it may hold anything, escaped)
+        found = _metadata(raw[: last + 1])
+        if found is None:
             return None
-        if type(metadata) is not dict or text[end] not in ",}":
-            return None
-        body = text[end:last]  # from the comma before the first tensor
+        metadata, at = found
+        body = raw[at:last]  # from the comma before the first tensor
     else:
-        body = "," + text[1:last]  # each entry after a comma, as the expression reads them
+        body = b"," + raw[1:last]  # each entry after a comma, as the expression reads them
     entries: list[SafetensorsHandle] = []
     append = entries.append
-    itemsizes = _CODE_ITEMSIZES
-    shapes: dict[str, tuple[tuple[int, ...], int | None]] = {}  # shapes repeat: one tuple
+    kinds = _Kinds()  # dtypes and shapes repeat: one tuple for all tensors of a shape
     start = 0
-    while start < len(body):
-        cut = body.find('},"', start + PIECE_BYTES)
-        end = len(body) if cut < 0 else cut + 1
-        found = _AS_WRITTEN.findall(body, start, end)
-        if sum(map(len, chain.from_iterable(found))) + _AS_WRITTEN_FIXED * len(found) != (
-            end - start
-        ):
-            return None  # something between or inside entries that is not as written
-        for name, code, shape_text, first, after in found:
-            shape = shapes.get(shape_text)
-            if shape is None:
-                dims = tuple(map(int, shape_text.split(","))) if shape_text else ()
-                shape = shapes[shape_text] = (dims, element_count(dims, MAX_SIZE))
-            begin, end_ = int(first), int(after)
-            itemsize = itemsizes.get(code)
-            numel = shape[1]
-            if (
-                itemsize is None
-                or numel is None
-                or not begin <= end_ <= data_size
-                or numel * itemsize != end_ - begin
+    try:
+        while start < len(body):
+            cut = body.find(b'},"', start + PIECE_BYTES)
+            end = len(body) if cut < 0 else cut + 1
+            found = _AS_WRITTEN.findall(body, start, end)
+            if sum(map(len, chain.from_iterable(found))) + _AS_WRITTEN_FIXED * len(found) != (
+                end - start
             ):
-                return None  # `_entries` accepts it (a dtype without values) or says why not
-            append(SafetensorsHandle(file, name, DTYPES[code], shape[0], begin, end_))
-        start = end
+                return None  # something between or inside entries that is not as written
+            for name, kind_text, first, after in found:
+                kind = kinds[kind_text]
+                begin, end_ = int(first), int(after)
+                if kind is None or not begin <= end_ <= data_size or kind[2] != end_ - begin:
+                    return None  # `_entries` accepts it (a dtype without values) or says why not
+                append(SafetensorsHandle(file, name.decode(), kind[0], kind[1], begin, end_))
+            start = end
+    except UnicodeDecodeError:  # a name that is not UTF-8: the JSON path says so
+        return None
     names = {e.name for e in entries}
     if len(names) != len(entries) or "__metadata__" in names:
         return None  # a name met twice: JSON keeps the last, at the first one's place

@@ -410,3 +410,20 @@ def test_damaged_library_headers_read_as_json_reads_them(tmp_path, monkeypatch, 
     path = tmp_path / "damaged.safetensors"
     path.write_bytes(struct.pack("<Q", len(header)) + bytes(header) + whole[8 + length :])
     assert _outcome(path) == _json_only(monkeypatch, path)
+
+
+@pytest.mark.parametrize("note", ["é" * 10, "é" + "x" * 70_000 + "€"])
+def test_metadata_of_any_length_and_letters_before_the_tensors(tmp_path, monkeypatch, note):
+    """The metadata the library writes first is read by json (in its first 64 kB, or whole
+    when longer), and the tensors after it by the regular expression, at the right byte."""
+    from safetensors.torch import save_file
+
+    from netexplorer.core.sources import safetensors as st
+
+    path = tmp_path / "meta.safetensors"
+    save_file({"a.weight": torch.ones(2, 3), "a.bias": torch.zeros(3)}, str(path), {"note": note})
+    raw = _header_bytes(path)
+    read = st._read_as_written(st.MappedFile(str(path), 8 + len(raw), 0), raw, 36)
+    assert read is not None and read[1] == {"note": note}
+    assert [(e.name, e.shape) for e in read[0]] == [("a.bias", (3,)), ("a.weight", (2, 3))]
+    assert _outcome(path) == _json_only(monkeypatch, path)
