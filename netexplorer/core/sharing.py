@@ -8,11 +8,10 @@ The caller says what "the same" means by giving each path an identity key.
 from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
-@dataclass(frozen=True)
-class TieGroup:
+class TieGroup(NamedTuple):
     """Paths (in state_dict order) that reach one tensor. `tie_from` says where a tie that
     the file itself does not hold comes from: "config" when a model built from the folder's
     config.json ties tensors that safetensors had to store once ("" otherwise)."""

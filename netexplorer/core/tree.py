@@ -15,7 +15,6 @@ import keyword
 import math
 import weakref
 from collections.abc import Callable, Hashable, Iterable, Iterator, Sized
-from dataclasses import dataclass, field
 from functools import cached_property
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any
@@ -37,13 +36,16 @@ ROOT_NAME = "net"  # the variable name access expressions start from
 KNOWN_BUFFER_NAMES = {"running_mean", "running_var", "num_batches_tracked"}
 
 
-# slots: a million of them (bigtree); __init__ written out: a third faster than the one
-# dataclass writes for an InitVar and defaults (50,000 tensors and 32,000 modules a file)
-@dataclass(eq=False, slots=True, weakref_slot=True, init=False)
+# Plain classes with slots (a million of them: bigtree), not dataclasses: their __init__
+# is a third faster than the one dataclass writes for a parent link and defaults (50,000
+# tensors and 32,000 modules a file), and opening a file imports neither dataclasses nor
+# inspect. Nodes compare by identity.
 class TensorNode:
     """A parameter or buffer at one state_dict path; in a checkpoint without code, where the
     file does not say which it is, a "tensor" (never claimed to require grad)."""
 
+    __slots__ = ("__weakref__", "_module", "access", "handle", "kind", "name", "path")
+    __slots__ += ("requires_grad", "tie")
     path: str
     name: str
     kind: str  # "parameter" | "buffer" | "tensor" (a checkpoint's entry of unknown kind)
@@ -51,7 +53,7 @@ class TensorNode:
     requires_grad: bool
     access: str
     tie: int | None  # id of its tie group, if the tensor is reached from several paths
-    _module: weakref.ReferenceType | None = field(repr=False)  # the owner (see _weak_parent)
+    _module: weakref.ReferenceType | None  # the owner (see _weak_parent)
 
     def __init__(
         self,
@@ -73,6 +75,9 @@ class TensorNode:
         self.tie = tie
         self._module = None if module is None else _ref(module)
 
+    def __repr__(self) -> str:
+        return f"TensorNode({self.path!r}, kind={self.kind!r}, shape={self.shape})"
+
     @property
     def shape(self) -> tuple[int, ...]:
         return self.handle.shape
@@ -88,10 +93,11 @@ class TensorNode:
     is_module = False
 
 
-@dataclass(eq=False, slots=True, weakref_slot=True, init=False)
 class ModuleNode:
     """A module at one path. `type_name` is empty when a checkpoint does not say."""
 
+    __slots__ = ("__weakref__", "_parent", "access", "children", "extra_repr", "name", "path")
+    __slots__ += ("parameter_count", "shared_with", "tensor_elements", "tensors", "type_name")
     path: str
     name: str
     type_name: str
@@ -102,9 +108,13 @@ class ModuleNode:
     shared_with: list[str]  # other paths of the same object
     parameter_count: int  # unique parameter elements in this subtree (a tie counts once)
     tensor_elements: int  # the same for tensors of unknown kind (kind "tensor")
-    _parent: weakref.ReferenceType | None = field(repr=False)  # see _weak_parent
+    _parent: weakref.ReferenceType | None  # see _weak_parent
 
     is_module = True
+
+    def __repr__(self) -> str:
+        kind = self.type_name or "module"
+        return f"ModuleNode({self.path!r}, {kind}, {len(self.children)} children)"
 
     def __init__(
         self,
@@ -186,7 +196,7 @@ def _weak_parent(attribute: str) -> property:
     return property(get, set_)
 
 
-# set after @dataclass, which takes the class attributes of its fields as their defaults
+# the links up, read through their weak references (one helper for both classes)
 ModuleNode.parent = _weak_parent("_parent")  # type: ignore[assignment]
 TensorNode.module = _weak_parent("_module")  # type: ignore[assignment]
 

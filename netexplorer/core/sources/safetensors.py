@@ -15,9 +15,8 @@ import os
 import re
 import sys
 from collections.abc import Hashable
-from dataclasses import dataclass
 from itertools import chain
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..errors import SourceError
 from ..handles import ITEMSIZE, TensorHandle, decode_raw, element_count, raw_view_dtype
@@ -58,8 +57,7 @@ UNDECODED = {"F4": "float4_e2m1fn_x2", "F6_E2M3": "float6_e2m3", "F6_E3M2": "flo
 UNDECODED.update({"E8M0": "float8_e8m0fnu", "F8_E8M0": "float8_e8m0fnu"})
 
 
-@dataclass(frozen=True)
-class Header:
+class Header(NamedTuple):
     """A validated safetensors header."""
 
     path: str
