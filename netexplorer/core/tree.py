@@ -499,6 +499,7 @@ def tree_from_entries(
     natural_order: bool = False,
     progress: Callable[[float, str], None] | None = None,
     ties: bool = True,
+    count: int | None = None,
 ) -> ModuleTree:
     """Build the tree of a checkpoint from its flat `key -> handle` entries, in file order
     (or, with `natural_order`, in the order of `order.in_display_order`: for a file that
@@ -509,9 +510,9 @@ def tree_from_entries(
     nested in the file (`("state_dict",)` in a Lightning checkpoint): what lies in them is
     reached as `ckpt["state_dict"]["2.weight"]`, not as a module attribute. `ties=False`: the
     reader knows no two entries share storage (no storage keys are asked). `progress(fraction,
-    text)` is told how far the tree is built, every PROGRESS_EVERY entries (entries that are a
-    list or dict give a fraction)."""
-    total = len(entries) if isinstance(entries, Sized) else 0
+    text)` is told how far the tree is built, every PROGRESS_EVERY entries, as a fraction of
+    their `count` (by default their len(), when they have one)."""
+    total = count if count is not None else len(entries) if isinstance(entries, Sized) else 0
     nested: dict[str, tuple[int, tuple[str, ...]]] = {}
     for parts in containers:
         if parts:
@@ -528,13 +529,13 @@ def tree_from_entries(
     def module_at(path: str) -> ModuleNode:
         """The module node at `path`, made with its missing ancestors (iteratively: a
         closure that calls itself would be a reference cycle)."""
-        missing: list[str] = []
+        missing: list[tuple[str, str]] = []
         while path not in modules:
-            missing.append(path)
-            path = path.rpartition(".")[0]
+            above, _, name = path.rpartition(".")
+            missing.append((path, name))
+            path = above
         parent = modules[path]
-        for module_path in reversed(missing):
-            name = module_path.rpartition(".")[2]
+        for module_path, name in reversed(missing):
             known = per_name.get(name)
             if known is None:
                 known = per_name[name] = _about_name(name)

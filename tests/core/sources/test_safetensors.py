@@ -359,6 +359,10 @@ ENTRY = {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}
         '"__metadata__":{"format":"pt"}}',  # metadata last
         '{"a":{"dtype":"F4","shape":[2],"data_offsets":[0,1]}}',  # a dtype without values
         '{"a":{"dtype":"F32","shape":[02],"data_offsets":[0,8]}}',  # not JSON: a leading 0
+        '{"a":{"dtype":"F32","shape":[2],"data_offsets":[00,8]}}',
+        '{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,08]}}',
+        '{"a":{"dtype":"F 32","shape":[2],"data_offsets":[0,8]}}',  # not a dtype code
+        '{"a":{"dtype":"F32","shape":[2,"x"],"data_offsets":[0,8]}}',  # not counts
         '{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}x,'  # not JSON: text between
         '"b":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}',
         '{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}'  # not JSON: no comma
