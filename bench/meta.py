@@ -80,6 +80,7 @@ def child_floor() -> dict:
 
 
 def run_child(kind: str) -> dict:
+    common.compile_sources()
     done = subprocess.run(
         [sys.executable, __file__, "--child", kind],
         capture_output=True,
