@@ -172,9 +172,14 @@ _CODE_ITEMSIZES = {code: ITEMSIZE[dtype] for code, dtype in DTYPES.items()}
 # first and last offset (digits: a leading zero, which JSON forbids, is looked for once in
 # the whole header, by _LEADING_ZERO). Simple classes: 40% faster than counts spelled out.
 _AS_WRITTEN = re.compile(
-    rb',"([^"\\\x00-\x1f]*)":\{"dtype":"([^"]*","shape":\[[^\]]*)\],'
+    rb'[,{]"([^"\\\x00-\x1f]*)":\{"dtype":"([^"]*","shape":\[[^\]]*)\],'
     rb'"data_offsets":\[([0-9]+),([0-9]+)\]\}'
 )
+# The brace that opens the header is the first tensor's lead; another tensor's lead is a
+# comma. A brace there would follow an entry's closing brace: `}{"`, which valid JSON never
+# holds (a name that ends in `}{` does: that header goes to the JSON path, which reads it).
+_BRACE_LEAD = b'}{"'
+WRITTEN_PIECE_BYTES = 1 << 17  # 128 kB: its matches stay in the cache (7 ms of 60 faster)
 # the fixed text of an entry, but its groups
 _AS_WRITTEN_FIXED = len(b',"":{"dtype":"],"data_offsets":[,]}')
 # a dtype code and the counts of a shape, as JSON writes them (no leading zero)
@@ -238,10 +243,11 @@ def _read_as_written(
     is wrong. Exact, not a guess: the matches must tile the header, each entry's text is its
     groups and the fixed text around them, so nothing between entries goes unread.
 
-    Read a piece of about PIECE_BYTES at a time (pieces end before an entry's comma: `},"`
-    is only there), so other threads run between pieces. A tensor that is not the common
-    case (a dtype without values, an offset past the data) sends the header to the JSON
-    path as well, which accepts it or says what is wrong (its first problem, as always)."""
+    Read a piece of about WRITTEN_PIECE_BYTES at a time (pieces end before an entry's
+    comma: `},"` is only there), so other threads run between pieces. A tensor that is not
+    the common case (a dtype without values, an offset past the data) sends the header to
+    the JSON path as well, which accepts it or says what is wrong (its first problem, as
+    always)."""
     last = len(raw) - 1  # the closing brace, before the spaces writers pad with
     while last > 0 and raw[last] == 0x20:
         last -= 1
@@ -254,21 +260,19 @@ def _read_as_written(
         found = _metadata(raw[: last + 1])
         if found is None:
             return None
-        metadata, at = found
-        body = raw[at:last]  # from the comma before the first tensor
+        metadata, start = found  # at the comma before the first tensor
     else:
-        body = b"," + raw[1:last]  # each entry after a comma, as the expression reads them
-    if _LEADING_ZERO.search(body) is not None:
-        return None  # not JSON: the JSON path says so
+        start = 0  # at the brace that leads the first tensor
+    if raw.find(_BRACE_LEAD, start, last) >= 0 or _LEADING_ZERO.search(raw, start, last):
+        return None  # not JSON (or a name ending in `}{`): the JSON path reads it
     entries: list[SafetensorsHandle] = []
     append = entries.append
     kinds = _Kinds()  # dtypes and shapes repeat: one tuple for all tensors of a shape
-    start = 0
     try:
-        while start < len(body):
-            cut = body.find(b'},"', start + PIECE_BYTES)
-            end = len(body) if cut < 0 else cut + 1
-            found = _AS_WRITTEN.findall(body, start, end)
+        while start < last:
+            cut = raw.find(b'},"', start + WRITTEN_PIECE_BYTES, last)
+            end = last if cut < 0 else cut + 1
+            found = _AS_WRITTEN.findall(raw, start, end)
             if sum(map(len, chain.from_iterable(found))) + _AS_WRITTEN_FIXED * len(found) != (
                 end - start
             ):

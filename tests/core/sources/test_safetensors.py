@@ -337,7 +337,7 @@ def test_a_header_as_the_library_writes_it_is_read_without_json(tmp_path, monkey
     assert [e.name for e in read[0]] == [name for name, *_ in expected[0]]
     assert "é" in [e.name for e in read[0]] and len(read[0]) == 31
     assert read[1] == expected[1] == {"format": "pt", "note": 'has "quotes" and },"'}
-    monkeypatch.setattr(st, "PIECE_BYTES", 64)  # a piece or two per entry
+    monkeypatch.setattr(st, "WRITTEN_PIECE_BYTES", 64)  # a piece or two per entry
     assert _outcome(path) == expected
     in_pieces = st._read_as_written(file, raw, data_size)
     assert in_pieces is not None
@@ -368,6 +368,9 @@ ENTRY = {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}
         '{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}'  # not JSON: no comma
         '"b":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}',
         '{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},}',  # not JSON: a last comma
+        '{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}'  # not JSON: a brace between
+        '{"b":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}',
+        '{"a}{":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}',  # JSON: a name's braces
         '{"a\u0001":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}',  # a control char
         '{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,16]}}',  # past the data
     ],
