@@ -14,9 +14,9 @@ import json
 import os
 import re
 import sys
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterator
 from itertools import chain
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..errors import SourceError
@@ -166,28 +166,22 @@ def _parse_in_pieces(raw: bytes) -> dict[str, Any] | None:
 _CODE_ITEMSIZES = {code: ITEMSIZE[dtype] for code, dtype in DTYPES.items()}
 
 # One tensor as the safetensors library writes it (serde_json, compact, fields in this order),
-# after the comma that precedes it, as bytes: its name (decoded on its own; no quote,
-# backslash or control character here: an escaped name is read by `json`), its dtype and
-# shape as one group (they repeat together: checked once per kind, by _Kinds), and its
-# first and last offset (digits: a leading zero, which JSON forbids, is looked for once in
-# the whole header, by _LEADING_ZERO). Simple classes: 40% faster than counts spelled out.
-_AS_WRITTEN = re.compile(
-    rb'[,{]"([^"\\\x00-\x1f]*)":\{"dtype":"([^"]*","shape":\[[^\]]*)\],'
-    rb'"data_offsets":\[([0-9]+),([0-9]+)\]\}'
+# as bytes: its name (decoded on its own; no quote, backslash or control character here: an
+# escaped name is read by `json`), its dtype and shape as one group (they repeat together:
+# checked once per kind, by _Kinds), its first and last offset (counts without a leading
+# zero, which JSON forbids). Simple classes: 40% faster than counts spelled out in full.
+_TENSOR = (
+    rb'"([^"\\\x00-\x1f]*)":\{"dtype":"([^"]*","shape":\[[^\]]*)\],'
+    rb'"data_offsets":\[((?!0[0-9])[0-9]+),((?!0[0-9])[0-9]+)\]\}'
 )
-# The brace that opens the header is the first tensor's lead; another tensor's lead is a
-# comma. A brace there would follow an entry's closing brace: `}{"`, which valid JSON never
-# holds (a name that ends in `}{` does: that header goes to the JSON path, which reads it).
-_BRACE_LEAD = b'}{"'
-WRITTEN_PIECE_BYTES = 1 << 17  # 128 kB: its matches stay in the cache (7 ms of 60 faster)
-# the fixed text of an entry, but its groups
+_FIRST_TENSOR = re.compile(_TENSOR)  # right after the opening brace
+_AS_WRITTEN = re.compile(b"," + _TENSOR)  # every other one, after a comma
+# the fixed text of a tensor after its comma, but its groups
 _AS_WRITTEN_FIXED = len(b',"":{"dtype":"],"data_offsets":[,]}')
 # a dtype code and the counts of a shape, as JSON writes them (no leading zero)
 _COUNT = rb"(?:0|[1-9][0-9]*)"
 _KIND = re.compile(rb'([A-Z0-9_]+)","shape":\[((?:' + _COUNT + rb"(?:," + _COUNT + rb")*)?)")
-# an offset with a leading zero: `"data_offsets":[` is only ever a field (a name holds no
-# quote here)
-_LEADING_ZERO = re.compile(rb'"data_offsets":\[(?:0[0-9]|[0-9]+,0[0-9])')
+WRITTEN_PIECE_BYTES = 1 << 17  # 128 kB: its matches stay in the cache (7 ms of 60 faster)
 _METADATA_FIRST = b'{"__metadata__":'
 
 
@@ -244,7 +238,8 @@ def _read_as_written(
     groups and the fixed text around them, so nothing between entries goes unread.
 
     Read a piece of about WRITTEN_PIECE_BYTES at a time (pieces end before an entry's
-    comma: `},"` is only there), so other threads run between pieces. A tensor that is not
+    comma, at a `},"`; a name ending in `},` holds one too, and a cut there fails to tile:
+    json reads that header), so other threads run between pieces. A tensor that is not
     the common case (a dtype without values, an offset past the data) sends the header to
     the JSON path as well, which accepts it or says what is wrong (its first problem, as
     always)."""
@@ -257,39 +252,57 @@ def _read_as_written(
     if raw.startswith(_METADATA_FIRST):
         # the metadata is JSON text of its own: its end is where the first tensor's comma is,
         # found by json (a string in it may hold anything, escaped)
-        found = _metadata(raw[: last + 1])
-        if found is None:
+        read = _metadata(raw[: last + 1])
+        if read is None:
             return None
-        metadata, start = found  # at the comma before the first tensor
-    else:
-        start = 0  # at the brace that leads the first tensor
-    if raw.find(_BRACE_LEAD, start, last) >= 0 or _LEADING_ZERO.search(raw, start, last):
-        return None  # not JSON (or a name ending in `}{`): the JSON path reads it
+        metadata, start = read  # at the comma before the first tensor
+        head: list[tuple[bytes, ...]] = []
+    else:  # the first tensor right after the brace
+        match = _FIRST_TENSOR.match(raw, 1, last)
+        if match is None:
+            return None
+        start, head = match.end(), [match.groups()]
     entries: list[SafetensorsHandle] = []
     append = entries.append
     kinds = _Kinds()  # dtypes and shapes repeat: one tuple for all tensors of a shape
+    names: set[bytes] = set()
     try:
-        while start < last:
-            cut = raw.find(b'},"', start + WRITTEN_PIECE_BYTES, last)
-            end = last if cut < 0 else cut + 1
-            found = _AS_WRITTEN.findall(raw, start, end)
-            if sum(map(len, chain.from_iterable(found))) + _AS_WRITTEN_FIXED * len(found) != (
-                end - start
-            ):
-                return None  # something between or inside entries that is not as written
+        for found in chain([head], _pieces_as_written(raw, start, last)):
+            names.update(map(_FIRST_GROUP, found))  # while the piece is in the cache
             for name, kind_text, first, after in found:
                 kind = kinds[kind_text]
-                begin, end_ = int(first), int(after)
-                if kind is None or not begin <= end_ <= data_size or kind[2] != end_ - begin:
+                begin, end = int(first), int(after)
+                if kind is None or not begin <= end <= data_size or kind[2] != end - begin:
                     return None  # `_entries` accepts it (a dtype without values) or says why not
-                append(SafetensorsHandle(file, name.decode(), kind[0], kind[1], begin, end_))
-            start = end
-    except UnicodeDecodeError:  # a name that is not UTF-8: the JSON path says so
-        return None
-    names = {e.name for e in entries}
-    if len(names) != len(entries) or "__metadata__" in names:
+                append(SafetensorsHandle(file, name.decode(), kind[0], kind[1], begin, end))
+    except (UnicodeDecodeError, _NotAsWritten):  # a name that is not UTF-8, something
+        return None  # between or inside entries that is not as written: json says what
+    if len(names) != len(entries) or b"__metadata__" in names:
         return None  # a name met twice: JSON keeps the last, at the first one's place
     return entries, metadata
+
+
+_FIRST_GROUP = itemgetter(0)  # a tensor's name, of its groups
+
+
+class _NotAsWritten(Exception):
+    """A header's text is not what the safetensors library writes: json reads it."""
+
+
+def _pieces_as_written(raw: bytes, start: int, last: int) -> Iterator[list[tuple[bytes, ...]]]:
+    """The groups of every tensor in raw[start:last] (each after its comma), a piece of
+    about WRITTEN_PIECE_BYTES at a time. Raises _NotAsWritten unless the matches tile each
+    piece: every byte is a match's group or fixed text."""
+    while start < last:
+        cut = raw.find(b'},"', start + WRITTEN_PIECE_BYTES, last)
+        end = last if cut < 0 else cut + 1
+        found = _AS_WRITTEN.findall(raw, start, end)
+        if sum(map(len, chain.from_iterable(found))) + _AS_WRITTEN_FIXED * len(found) != (
+            end - start
+        ):
+            raise _NotAsWritten
+        yield found
+        start = end
 
 
 def _entries(file: MappedFile, header: dict[str, Any], data_size: int) -> list[SafetensorsHandle]:

@@ -313,7 +313,7 @@ def _library_file(tmp_path) -> Path:
         half=torch.ones(3, dtype=torch.bfloat16),
         ids=torch.arange(4),
         mask=torch.tensor([True, False]),
-        **{"name with spaces, commas},": torch.ones(1), "é": torch.ones(2)},
+        **{"name with spaces, commas},": torch.ones(1), "é": torch.ones(2), "}{": torch.ones(1)},
     )
     path = tmp_path / "library.safetensors"
     save_file(tensors, str(path), metadata={"format": "pt", "note": 'has "quotes" and },"'})
@@ -335,7 +335,7 @@ def test_a_header_as_the_library_writes_it_is_read_without_json(tmp_path, monkey
     expected = _json_only(monkeypatch, path)
     assert _outcome(path) == expected
     assert [e.name for e in read[0]] == [name for name, *_ in expected[0]]
-    assert "é" in [e.name for e in read[0]] and len(read[0]) == 31
+    assert "é" in [e.name for e in read[0]] and len(read[0]) == 32
     assert read[1] == expected[1] == {"format": "pt", "note": 'has "quotes" and },"'}
     monkeypatch.setattr(st, "WRITTEN_PIECE_BYTES", 64)  # a piece or two per entry
     assert _outcome(path) == expected
@@ -370,7 +370,6 @@ ENTRY = {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}
         '{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},}',  # not JSON: a last comma
         '{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}'  # not JSON: a brace between
         '{"b":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}',
-        '{"a}{":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}',  # JSON: a name's braces
         '{"a\u0001":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}',  # a control char
         '{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,16]}}',  # past the data
     ],
