@@ -103,9 +103,11 @@ class ModuleNode:
     type_name: str
     extra_repr: str
     access: str
-    children: list[ModuleNode]
-    tensors: list[TensorNode]
-    shared_with: list[str]  # other paths of the same object
+    # a module's lists are one shared empty tuple until something is added (a builder adds
+    # with `_add`): most modules of a file are leaves, and most have no shared_with
+    children: list[ModuleNode] | tuple[()]
+    tensors: list[TensorNode] | tuple[()]
+    shared_with: list[str] | tuple[()]  # other paths of the same object
     parameter_count: int  # unique parameter elements in this subtree (a tie counts once)
     tensor_elements: int  # the same for tensors of unknown kind (kind "tensor")
     _parent: weakref.ReferenceType | None  # see _weak_parent
@@ -130,9 +132,7 @@ class ModuleNode:
         self.type_name = type_name
         self.extra_repr = extra_repr
         self.access = access
-        self.children = []
-        self.tensors = []
-        self.shared_with = []
+        self.children = self.tensors = self.shared_with = ()
         self.parameter_count = 0
         self.tensor_elements = 0
         self._parent = None if parent is None else _ref(parent)
@@ -175,6 +175,15 @@ def depth_first(root: ModuleNode) -> tuple[dict[str, ModuleNode], dict[str, Tens
 
 
 _ref = weakref.ref
+
+
+def _add(module: ModuleNode, field: str, item: Any) -> None:
+    """Add a child, tensor or path to a module's list, giving it a list of its own first."""
+    items = getattr(module, field)
+    if items:
+        items.append(item)
+    else:
+        setattr(module, field, [item])
 
 
 def _weak(node: ModuleNode | None) -> weakref.ReferenceType | None:
@@ -439,7 +448,7 @@ def tree_from_module(module: Any, *, source: str = "", metadata: dict | None = N
             parent=parent,
         )
         if parent is not None:
-            parent.children.append(node)
+            _add(parent, "children", node)
         module_nodes[path] = node
         module_objects[path] = obj
         children = [
@@ -460,7 +469,9 @@ def tree_from_module(module: Any, *, source: str = "", metadata: dict | None = N
         nn = import_torch().nn
 
         is_param = isinstance(value, nn.Parameter)
-        owner.tensors.append(
+        _add(
+            owner,
+            "tensors",
             TensorNode(
                 path=key,
                 name=name,
@@ -469,7 +480,7 @@ def tree_from_module(module: Any, *, source: str = "", metadata: dict | None = N
                 requires_grad=bool(value.requires_grad),
                 access=owner.access + access_step(module_objects[owner_path], name),
                 module=owner,
-            )
+            ),
         )
         identity[key] = id(value)
 
@@ -542,7 +553,10 @@ def tree_from_entries(
             name = known[0]
             access = _item_access(module_path, nested, tensor=False) if nested else ""
             node = ModuleNode(module_path, name, "", "", access or parent.access + known[2], parent)
-            parent.children.append(node)
+            if parent.children:
+                parent.children.append(node)
+            else:  # the first: a list of its own (`_add`, inline)
+                parent.children = [node]
             modules[module_path] = node
             parent = node
         return parent
@@ -571,9 +585,11 @@ def tree_from_entries(
             grad = floating.get(dtype)
             if grad is None:
                 grad = floating[dtype] = _is_floating(dtype)
-        owner.tensors.append(
-            TensorNode(key, name, kind, handle, grad, access or owner.access + step, owner)
-        )
+        node = TensorNode(key, name, kind, handle, grad, access or owner.access + step, owner)
+        if owner.tensors:
+            owner.tensors.append(node)
+        else:  # the first: a list of its own (`_add`, inline)
+            owner.tensors = [node]
         if ties:  # only tensors that could share storage: a million keys of their own
             storage = handle.storage_key()  # each took a tuple to make and to free
             if storage is not None:

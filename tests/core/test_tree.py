@@ -87,7 +87,7 @@ def test_three_kinds_of_sharing_are_told_apart():
     embed_head = tree.tie_group("embed.weight")
     assert embed_head is not None and embed_head.paths == ("embed.weight", "head.weight")
     # a tensor tied across different modules: the modules themselves are not aliases
-    assert tree.modules["embed"].shared_with == [] and tree.modules["head"].shared_with == []
+    assert not tree.modules["embed"].shared_with and not tree.modules["head"].shared_with
     # one module object at two paths, with parameters
     assert tree.modules["body.0"].shared_with == ["body.2"]
     assert tree.modules["body.0"].has_parameters
