@@ -9,7 +9,6 @@ writable map handed to models built from code is copy-on-write.
 
 from __future__ import annotations
 
-import codecs
 import json
 import os
 import re
@@ -165,24 +164,24 @@ def _parse_in_pieces(raw: bytes) -> dict[str, Any] | None:
 # bytes per element of each dtype code netexplorer reads values of
 _CODE_ITEMSIZES = {code: ITEMSIZE[dtype] for code, dtype in DTYPES.items()}
 
-# One tensor as the safetensors library writes it (serde_json, compact, fields in this order),
-# as bytes: its name (decoded on its own; no quote, backslash or control character here: an
-# escaped name is read by `json`), its dtype and shape as one group (they repeat together:
-# checked once per kind, by _Kinds), its first and last offset (counts without a leading
-# zero, which JSON forbids). Simple classes: 40% faster than counts spelled out in full.
+# One tensor as the safetensors library writes it (serde_json, compact, fields in this order):
+# its name (no quote, backslash or control character here: an escaped name is read by
+# `json`), its dtype and shape as one group (they repeat together: checked once per kind, by
+# _Kinds), its first and last offset (counts without a leading zero, which JSON forbids).
+# Simple classes: 40% faster than counts spelled out in full.
 _TENSOR = (
-    rb'"([^"\\\x00-\x1f]*)":\{"dtype":"([^"]*","shape":\[[^\]]*)\],'
-    rb'"data_offsets":\[((?!0[0-9])[0-9]+),((?!0[0-9])[0-9]+)\]\}'
+    r'"([^"\\\x00-\x1f]*)":\{"dtype":"([^"]*","shape":\[[^\]]*)\],'
+    r'"data_offsets":\[((?!0[0-9])[0-9]+),((?!0[0-9])[0-9]+)\]\}'
 )
 _FIRST_TENSOR = re.compile(_TENSOR)  # right after the opening brace
-_AS_WRITTEN = re.compile(b"," + _TENSOR)  # every other one, after a comma
+_AS_WRITTEN = re.compile("," + _TENSOR)  # every other one, after a comma
 # the fixed text of a tensor after its comma, but its groups
-_AS_WRITTEN_FIXED = len(b',"":{"dtype":"],"data_offsets":[,]}')
+_AS_WRITTEN_FIXED = len(',"":{"dtype":"],"data_offsets":[,]}')
 # a dtype code and the counts of a shape, as JSON writes them (no leading zero)
-_COUNT = rb"(?:0|[1-9][0-9]*)"
-_KIND = re.compile(rb'([A-Z0-9_]+)","shape":\[((?:' + _COUNT + rb"(?:," + _COUNT + rb")*)?)")
-WRITTEN_PIECE_BYTES = 1 << 17  # 128 kB: its matches stay in the cache (7 ms of 60 faster)
-_METADATA_FIRST = b'{"__metadata__":'
+_COUNT = r"(?:0|[1-9][0-9]*)"
+_KIND = re.compile(r'([A-Z0-9_]+)","shape":\[((?:' + _COUNT + r"(?:," + _COUNT + r")*)?)")
+WRITTEN_PIECE_CHARACTERS = 1 << 17  # 128 k: its matches stay in the cache (7 ms of 60 faster)
+_METADATA_FIRST = '{"__metadata__":'
 
 
 class _Kinds(dict):
@@ -190,41 +189,18 @@ class _Kinds(dict):
     of them takes), or None for anything else: a dtype without values, a shape past
     MAX_SIZE elements, text that is not a dtype code and counts."""
 
-    def __missing__(self, text: bytes) -> tuple[str, tuple[int, ...], int] | None:
+    def __missing__(self, text: str) -> tuple[str, tuple[int, ...], int] | None:
         kind = None
         found = _KIND.fullmatch(text)
         if found is not None:
-            code, dims = found.group(1).decode("ascii"), found.group(2)
-            shape = tuple(map(int, dims.split(b","))) if dims else ()
+            code, dims = found.group(1), found.group(2)
+            shape = tuple(map(int, dims.split(","))) if dims else ()
             numel = element_count(shape, MAX_SIZE)
             itemsize = _CODE_ITEMSIZES.get(code)
             if numel is not None and itemsize is not None:
                 kind = (DTYPES[code], shape, numel * itemsize)
         self[text] = kind
         return kind
-
-
-def _metadata(raw: bytes) -> tuple[dict[str, Any], int] | None:
-    """The `__metadata__` object a header starts with, and the byte after it (a comma or
-    the closing brace); None if it is not a JSON object followed by one. Read from the
-    header's first 64 kB when it ends there (it usually holds a line or two), decoded as
-    UTF-8 as far as whole characters go."""
-    decoder = json.JSONDecoder()
-    for size in (1 << 16, len(raw)):
-        whole = size >= len(raw)
-        try:
-            text, _ = codecs.utf_8_decode(raw[:size], "strict", whole)
-            metadata, end = decoder.raw_decode(text, len(_METADATA_FIRST))
-        except UnicodeDecodeError:
-            return None  # the JSON path says what is wrong
-        except ValueError:
-            if whole:
-                return None
-            continue  # cut before its end: read it whole
-        if type(metadata) is not dict or end >= len(text) or text[end] not in ",}":
-            return None
-        return metadata, len(text[:end].encode("utf-8"))
-    return None
 
 
 def _read_as_written(
@@ -237,47 +213,51 @@ def _read_as_written(
     is wrong. Exact, not a guess: the matches must tile the header, each entry's text is its
     groups and the fixed text around them, so nothing between entries goes unread.
 
-    Read a piece of about WRITTEN_PIECE_BYTES at a time (pieces end before an entry's
+    Read a piece of about WRITTEN_PIECE_CHARACTERS at a time (pieces end before an entry's
     comma, at a `},"`; a name ending in `},` holds one too, and a cut there fails to tile:
     json reads that header), so other threads run between pieces. A tensor that is not
     the common case (a dtype without values, an offset past the data) sends the header to
     the JSON path as well, which accepts it or says what is wrong (its first problem, as
     always)."""
-    last = len(raw) - 1  # the closing brace, before the spaces writers pad with
-    while last > 0 and raw[last] == 0x20:
+    try:
+        text = raw.decode("utf-8")  # as json.loads would (names come out as text)
+    except UnicodeDecodeError:
+        return None
+    last = len(text) - 1  # the closing brace, before the spaces writers pad with
+    while last > 0 and text[last] == " ":
         last -= 1
-    if not raw.startswith(b"{") or raw[last] != 0x7D:  # }
+    if not text.startswith("{") or text[last] != "}":
         return None
     metadata: Any = {}
-    if raw.startswith(_METADATA_FIRST):
-        # the metadata is JSON text of its own: its end is where the first tensor's comma is,
-        # found by json (a string in it may hold anything, escaped)
-        read = _metadata(raw[: last + 1])
-        if read is None:
+    if text.startswith(_METADATA_FIRST):  # JSON of its own: a string in it may hold anything
+        try:
+            metadata, start = json.JSONDecoder().raw_decode(text, len(_METADATA_FIRST))
+        except ValueError:
             return None
-        metadata, start = read  # at the comma before the first tensor
-        head: list[tuple[bytes, ...]] = []
+        if type(metadata) is not dict or start > last or text[start] not in ",}":
+            return None  # start: at the comma before the first tensor (or the closing brace)
+        head: list[tuple[str, ...]] = []
     else:  # the first tensor right after the brace
-        match = _FIRST_TENSOR.match(raw, 1, last)
+        match = _FIRST_TENSOR.match(text, 1, last)
         if match is None:
             return None
         start, head = match.end(), [match.groups()]
     entries: list[SafetensorsHandle] = []
     append = entries.append
     kinds = _Kinds()  # dtypes and shapes repeat: one tuple for all tensors of a shape
-    names: set[bytes] = set()
+    names: set[str] = set()
     try:
-        for found in chain([head], _pieces_as_written(raw, start, last)):
+        for found in chain([head], _pieces_as_written(text, start, last)):
             names.update(map(_FIRST_GROUP, found))  # while the piece is in the cache
             for name, kind_text, first, after in found:
                 kind = kinds[kind_text]
                 begin, end = int(first), int(after)
                 if kind is None or not begin <= end <= data_size or kind[2] != end - begin:
                     return None  # `_entries` accepts it (a dtype without values) or says why not
-                append(SafetensorsHandle(file, name.decode(), kind[0], kind[1], begin, end))
-    except (UnicodeDecodeError, _NotAsWritten):  # a name that is not UTF-8, something
-        return None  # between or inside entries that is not as written: json says what
-    if len(names) != len(entries) or b"__metadata__" in names:
+                append(SafetensorsHandle(file, name, kind[0], kind[1], begin, end))
+    except _NotAsWritten:  # something between or inside entries that is not as written
+        return None  # json says what
+    if len(names) != len(entries) or "__metadata__" in names:
         return None  # a name met twice: JSON keeps the last, at the first one's place
     return entries, metadata
 
@@ -289,14 +269,14 @@ class _NotAsWritten(Exception):
     """A header's text is not what the safetensors library writes: json reads it."""
 
 
-def _pieces_as_written(raw: bytes, start: int, last: int) -> Iterator[list[tuple[bytes, ...]]]:
-    """The groups of every tensor in raw[start:last] (each after its comma), a piece of
-    about WRITTEN_PIECE_BYTES at a time. Raises _NotAsWritten unless the matches tile each
-    piece: every byte is a match's group or fixed text."""
+def _pieces_as_written(text: str, start: int, last: int) -> Iterator[list[tuple[str, ...]]]:
+    """The groups of every tensor in text[start:last] (each after its comma), a piece of
+    about WRITTEN_PIECE_CHARACTERS at a time. Raises _NotAsWritten unless the matches tile
+    each piece: every character is a match's group or fixed text."""
     while start < last:
-        cut = raw.find(b'},"', start + WRITTEN_PIECE_BYTES, last)
+        cut = text.find('},"', start + WRITTEN_PIECE_CHARACTERS, last)
         end = last if cut < 0 else cut + 1
-        found = _AS_WRITTEN.findall(raw, start, end)
+        found = _AS_WRITTEN.findall(text, start, end)
         if sum(map(len, chain.from_iterable(found))) + _AS_WRITTEN_FIXED * len(found) != (
             end - start
         ):

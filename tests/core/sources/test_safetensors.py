@@ -337,7 +337,7 @@ def test_a_header_as_the_library_writes_it_is_read_without_json(tmp_path, monkey
     assert [e.name for e in read[0]] == [name for name, *_ in expected[0]]
     assert "é" in [e.name for e in read[0]] and len(read[0]) == 32
     assert read[1] == expected[1] == {"format": "pt", "note": 'has "quotes" and },"'}
-    monkeypatch.setattr(st, "WRITTEN_PIECE_BYTES", 64)  # a piece or two per entry
+    monkeypatch.setattr(st, "WRITTEN_PIECE_CHARACTERS", 64)  # a piece or two per entry
     assert _outcome(path) == expected
     in_pieces = st._read_as_written(file, raw, data_size)
     assert in_pieces is not None
