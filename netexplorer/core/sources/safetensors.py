@@ -15,7 +15,7 @@ import re
 import sys
 from collections.abc import Hashable, Iterator
 from itertools import chain
-from operator import attrgetter, itemgetter
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..errors import SourceError
@@ -67,12 +67,14 @@ class Header(NamedTuple):
     file_size: int
 
 
-def read_header(path: str) -> Header:
+def read_header(path: str, names_checked: bool = True) -> Header:
     """Parse and validate the header of the safetensors file at `path`, reading nothing else.
 
     Raises SourceError, naming the file and the problem, for anything that does not add up:
     a length past the end of the file, invalid JSON, unknown dtypes, offsets outside the
-    data, or a shape that does not fit its byte range."""
+    data, or a shape that does not fit its byte range. `names_checked=False`: the caller
+    checks that no name repeats and none is `__metadata__` (its tree of the entries does,
+    at no cost) and reads the header again, checked, if one does."""
     size = check_file(path)
     if size < 8:
         raise _invalid(path, f"the file has {size} bytes, fewer than the 8-byte header length")
@@ -102,7 +104,7 @@ def read_header(path: str) -> Header:
     data_size = size - data_start
     file = MappedFile(path, data_start, size)
     try:
-        written = _read_as_written(file, raw, data_size)
+        written = _read_as_written(file, raw, data_size, names_checked)
         if written is not None:
             return Header(path, written[0], written[1], data_start, size)
         header = _parse_in_pieces(raw)
@@ -204,7 +206,7 @@ class _Kinds(dict):
 
 
 def _read_as_written(
-    file: MappedFile, raw: bytes, data_size: int
+    file: MappedFile, raw: bytes, data_size: int, names_checked: bool = True
 ) -> tuple[list[SafetensorsHandle], dict[str, Any]] | None:
     """The entries and metadata of a header as the safetensors library writes it, read with
     one regular expression (C speed) instead of `json.loads` and a loop over its dicts: a
@@ -245,10 +247,8 @@ def _read_as_written(
     entries: list[SafetensorsHandle] = []
     append = entries.append
     kinds = _Kinds()  # dtypes and shapes repeat: one tuple for all tensors of a shape
-    names: set[str] = set()
     try:
         for found in chain([head], _pieces_as_written(text, start, last)):
-            names.update(map(_FIRST_GROUP, found))  # while the piece is in the cache
             for name, kind_text, first, after in found:
                 kind = kinds[kind_text]
                 begin, end = int(first), int(after)
@@ -257,12 +257,16 @@ def _read_as_written(
                 append(SafetensorsHandle(file, name, kind[0], kind[1], begin, end))
     except _NotAsWritten:  # something between or inside entries that is not as written
         return None  # json says what
-    if len(names) != len(entries) or "__metadata__" in names:
-        return None  # a name met twice: JSON keeps the last, at the first one's place
+    if names_checked and not _names_as_json_reads_them(entries):
+        return None  # json reads them: the last of a repeated name, at the first one's place
     return entries, metadata
 
 
-_FIRST_GROUP = itemgetter(0)  # a tensor's name, of its groups
+def _names_as_json_reads_them(entries: list[SafetensorsHandle]) -> bool:
+    """No name repeats, and none is `__metadata__` (where json would take the last one
+    met as the metadata)."""
+    names = set(map(_NAME, entries))
+    return len(names) == len(entries) and "__metadata__" not in names
 
 
 class _NotAsWritten(Exception):
@@ -470,7 +474,14 @@ class SafetensorsReader:
 
     def read(self, spec: str, options: OpenOptions) -> ModuleTree:
         options.report(0.0, f"reading the header of {spec}")
-        header = read_header(spec)
+        header = read_header(spec, names_checked=False)  # the tree checks them
+        tree = self._tree(spec, header, options)
+        if len(tree.tensors) != len(header.entries) or "__metadata__" in tree.tensors:
+            # a name repeats (the tree holds it once) or is the metadata's: as json reads it
+            tree = self._tree(spec, read_header(spec), options)
+        return tree
+
+    def _tree(self, spec: str, header: Header, options: OpenOptions) -> ModuleTree:
         options.report(0.2, f"read the header: {len(header.entries):,} tensors")
         metadata: dict[str, Any] = {"format": "safetensors", "file_size": header.file_size}
         if header.metadata:

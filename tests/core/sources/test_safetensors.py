@@ -433,3 +433,36 @@ def test_metadata_of_any_length_and_letters_before_the_tensors(tmp_path, monkeyp
     assert read is not None and read[1] == {"note": note}
     assert [(e.name, e.shape) for e in read[0]] == [("a.bias", (3,)), ("a.weight", (2, 3))]
     assert _outcome(path) == _json_only(monkeypatch, path)
+
+
+@pytest.mark.parametrize(
+    ("text", "shapes", "metadata"),
+    [
+        (  # a name met twice: json keeps the last one
+            '{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},'
+            '"b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]},'
+            '"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}',
+            {"a": (2,), "b": (1,)},
+            None,
+        ),
+        (  # the metadata's name after the tensors: it is the metadata
+            '{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},'
+            '"__metadata__":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}',
+            {"a": (2,)},
+            {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},
+        ),
+    ],
+)
+def test_names_the_tree_finds_repeated_are_read_as_json_reads_them(
+    tmp_path, text, shapes, metadata
+):
+    """The window's reader leaves the check of repeated names to the tree (which holds a
+    repeated name once): such a header, written compactly as the library writes, opens as
+    json reads it."""
+    raw = text.encode()
+    path = tmp_path / "repeated.safetensors"
+    path.write_bytes(struct.pack("<Q", len(raw)) + raw + bytes(8))
+    tree = open_source(str(path))
+    assert {p: t.shape for p, t in tree.tensors.items()} == shapes
+    assert sorted(t.path for t in tree.root.walk_tensors()) == sorted(shapes)  # one node each
+    assert tree.metadata.get("safetensors") == metadata
