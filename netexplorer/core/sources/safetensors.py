@@ -65,6 +65,9 @@ class Header(NamedTuple):
     metadata: dict[str, Any]  # the file's `__metadata__`
     data_start: int  # absolute offset of the data section
     file_size: int
+    # whether two tensors could be one: the format cannot store aliases, but a hand-written
+    # header can point two names at one byte range (see _may_share_bytes)
+    may_share: bool = True
 
 
 def read_header(path: str, names_checked: bool = True) -> Header:
@@ -106,7 +109,9 @@ def read_header(path: str, names_checked: bool = True) -> Header:
     try:
         written = _read_as_written(file, raw, data_size, names_checked)
         if written is not None:
-            return Header(path, written[0], written[1], data_start, size)
+            entries, metadata, out_of_order = written
+            may_share = out_of_order and _may_share_bytes(entries)
+            return Header(path, entries, metadata, data_start, size, may_share)
         header = _parse_in_pieces(raw)
         if header is None:  # small, or not in pieces as written: the one call says why
             header = json.loads(raw.decode("utf-8"))
@@ -122,7 +127,8 @@ def read_header(path: str, names_checked: bool = True) -> Header:
     metadata = header.pop("__metadata__", None) or {}
     if not isinstance(metadata, dict):
         raise _invalid(path, "__metadata__ is not a JSON object")
-    return Header(path, _entries(file, header, data_size), metadata, data_start, size)
+    entries = _entries(file, header, data_size)
+    return Header(path, entries, metadata, data_start, size, _may_share_bytes(entries))
 
 
 PIECE_BYTES = 4 << 20  # a header larger than two of these is parsed a piece at a time
@@ -207,7 +213,7 @@ class _Kinds(dict):
 
 def _read_as_written(
     file: MappedFile, raw: bytes, data_size: int, names_checked: bool = True
-) -> tuple[list[SafetensorsHandle], dict[str, Any]] | None:
+) -> tuple[list[SafetensorsHandle], dict[str, Any], bool] | None:
     """The entries and metadata of a header as the safetensors library writes it, read with
     one regular expression (C speed) instead of `json.loads` and a loop over its dicts: a
     50,000-tensor header in about half the time. None for anything else (spaces, escaped
@@ -247,11 +253,16 @@ def _read_as_written(
     entries: list[SafetensorsHandle] = []
     append = entries.append
     kinds = _Kinds()  # dtypes and shapes repeat: one tuple for all tensors of a shape
+    at = 0  # where the data of the next tensor begins, if they lie one after another
+    in_order = True
     try:
         for found in chain([head], _pieces_as_written(text, start, last)):
             for name, kind_text, first, after in found:
                 kind = kinds[kind_text]
                 begin, end = int(first), int(after)
+                if begin != at:
+                    in_order = False
+                at = end
                 if kind is None or not begin <= end <= data_size or kind[2] != end - begin:
                     return None  # `_entries` accepts it (a dtype without values) or says why not
                 append(SafetensorsHandle(file, name, kind[0], kind[1], begin, end))
@@ -259,7 +270,8 @@ def _read_as_written(
         return None  # json says what
     if names_checked and not _names_as_json_reads_them(entries):
         return None  # json reads them: the last of a repeated name, at the first one's place
-    return entries, metadata
+    # tensors whose bytes lie one after another, as the library writes them, share none
+    return entries, metadata, not in_order
 
 
 def _names_as_json_reads_them(entries: list[SafetensorsHandle]) -> bool:
@@ -494,16 +506,16 @@ class SafetensorsReader:
             metadata=metadata,
             natural_order=True,
             progress=lambda done, text: options.report(0.2 + 0.8 * done, text),
-            ties=_may_share_bytes(header),
+            ties=header.may_share,
         )
 
 
 _NAME = attrgetter("name")
 
 
-def _may_share_bytes(header: Header) -> bool:
+def _may_share_bytes(entries: list[SafetensorsHandle]) -> bool:
     """Whether two tensors of a header could be one (the format cannot store aliases, but a
     hand-written header can point two names at one byte range): only if two non-empty byte
     ranges begin at the same offset (one set of the offsets: no storage key per tensor)."""
-    begins = [e.begin for e in header.entries if e.begin != e.end]
+    begins = [e.begin for e in entries if e.begin != e.end]
     return len(set(begins)) != len(begins)

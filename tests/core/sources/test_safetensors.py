@@ -299,7 +299,7 @@ def _outcome(path):
     except SourceError as error:
         return "error", str(error)
     entries = [(e.name, e.dtype, e.shape, e.begin, e.end) for e in header.entries]
-    return entries, header.metadata, header.data_start
+    return entries, header.metadata, header.data_start, header.may_share
 
 
 def _library_file(tmp_path) -> Path:
@@ -466,3 +466,16 @@ def test_names_the_tree_finds_repeated_are_read_as_json_reads_them(
     assert {p: t.shape for p, t in tree.tensors.items()} == shapes
     assert sorted(t.path for t in tree.root.walk_tensors()) == sorted(shapes)  # one node each
     assert tree.metadata.get("safetensors") == metadata
+
+
+def test_two_names_for_one_byte_range_written_compactly_are_a_tie(tmp_path):
+    """Bytes that do not lie one after another, in a header read by the expression: the
+    reader looks for shared byte ranges, and finds the tie."""
+    raw = (
+        b'{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},'
+        b'"b":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}'
+    )
+    path = tmp_path / "alias.safetensors"
+    path.write_bytes(struct.pack("<Q", len(raw)) + raw + bytes(8))
+    tree = open_source(str(path))
+    assert [g.paths for g in tree.tie_groups] == [("a", "b")]
