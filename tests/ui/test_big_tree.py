@@ -404,3 +404,44 @@ def test_a_large_tree_opens_with_its_first_blocks_expanded_not_all(qtbot):
     assert not any(opened[first_shut:])
     made = tree_view.FETCH_BATCH + 40 * first_shut  # the root's first rows, the blocks'
     assert tree_view.OPEN_ROWS - 40 < made <= tree_view.OPEN_ROWS
+
+
+def test_a_big_tree_is_shown_first_and_its_first_tensor_selected_a_turn_later(
+    qtbot, tmp_path, monkeypatch
+):
+    """Setting a tree of SELECT_LATER_FROM tensors or more and showing its first tensor are
+    two turns of the event loop (each one stall, not both in one): in a window already up,
+    File ▸ Open of such a file shows the tree, then the first tensor, selected in the tree
+    and named in the details. A selection the user makes first is kept."""
+    import torch
+    from safetensors.torch import save_file
+
+    from netexplorer.ui import main_window
+
+    monkeypatch.setattr(main_window, "SELECT_LATER_FROM", 50)  # a small file stands in
+    path = tmp_path / "many.safetensors"
+    save_file({f"blocks.{i}.w{j}": torch.ones(2) for i in range(10) for j in range(10)}, path)
+    w = MainWindow()
+    qtbot.addWidget(w)
+    w.show()
+    qtbot.waitExposed(w)
+    w.build_panels()
+    seen: list[tuple[bool, str | None]] = []
+    w.document.tree_changed.connect(lambda tree: seen.append(("tree", w.document.selected)))
+    w.open_source(str(path))
+    qtbot.waitUntil(lambda: w.document.selected == "blocks.0.w0", timeout=30_000)
+    assert seen == [("tree", None)]  # the tree came first, nothing selected with it
+    current = w.tree_panel.view.currentIndex()
+    assert current.data(tree_view.PATH_ROLE) == "blocks.0.w0"
+    assert "w0" in w.details.heading.text() and w.details.access.text() == "net.blocks[0].w0"
+
+    tree = w.document.tree
+    w.document.set_tree(None)
+    w.set_tree(tree)
+    assert w.document.selected is None  # set; its first tensor comes a turn later
+    qtbot.waitUntil(lambda: w.document.selected == "blocks.0.w0")
+    w.document.set_tree(None)
+    w.set_tree(tree)  # set again, and the user picks a tensor before the first is shown
+    w.document.select("blocks.9.w9")
+    qtbot.wait(50)
+    assert w.document.selected == "blocks.9.w9"
