@@ -225,8 +225,11 @@ class ModuleTree:
         metadata: dict[str, Any] | None = None,
         module: Any = None,
         walked: tuple[dict[str, ModuleNode], dict[str, TensorNode]] | None = None,
+        new_nodes: bool = False,
     ) -> None:
-        """`walked`: `depth_first(root)`, when the builder has it already."""
+        """`walked`: `depth_first(root)`, when the builder has it already; `new_nodes`: the
+        builder made every node just now (their counts are 0), rather than a tree built
+        again over nodes already counted (whose kinds may have changed)."""
         self.root = root
         self.tie_groups = tie_groups
         self.source = source
@@ -252,7 +255,7 @@ class ModuleTree:
         for group in tie_groups:
             for path in group.paths:
                 self.tensors[path].tie = group.id
-        self._count_parameters(fresh=True)
+        self._count_parameters(fresh=new_nodes)
 
     # -- lookup -----------------------------------------------------------------------------
 
@@ -495,6 +498,7 @@ def tree_from_module(module: Any, *, source: str = "", metadata: dict | None = N
         reader="module",
         metadata=metadata,
         module=module,
+        new_nodes=True,
     )
 
 
@@ -607,6 +611,7 @@ def tree_from_entries(
         reader=reader,
         metadata=metadata,
         walked=walked,
+        new_nodes=True,
     )
 
 

@@ -9,8 +9,8 @@ import torch
 from torch import nn
 
 from netexplorer.core.errors import UnknownPathError
-from netexplorer.core.handles import TorchHandle
-from netexplorer.core.tree import tree_from_entries, tree_from_module
+from netexplorer.core.handles import ArrayHandle, TorchHandle
+from netexplorer.core.tree import ModuleTree, tree_from_entries, tree_from_module
 from netexplorer.example_nets import nested, tied
 from netexplorer.examples import EXAMPLES
 
@@ -185,3 +185,16 @@ def test_keys_in_a_nested_state_dict_are_reached_by_item_access():
         == "ckpt['optimizer_states'][0]['state.0.exp_avg']"
     )
     assert tree.root.access == "ckpt"
+
+
+def test_a_tree_built_again_over_nodes_whose_kinds_changed_counts_them_again():
+    """A reader that learns which tensors are parameters after building (TorchScript) builds
+    the tree again over the same nodes: no count of the kind that is gone is left behind."""
+    handle = lambda: ArrayHandle((2, 3), "float32", lambda: None)  # noqa: E731
+    tree = tree_from_entries([("a.weight", handle()), ("a.bias", handle())])
+    assert (tree.total_tensor_elements, tree.total_parameters) == (12, 0)
+    for node in tree.tensors.values():
+        node.kind = "parameter"
+    again = ModuleTree(tree.root, tree.tie_groups)
+    assert (again.total_tensor_elements, again.total_parameters) == (0, 12)
+    assert (again.modules["a"].tensor_elements, again.modules["a"].parameter_count) == (0, 12)
