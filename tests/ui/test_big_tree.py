@@ -342,16 +342,22 @@ def test_star_expands_everything_below_a_row(qtbot):
 # -- as a user does it ----------------------------------------------------------------------
 
 
+def window_up(qtbot) -> MainWindow:
+    """A main window on screen, as a person has it before opening a file."""
+    w = MainWindow()
+    qtbot.addWidget(w)
+    w.show()
+    qtbot.waitExposed(w)
+    return w
+
+
 def test_a_big_checkpoint_opened_and_filtered_in_the_window(qtbot, tmp_path):
     import torch
     from safetensors.torch import save_file
 
     path = tmp_path / "big.safetensors"
     save_file({f"blocks.{i}.w{j}": torch.zeros(2) for i in range(60) for j in range(100)}, path)
-    w = MainWindow()
-    qtbot.addWidget(w)
-    w.show()
-    qtbot.waitExposed(w)
+    w = window_up(qtbot)
     w.open_source(str(path))  # as File ▸ Open does: a worker reads it
     panel = w.tree_panel
     qtbot.waitUntil(
@@ -421,12 +427,9 @@ def test_a_big_tree_is_shown_first_and_its_first_tensor_selected_a_turn_later(
     monkeypatch.setattr(main_window, "SELECT_LATER_FROM", 50)  # a small file stands in
     path = tmp_path / "many.safetensors"
     save_file({f"blocks.{i}.w{j}": torch.ones(2) for i in range(10) for j in range(10)}, path)
-    w = MainWindow()
-    qtbot.addWidget(w)
-    w.show()
-    qtbot.waitExposed(w)
+    w = window_up(qtbot)
     w.build_panels()
-    seen: list[tuple[bool, str | None]] = []
+    seen: list[tuple[str, str | None]] = []
     w.document.tree_changed.connect(lambda tree: seen.append(("tree", w.document.selected)))
     w.open_source(str(path))
     qtbot.waitUntil(lambda: w.document.selected == "blocks.0.w0", timeout=30_000)
